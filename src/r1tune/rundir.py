@@ -1,0 +1,115 @@
+"""The self-describing run folder: `<runs_dir>/<run-id>/` holds everything one run used and produced.
+
+    config.yaml          the resolved config (all defaults filled, paths absolute)
+    run.json             run id, status, timings, model identity, library versions
+    data/                train/val/test.jsonl, quarantine.jsonl, data_report.json (hashes, funnel)
+    train/               adapter/ (PEFT), train_metrics.jsonl, train_summary.json
+    eval/                samples.jsonl (prompt, reference, base and tuned answers)
+    metrics.json         base vs tuned metrics
+    report.html          the human-readable summary
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from r1tune.config import R1TuneConfig, dump_config, load_config
+from r1tune.errors import R1TuneError
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def data(self) -> Path:
+        return self.path / "data"
+
+    @property
+    def train(self) -> Path:
+        return self.path / "train"
+
+    @property
+    def adapter(self) -> Path:
+        return self.path / "train" / "adapter"
+
+    @property
+    def eval(self) -> Path:
+        return self.path / "eval"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.json"
+
+    @property
+    def report(self) -> Path:
+        return self.path / "report.html"
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.yaml"
+
+    def load_config(self) -> R1TuneConfig:
+        return load_config(self.config_file)
+
+    def read_info(self) -> dict[str, Any]:
+        path = self.path / "run.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+    def update_info(self, **fields: Any) -> None:
+        info = self.read_info()
+        info.update(fields)
+        (self.path / "run.json").write_text(json.dumps(info, indent=2, default=str), encoding="utf-8")
+
+
+def create_run(cfg: R1TuneConfig) -> RunDir:
+    """Make a fresh run folder named `<UTC timestamp>-<project name>` and record the resolved config."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    base = cfg.project.runs_dir / f"{stamp}-{_slug(cfg.project.name)}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    path.mkdir(parents=True)
+    run = RunDir(path)
+    run.config_file.write_text(dump_config(cfg), encoding="utf-8")
+    run.update_info(run_id=run.run_id, project=cfg.project.name, status="running", started=time.time(),
+                    python=platform.python_version(), versions=_versions())
+    return run
+
+
+def open_run(path: str | Path) -> RunDir:
+    """An existing run folder (or the newest run under a runs folder)."""
+    path = Path(path)
+    if (path / "config.yaml").is_file():
+        return RunDir(path)
+    runs = sorted(p for p in path.glob("*/config.yaml")) if path.is_dir() else []
+    if runs:
+        return RunDir(runs[-1].parent)
+    raise R1TuneError(f"{path} is not a run folder (no config.yaml)", hint="pass runs/<run-id>")
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name).strip("-") or "run"
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("r1tune", "torch", "transformers", "peft"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out

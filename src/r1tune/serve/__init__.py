@@ -1,0 +1,1 @@
+"""Serve stage: the OpenAI-compatible server (see issue "Serving"); not implemented yet."""
