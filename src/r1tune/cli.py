@@ -153,17 +153,33 @@ def show_sample(
                 break
         if len(records) >= n:
             break
-    out.print(f"format [bold]{loaded.renderer.fmt.name}[/] · [green on grey15]trained[/] · [dim]not trained[/]\n")
+    # Colour where the terminal shows it; elsewhere (logs, pipes) trained spans are bracketed ⟦like this⟧.
+    markers = not out.is_terminal
+    legend = "⟦trained⟧ · not trained" if markers else "[bold green on grey15]trained[/] · [dim]not trained[/]"
+    out.print(f"format [bold]{loaded.renderer.fmt.name}[/] · {legend}\n")
     for record in records:
         rendered = loaded.renderer.render_training(record, cfg.train.max_seq_len)
         text = Text()
-        for token_id, trained in zip(rendered.input_ids, rendered.trained, strict=True):
-            piece = loaded.tokenizer.decode([token_id], skip_special_tokens=False)
-            text.append(piece, style="bold green on grey15" if trained else "dim")
+        for span, trained in _mask_spans(loaded.tokenizer, rendered):
+            if markers:
+                text.append(f"⟦{span}⟧" if trained else span)
+            else:
+                text.append(span, style="bold green on grey15" if trained else "dim")
         out.print(f"[bold]{record.source}[/]  {len(rendered.input_ids)} tokens, {rendered.num_trained} trained"
                   + ("  [red](truncated)[/]" if rendered.truncated else ""))
         out.print(text)
         out.print()
+
+
+def _mask_spans(tokenizer, rendered) -> list[tuple[str, bool]]:
+    """Consecutive tokens with the same mask, decoded together (so multi-byte characters stay whole)."""
+    spans: list[tuple[list[int], bool]] = []
+    for token_id, trained in zip(rendered.input_ids, rendered.trained, strict=True):
+        if spans and spans[-1][1] == trained:
+            spans[-1][0].append(token_id)
+        else:
+            spans.append(([token_id], trained))
+    return [(tokenizer.decode(ids, skip_special_tokens=False), trained) for ids, trained in spans]
 
 
 @app.command()
@@ -259,7 +275,9 @@ def list_models() -> None:
 
     from r1tune.models.presets import presets
 
-    table = Table("preset", "hub id", "architecture", "params", "format", "temperature/top_p", "system prompt")
+    table = Table()
+    for column in ("preset", "hub id", "architecture", "params", "format", "temperature/top_p", "system prompt"):
+        table.add_column(column, overflow="fold")
     for p in presets().values():
         table.add_row(p.name + (" (embedded)" if p.embedded else ""), p.hub_id, p.architecture, p.params,
                       p.chat_format, f"{p.sampling.temperature}/{p.sampling.top_p}", p.system_prompt)

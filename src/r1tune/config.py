@@ -40,7 +40,7 @@ class _Section(BaseModel):
 class ProjectConfig(_Section):
     name: str = Field("r1tune-project", min_length=1, description="Project name; used in run ids and reports.")
     runs_dir: ProjectPath = Field(
-        Path("runs"), description="Folder where every run writes `<runs_dir>/<run-id>/` (relative to this file)."
+        Path("runs"), validate_default=True, description="Folder where every run writes `<runs_dir>/<run-id>/` (relative to this file)."
     )
     seed: int = Field(42, description="Seed for data splits, initialisation and sampling.")
 
@@ -141,12 +141,12 @@ class ServeConfig(_Section):
 class R1TuneConfig(_Section):
     """A whole project: one section per pipeline stage."""
 
-    project: ProjectConfig = Field(default_factory=ProjectConfig, description="Naming, output folder, seed.")
+    project: ProjectConfig = Field(default_factory=dict, validate_default=True, description="Naming, output folder, seed.")
     data: DataConfig = Field(description="Where the data comes from and how it is split.")
-    model: ModelConfig = Field(default_factory=ModelConfig, description="Which model to tune.")
-    train: TrainConfig = Field(default_factory=TrainConfig, description="How to tune it.")
-    eval: EvalConfig = Field(default_factory=EvalConfig, description="How to measure base and tuned models.")
-    serve: ServeConfig = Field(default_factory=ServeConfig, description="How to serve the tuned model.")
+    model: ModelConfig = Field(default_factory=dict, validate_default=True, description="Which model to tune.")
+    train: TrainConfig = Field(default_factory=dict, validate_default=True, description="How to tune it.")
+    eval: EvalConfig = Field(default_factory=dict, validate_default=True, description="How to measure base and tuned models.")
+    serve: ServeConfig = Field(default_factory=dict, validate_default=True, description="How to serve the tuned model.")
 
 
 # ---------------------------------------------------------------------------------------------------------

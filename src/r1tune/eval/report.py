@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,7 @@ def _loss_curve_svg(history: list[dict]) -> str:
     fig.savefig(buffer, format="svg")
     plt.close(fig)
     svg = buffer.getvalue()
+    svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)  # drop RDF boilerplate
     return svg[svg.index("<svg"):]
 
 

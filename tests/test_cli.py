@@ -1,0 +1,95 @@
+"""The CLI end to end on a tiny model: run, show-sample, config commands, error exits."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+from helpers import write_project
+from typer.testing import CliRunner
+
+from r1tune.cli import app
+
+runner = CliRunner()
+
+
+def _invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_help_is_fast_and_does_not_import_torch():
+    code = "import time,sys; t=time.time(); from r1tune import cli; print(time.time()-t, 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[1] == "False"  # heavy libraries load only inside commands
+
+
+def test_run_writes_a_self_describing_run_folder(tiny_llama_dir, tmp_path):
+    config = write_project(tmp_path, tiny_llama_dir)
+    result = _invoke("run", str(config), "train.max_steps=3", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "base vs tuned" in result.output
+    run = next((tmp_path / "runs").iterdir())
+    for name in ("config.yaml", "run.json", "metrics.json", "report.html", "data/train.jsonl", "data/test.jsonl",
+                 "data/data_report.json", "train/adapter/adapter_config.json",
+                 "train/adapter/adapter_model.safetensors", "train/train_metrics.jsonl", "eval/samples.jsonl"):
+        assert (run / name).is_file(), name
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "done" and info["chat_format"] == "chatml"
+    assert "max_steps: 3" in (run / "config.yaml").read_text()  # the override is recorded
+    html = (run / "report.html").read_text()
+    assert "<svg" in html and "Base vs tuned" in html
+    assert not re.search(r"""(src|href)\s*=\s*["']?https?:|url\(\s*["']?https?:|@import""", html)  # self-contained
+
+    # The run's stages can be re-run one by one.
+    assert _invoke("eval", str(run), "--no-progress").exit_code == 0
+    assert _invoke("report", str(run)).exit_code == 0
+    exported = tmp_path / "merged"
+    assert _invoke("export", str(run), "--out", str(exported)).exit_code == 0
+    assert (exported / "model.safetensors").is_file() and (exported / "r1tune_export.json").is_file()
+
+
+def test_show_sample_highlights_trained_tokens(tiny_llama_dir, tmp_path):
+    config = write_project(tmp_path, tiny_llama_dir)
+    result = _invoke("show-sample", str(config), "-n", "1")
+    assert result.exit_code == 0, result.output
+    assert "data.jsonl:1" in result.output and "format chatml" in result.output
+    # Without a colour terminal the trained spans are bracketed: exactly the answer and its end token.
+    assert "<|im_start|>assistant\n⟦This blue mug is made of ceramic. Buy it today!<|im_end|>⟧" in result.output
+    assert result.output.count("⟦") == 2  # the legend and the one trained span
+
+
+def test_config_show_schema_and_docs(tiny_llama_dir, tmp_path):
+    config = write_project(tmp_path, tiny_llama_dir)
+    shown = _invoke("config", "show", str(config), "train.lr=0.5")
+    assert shown.exit_code == 0 and "lr: 0.5" in shown.output and str(tmp_path) in shown.output
+    schema = json.loads(_invoke("config", "schema").output)
+    assert schema["additionalProperties"] is False and "train" in schema["properties"]
+    assert "| `train.lr` |" in _invoke("config", "docs").output
+
+
+def test_bad_config_exits_2_with_a_message(tmp_path):
+    bad = tmp_path / "r1tune.yaml"
+    bad.write_text("data: {sources: [{path: x.jsonl}]}\ntrain: {lr: -1}\n")
+    proc = subprocess.run([sys.executable, "-m", "r1tune", "config", "show", str(bad)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "train.lr (line 2): got -1" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_init_writes_the_example_project(tmp_path):
+    target = tmp_path / "shop"
+    assert _invoke("init", str(target), "--example", "ecommerce").exit_code == 0
+    assert (target / "r1tune.yaml").is_file() and (target / "products.csv").is_file()
+    assert _invoke("config", "show", str(target)).exit_code == 0
+    again = runner.invoke(app, ["init", str(target)])
+    assert again.exit_code != 0
+
+
+def test_models_lists_presets(monkeypatch):
+    from r1tune import cli
+
+    monkeypatch.setattr(cli.out, "width", 220)
+    result = _invoke("models")
+    assert "deepseek-r1-distill-qwen-7b" in result.output and "0.6/0.95" in result.output
