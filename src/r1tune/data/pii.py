@@ -19,13 +19,18 @@ Decisions worth knowing (see also tests/data/pii_cases.jsonl):
 * IPv4 with all single-digit octets (`1.2.3.4`) is read as a version/section number unless IP context
   (ip/host/server/服务器/地址) is near; `v1.2.3.4` or "version 1.2.3.4" is never an IP; loopback
   (127.x), 0.0.0.0 and 255.255.255.255 are not personal and are kept.
-* Company hotlines (400/800/955xx) are not personal and are not detected.
+* Company hotlines (400/800/955xx, NANP N00/N11) are not personal and are not detected.
+* Cards need Luhn *and* a real network prefix (2/3/4/5/6, 95 for legacy domestic cards), so a Luhn-valid
+  timestamp or order id starting with 1/20xx/7/8 is not a card; a number right after an ID cue is never a card.
+* All-digit USCCs need a cue (信用代码/税号/USCC ...): ~2-3% of random 18-digit ids pass the check char.
+* A number directly followed by 元/万/亿/%/RMB/USD is an amount, never an identifier.
 * PERSON spans exclude titles: `王先生` masks `王`, `Dr. Jane Doe` masks `Jane Doe`.
 * URL_SECRET masks only the secret value (`?token=<here>`, `https://user:<here>@host`).
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as _dt
 import hashlib
 import hmac
@@ -150,8 +155,10 @@ def is_valid_uscc(value: str) -> bool:
 def _card_network_ok(digits: str) -> bool:
     """Issuer prefixes that exist for 16-19 digit cards; rules out timestamps/orders starting with 1, 20xx, 7, 8."""
     first = digits[0]
-    if first in "34569":
+    if first in "3456":
         return True
+    if first == "9":
+        return digits.startswith("95")  # legacy domestic cards (e.g. 9558...)
     if first == "2":
         head = int(digits[:4])
         return 2200 <= head <= 2204 or 2221 <= head <= 2720
@@ -167,7 +174,7 @@ _NA = r"(?![0-9A-Za-z])"
 _CJK = "\u4e00-\u9fff"
 _HAS_CJK = re.compile(f"[{_CJK}]")
 _HAS_DIGIT = re.compile(r"\d")
-_FULLWIDTH = re.compile("[\uff01-\uff5e\u3000]")
+_FULLWIDTH = re.compile("[\uff10-\uff19\uff20-\uff3a\uff41-\uff5a]")  # digits, letters, @: rare, worth folding
 _HALFWIDTH_TABLE = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 
 # Look-back cues: the *last* cue before a number decides whether it is an order/tracking id (skip) or PII.
@@ -186,6 +193,14 @@ _CUE_RE = re.compile(f"(?P<pos>{_POS_CUES})|(?P<neg>{_NEG_CUES})")
 _CUE_WINDOW = 18
 
 
+_AMOUNT_UNIT = re.compile(r"\s?(?:元|块|万|亿|角|%|‰|(?i:rmb|cny|usd|yuan|dollars?)(?![A-Za-z]))")
+
+
+def _is_amount(text: str, end: int) -> bool:
+    """A number directly followed by a currency/percent unit is an amount, not an identifier."""
+    return _AMOUNT_UNIT.match(text, end) is not None
+
+
 def _negative_context(text: str, start: int) -> bool:
     """True if the closest cue before `start` says this number is an order/tracking/serial id."""
     last = None
@@ -194,13 +209,30 @@ def _negative_context(text: str, start: int) -> bool:
     return last is not None and last.lastgroup == "neg"
 
 
+def _last_cue_is_id(text: str, start: int) -> bool:
+    """True if the closest cue is an identity-document cue (身份证/证件/ID): then a number is not a card."""
+    last = None
+    for m in _CUE_RE.finditer(text, max(0, start - _CUE_WINDOW), start):
+        last = m
+    return last is not None and last.lastgroup == "pos" and _ID_CONTEXT.match(last.group()) is not None
+
+
+def _skip_number(text: str, m: re.Match[str]) -> bool:
+    """Numbers labelled as order/tracking ids, or followed by a currency unit, are not PII."""
+    return _negative_context(text, m.start()) or _is_amount(text, m.end())
+
+
 def _near(pattern: re.Pattern[str], text: str, start: int, window: int = 20) -> bool:
     """True if `pattern` occurs in the `window` characters before `start` (context boost)."""
     return pattern.search(text, max(0, start - window), start) is not None
 
 
 def _to_halfwidth(text: str) -> str:
-    """Fold full-width ASCII (１３８, ＠, ：) to half-width; same length, so offsets stay valid."""
+    """Fold full-width ASCII (１３８, ＠, （, ：) to half-width; same length, so offsets stay valid.
+
+    Only texts with full-width digits/letters/@ are folded: Chinese punctuation alone (，：（）) is common and
+    the detectors accept it directly, so most texts skip the per-character translate.
+    """
     return text.translate(_HALFWIDTH_TABLE) if _FULLWIDTH.search(text) else text
 
 
@@ -220,41 +252,44 @@ def _find_cn_id(text: str) -> Iterator[Cand]:
     """18-digit IDs (checksum + date) score 1.0; 15-digit legacy IDs 0.6, or 0.85 next to an ID cue."""
     for m in _CN_ID18_RE.finditer(text):
         compact = m.group().replace(" ", "").replace("-", "")
-        if len(compact) == 18 and is_valid_cn_id(compact) and not _negative_context(text, m.start()):
+        if len(compact) == 18 and is_valid_cn_id(compact) and not _skip_number(text, m):
             yield m.start(), m.end(), "CN_ID", 1.0
     for m in _CN_ID15_RE.finditer(text):
-        if is_valid_cn_id(m.group()) and not _negative_context(text, m.start()):
+        if is_valid_cn_id(m.group()) and not _skip_number(text, m):
             yield m.start(), m.end(), "CN_ID", 0.85 if _near(_ID_CONTEXT, text, m.start()) else 0.6
 
 
-_MOBILE_RE = re.compile(
-    r"(?<![0-9A-Za-z+])(?:\(\+?86\)[ -]?|(?:\+|00)86[ -]?|86[ -]?)?1[3-9]\d[ -]?\d{4}[ -]?\d{4}" + _NA
+_AREA = r"(?:10|2\d|[3-9]\d{2})"  # 010 Beijing, 02x big cities, 0xxx elsewhere
+_PHONE_RE = re.compile(
+    r"(?<![0-9A-Za-z+])(?:"
+    # CN mobile: 138 1234 5678 / 138-1234-5678 / +86 / 0086 / 86- / (+86)
+    r"(?P<mobile>(?:[(（]\+?86[)）][ -]?|(?:\+|00)86[ -]?|86[ -]?)?1[3-9]\d[ -]?\d{4}[ -]?\d{4})"
+    # CN landline: 010-12345678 / (021) 1234 5678 / +86 10 6552 9988
+    rf"|(?P<landline>(?:(?:\+|00)86[ -]?(?:[(（]0?{_AREA}[)）]|0?{_AREA})[ -]?|[(（]0{_AREA}[)）][ -]?|0{_AREA}[ -])"
+    r"[1-9]\d{2,3}[ -]?\d{4})"
+    # North America: +1 415-555-0132 / (415) 555-0132 / 415.555.0132 (no N00 toll-free, no N11)
+    r"|(?P<nanp>(?:\+?1[ .-]?)?(?:[(（](?!\d00|\d11)[2-9]\d{2}[)）][ ]?|(?!\d00|\d11)[2-9]\d{2}[ .-])[2-9]\d{2}[ .-]\d{4}"
+    r"|\+1[ -]?(?!\d00|\d11)[2-9]\d{9})"
+    # other countries, only when written with '+CC'
+    r"|(?P<intl>\+(?!86|1)[2-9]\d{0,2}(?:[ -]?[(（]?\d{1,4}[)）]?){2,5})"
+    # unseparated CN landline 01065529988: only next to a phone cue
+    rf"|(?P<plain>0{_AREA}[2-8]\d{{6,7}})"
+    r")" + _NA
 )
-_LANDLINE_RE = re.compile(
-    r"(?<![0-9A-Za-z+])(?:(?:\+|00)86[ -]?(?:\(0?(?:10|2\d|[3-9]\d{2})\)|0?(?:10|2\d|[3-9]\d{2}))[ -]?"
-    r"|\(0(?:10|2\d|[3-9]\d{2})\)[ -]?|0(?:10|2\d|[3-9]\d{2})[ -])[1-9]\d{2,3}[ -]?\d{4}" + _NA
-)
-_LANDLINE_PLAIN_RE = re.compile(_NB + r"0(?:10|2\d|[3-9]\d{2})[2-8]\d{6,7}" + _NA)
-_NANP_RE = re.compile(
-    r"(?<![0-9A-Za-z+])(?:\+?1[ .-]?)?(?:\((?!\d00|\d11)[2-9]\d{2}\)[ ]?|(?!\d00|\d11)[2-9]\d{2}[ .-])[2-9]\d{2}[ .-]\d{4}"
-    + _NA + r"|\+1[ -]?(?!\d00|\d11)[2-9]\d{9}" + _NA
-)
-_INTL_RE = re.compile(r"(?<![0-9A-Za-z+])\+(?!86|1)[2-9]\d{0,2}(?:[ -]?\(?\d{1,4}\)?){2,5}" + _NA)
+_PHONE_SCORES = {"mobile": 0.9, "landline": 0.85, "nanp": 0.85, "intl": 0.75, "plain": 0.7}
 _PHONE_CONTEXT = re.compile(r"电话|座机|手机|致电|拨打|传真|(?i:tel|phone|call|fax)")
 
 
 def _find_phone(text: str) -> Iterator[Cand]:
     """Chinese mobiles/landlines, NANP and '+CC' international numbers in their common written forms."""
-    for regex, score in ((_MOBILE_RE, 0.9), (_LANDLINE_RE, 0.85), (_NANP_RE, 0.85), (_INTL_RE, 0.75)):
-        for m in regex.finditer(text):
-            digits = sum(c.isdigit() for c in m.group())
-            if regex is _INTL_RE and not 8 <= digits <= 15:
-                continue
-            if not _negative_context(text, m.start()):
-                yield m.start(), m.end(), "PHONE", score
-    for m in _LANDLINE_PLAIN_RE.finditer(text):
-        if _near(_PHONE_CONTEXT, text, m.start(), 12) and not _negative_context(text, m.start()):
-            yield m.start(), m.end(), "PHONE", 0.7
+    for m in _PHONE_RE.finditer(text):
+        kind = m.lastgroup or "mobile"
+        if kind == "intl" and not 8 <= sum(c.isdigit() for c in m.group()) <= 15:
+            continue
+        if kind == "plain" and not _near(_PHONE_CONTEXT, text, m.start(), 12):
+            continue
+        if not _skip_number(text, m):
+            yield m.start(), m.end(), "PHONE", _PHONE_SCORES[kind]
 
 
 _CARD_RE = re.compile(_NB + r"(?:\d{4}[ -]){3}\d{4}(?:[ -]?\d{1,3})?" + _NA + "|" + _NB + r"\d{16,19}" + _NA)
@@ -279,7 +314,7 @@ def _find_bank_card(text: str) -> Iterator[Cand]:
         digits = re.sub(r"\D", "", raw)
         if not 16 <= len(digits) <= 19 or not _card_groups_ok(raw) or not _card_network_ok(digits):
             continue
-        if luhn_valid(digits) and not _negative_context(text, m.start()):
+        if luhn_valid(digits) and not _skip_number(text, m) and not _last_cue_is_id(text, m.start()):
             yield m.start(), m.end(), "BANK_CARD", 1.0 if _near(_CARD_CONTEXT, text, m.start()) else 0.95
 
 
@@ -293,7 +328,7 @@ def _find_uscc(text: str) -> Iterator[Cand]:
     """USCCs whose GB 32100 check verifies; all-digit ones need a cue (2-3% of random 18-digit ids pass)."""
     for m in _USCC_RE.finditer(text):
         code = m.group()
-        if not is_valid_uscc(code) or _negative_context(text, m.start()):
+        if not is_valid_uscc(code) or _skip_number(text, m):
             continue
         if code.isdigit() and not _near(_USCC_CONTEXT, text, m.start(), 24):
             continue
@@ -310,7 +345,7 @@ _PASSPORT_CUE_RE = re.compile(
 def _find_passport(text: str) -> Iterator[Cand]:
     """Chinese E/G passports anywhere; other common passport shapes only right after a passport cue."""
     for m in _PASSPORT_CN_RE.finditer(text):
-        if not _negative_context(text, m.start()):
+        if not _skip_number(text, m):
             yield m.start(), m.end(), "PASSPORT", 0.8
     for m in _PASSPORT_CUE_RE.finditer(text):
         yield m.start("num"), m.end("num"), "PASSPORT", 0.9
@@ -320,7 +355,7 @@ _EMAIL_RE = re.compile(
     r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@"
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9-])"
 )
-_URL_USERINFO_TAIL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/@]*:$")
+_URL_USERINFO_TAIL = re.compile(r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{0,15}://[^\s/@]*$")
 
 
 def _find_email(text: str) -> Iterator[Cand]:
@@ -338,6 +373,11 @@ _VERSION_CONTEXT = re.compile(r"版本|(?i:version|ver\.?|release|build|firmware
 _IP_CONTEXT = re.compile(r"(?i:\bip\b|ip地址|host|server|address|addr)|服务器|地址|主机")
 
 
+def _ip_context(text: str, start: int, end: int) -> bool:
+    """IP/host/server words within 20 characters on either side."""
+    return _IP_CONTEXT.search(text, max(0, start - 20), min(len(text), end + 20)) is not None
+
+
 def _find_ip(text: str) -> Iterator[Cand]:
     """Valid IPv4/IPv6 addresses that identify a host (not versions, loopback or unspecified)."""
     for m in _IPV4_RE.finditer(text):
@@ -346,7 +386,7 @@ def _find_ip(text: str) -> Iterator[Cand]:
             continue
         if _VERSION_CONTEXT.search(text[max(0, m.start() - 12):m.start()]):
             continue
-        if max(len(o) for o in m.group().split(".")) == 1 and not _near(_IP_CONTEXT, text, m.start()):
+        if max(len(o) for o in m.group().split(".")) == 1 and not _ip_context(text, m.start(), m.end()):
             continue  # 1.2.3.4-style section/version numbers
         yield m.start(), m.end(), "IP", 0.9
     if "::" in text or text.count(":") >= 7:
@@ -376,7 +416,10 @@ _URL_PARAM_RE = re.compile(
     r"(?:(?<![A-Za-z0-9_-])(?i:" + _SECRET_KEYS + r")|(?<=[?&;])(?i:key|auth|code_verifier))"
     r"=(?P<val>[A-Za-z0-9._~%+/=-]+)"
 )
-_BASIC_AUTH_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/:@]*:(?P<val>[^\s/@]+)@[A-Za-z0-9.-]")
+# Scheme anchored at a token start and length-capped, so long letter runs cannot make the scan quadratic.
+_BASIC_AUTH_RE = re.compile(
+    r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{0,15}://[^\s/:@]{0,64}:(?P<val>[^\s/@]{1,256})@[A-Za-z0-9.-]"
+)
 _PLACEHOLDER_RE = re.compile(
     r"(?:\*+|[xX]{3,}|\.{3}|<[^>]*>|\{[^}]*\}|\$\{?\w+\}?|%\w+%|(?i:your[_-]?\w*|redacted|changeme|null|none))$"
 )
@@ -384,7 +427,7 @@ _PLACEHOLDER_RE = re.compile(
 
 def _find_url_secret(text: str) -> Iterator[Cand]:
     """Secret query/assignment values and basic-auth passwords; only the secret part is reported."""
-    for regex in (_URL_PARAM_RE, _BASIC_AUTH_RE):
+    for regex in (_URL_PARAM_RE, _BASIC_AUTH_RE) if "://" in text else (_URL_PARAM_RE,):
         for m in regex.finditer(text):
             val = m.group("val").rstrip(".")
             if val and not _PLACEHOLDER_RE.match(val):
@@ -413,14 +456,15 @@ _ZH_SURNAMES_2 = frozenset(
 _ZH_NOT_SURNAME_HERE = frozenset("和与及跟同在是的由从向对给被把为于但而或且都也还就又各每该本此这那哪某诸其您你我他她它请让叫问谢找帮令贵位全明国来时成海利")
 _ZH_HONORIFICS = (
     "先生 女士 小姐 太太 夫人 总经理 副总 经理 总监 主任 老师 医生 医师 大夫 护士长 护士 教授 律师 师傅 老板 董事长 "
-    "处长 科长 局长 院长 校长 部长 书记 博士 同学 阿姨 叔叔 总 工".split()
+    "处长 科长 局长 院长 校长 部长 书记 博士 同学 阿姨 叔叔 工程师 总 工".split()
 )
 _ZH_HONORIFIC_RE = re.compile("|".join(sorted(_ZH_HONORIFICS, key=len, reverse=True)))
 _ZH_NAME_CUES = (
     "姓名 名字 联系人 紧急联系人 收件人 收货人 寄件人 患者 病人 就诊人 客户 顾客 户名 持卡人 开户人 开户名 账户名 "
     "经办人 负责人 法定代表人 法人代表 法人 申请人 借款人 担保人 投保人 被保险人 受益人 乘客 住户 业主 员工 签名 "
     "签字 我叫 我是 叫做 名叫 本人 家属 监护人 主治医生 主治医师 收款人 付款人 代理人 委托人 当事人 承租人 出租人 "
-    "买方 卖方 甲方 乙方 客户经理 店长 销售顾问 客服专员 对接人 联络人".split()
+    "买方 卖方 甲方 乙方 客户经理 店长 销售顾问 客服专员 对接人 联络人 "
+    "请联系 联系 通知 转告 感谢 谢谢 拜访 致电 请教 转交 交给 告诉".split()
 )
 _ZH_CUE_RE = re.compile(
     "(?:" + "|".join(sorted(_ZH_NAME_CUES, key=len, reverse=True)) + r")(?:是|为)?[:：]?[ \t]*(?=[" + _CJK + "A-Z])"
@@ -437,8 +481,12 @@ def _jieba() -> tuple[Any, dict[str, str]]:
     """Load jieba lazily (≈0.5 s once) and return (tokenizer, word→POS table); no download is needed."""
     import logging
 
-    import jieba
-    import jieba.posseg
+    try:
+        import jieba
+        import jieba.posseg
+    except ImportError:
+        raise R1TuneError("Chinese name detection needs the jieba package",
+                          hint="pip install 'jieba>=0.42.1,<0.43', or leave PERSON out of the PII types") from None
 
     jieba.setLogLevel(logging.WARNING)
     jieba.initialize()
@@ -462,11 +510,14 @@ def _surname_len(s: str) -> int:
     return 1 if s[:1] in _ZH_SURNAMES_1 else 0
 
 
+_ZH_PLACE_ORG_END = frozenset("省市区县镇乡村庄局部处司行院校所站厂店馆园城路街港湾岛湖山")
+
+
 def _is_cjk_name(word: str) -> bool:
-    """Surname + 1-2 given characters, all CJK, no stop words inside."""
+    """Surname + 1-2 given characters, all CJK, no stop words inside, not ending like a place (石家庄, 高新区)."""
     sl = _surname_len(word)
     return sl > 0 and 1 <= len(word) - sl <= 2 and all("\u4e00" <= c <= "\u9fff" for c in word) \
-        and not _ZH_STOP_AFTER_NAME.search(word)
+        and word[-1] not in _ZH_PLACE_ORG_END and not _ZH_STOP_AFTER_NAME.search(word)
 
 
 def _strip_honorific(word: str) -> str:
@@ -484,6 +535,8 @@ def _zh_name_after_cue(text: str, pos: int) -> tuple[int, int] | None:
     if latin:
         name = _trim_en_name(latin.group())
         return (pos, pos + len(name)) if name else None
+    if not _surname_len(window):
+        return None  # 客户满意度, 患者主诉: no surname, no need to segment
     toks = _segment(window)
     if not toks:
         return None
@@ -497,6 +550,13 @@ def _zh_name_after_cue(text: str, pos: int) -> tuple[int, int] | None:
         given = window[s2:e2]
         if 1 <= len(given) <= 2 and (tag2 is None or tag2.startswith("nr")) and _is_cjk_name(window[:e2]):
             return pos, pos + e2
+    return None
+
+
+def _zh_next_in_list(text: str, end: int) -> tuple[int, int] | None:
+    """A second name joined to a found one by 和/与/及/、/跟 ("联系王小明和李华") gets the same treatment."""
+    if end < len(text) and text[end] in "和与及、跟":
+        return _zh_name_after_cue(text, end + 1)
     return None
 
 
@@ -521,6 +581,25 @@ def _zh_name_before_honorific(text: str, h: int, h_end: int) -> tuple[int, int] 
     return None
 
 
+def _honorific_plausible(text: str, h: int, h_end: int) -> bool:
+    """Dictionary look-ups that rule out most title look-alikes before paying for jieba.
+
+    A surname must start 1-3 characters before; the title must not begin a longer word (工作日, 总结) and
+    must not end a non-name word (施工, 班主任).
+    """
+    if not any(_surname_len(text[i:]) for i in range(max(0, h - 3), h)):
+        return False
+    tok, tags = _jieba()
+    if any(tok.FREQ.get(text[h:h_end + k], 0) > 0 for k in (1, 2) if h_end + k <= len(text)):
+        return False
+    for k in (1, 2):
+        word = text[h - k:h_end] if h >= k else ""
+        tag = tags.get(word)
+        if tag is not None and not tag.startswith("nr"):
+            return False
+    return True
+
+
 def _bare_surname_ok(word: str) -> bool:
     """A lone surname before a title (王先生) unless it is a function word (我和先生)."""
     return _surname_len(word) == len(word) and word not in _ZH_NOT_SURNAME_HERE
@@ -532,21 +611,26 @@ def _find_zh_person(text: str) -> Iterator[Cand]:
         return
     for m in _ZH_CUE_RE.finditer(text):
         span = _zh_name_after_cue(text, m.end())
-        if span:
+        while span:
             yield span[0], span[1], "PERSON", 0.85
+            span = _zh_next_in_list(text, span[1])
     for m in _ZH_HONORIFIC_RE.finditer(text):
-        if not any(_surname_len(text[i:]) for i in range(max(0, m.start() - 3), m.start())):
+        if not _honorific_plausible(text, m.start(), m.end()):
             continue
         span = _zh_name_before_honorific(text, m.start(), m.end())
         if span:
             yield span[0], span[1], "PERSON", 0.8
 
 
+_SCAN_MAX_FREQ = 100  # jieba tags frequent words like 谢谢/银行卡/申请人 as nr; real private names are rare
+
+
 def _find_zh_person_scan(text: str) -> Iterator[Cand]:
-    """Opt-in: every jieba token that looks like surname+given (dictionary nr or HMM-discovered)."""
+    """Opt-in: every jieba token that looks like surname+given (rare dictionary nr, or HMM-discovered)."""
+    freq = _jieba()[0].FREQ
     for s, e, tag in _segment(text):
         word = text[s:e]
-        if tag is not None and tag.startswith("nr"):
+        if tag is None or (tag.startswith("nr") and freq.get(word, 0) <= _SCAN_MAX_FREQ):
             word = _strip_honorific(word)
             if _is_cjk_name(word):
                 yield s, s + len(word), "PERSON", 0.6
@@ -581,7 +665,9 @@ _EN_NOT_NAME = frozenset(
     April May June July August September October November December Order Account Card Phone Email Address Name
     Thanks Thank Regards Best Sincerely Hello Hi Dear Yes No Not Please Note Total Price Product Item Date
     Time Today Tomorrow China Chinese English America American Beijing Shanghai Shenzhen Guangzhou Hong Kong
-    New York London Paris Christmas Day Visa Mastercard Amex UnionPay Apple Google Microsoft Amazon""".split()
+    New York London Paris Christmas Day Visa Mastercard Amex UnionPay Apple Google Microsoft Amazon River Lake
+    Mountain Mountains Valley Beach Island Islands Bay Hills Falls Springs Creek Harbor Port Bridge Canyon Road
+    North South East West Central Airways Pay Wallet Platinum Gold Silver Prime""".split()
 )
 _PINYIN_SURNAMES = frozenset(
     """Wang Li Zhang Liu Chen Yang Huang Zhao Wu Zhou Xu Sun Zhu Hu Guo Lin Gao Luo Zheng Liang Xie Song Tang
@@ -589,12 +675,14 @@ _PINYIN_SURNAMES = frozenset(
     Cui Zhong Tan Jin Shi Liao Jia Xia Bai Zou Meng Xiong Qin Qiu Yin Xue Yan Duan Lei Hou Tao Gu Mao Hao Gong
     Shao Qian Dai Mo Kong Xiang Kang Shi Ouyang Sima Zhuge""".split()
 )
+# Pinyin surnames that are not also common English words, so "Kelly Wu" / "Joy Chen" count but "Theme Song" doesn't.
+_PINYIN_SURNAME_LAST = _PINYIN_SURNAMES - frozenset("Song Tan Pan Ding Long Fan Bai Gu Du Ye Su Yu Lu Hu Shi Jin Lei Tao".split())
 _PINYIN_GIVEN_RE = re.compile(
     r"(?:(?:[zcs]h|[bpmfdtnlgkhjqxrzcsyw])?(?:iang|iong|uang|ueng|ang|eng|ing|ong|ian|iao|uai|uan|ai|ei|ao|ou|an|"
     r"en|in|un|er|ia|ie|iu|ua|uo|ui|ue|a|o|e|i|u|v)){1,2}"
 )
-_CAP = r"[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?"
-_EN_NAME_TAIL = rf"{_CAP}(?:\s+[A-Z]\.)?(?:\s+{_CAP}){{0,2}}"
+_CAP = r"(?:[A-Z]'[A-Z][a-z]+|[A-Z][a-z]+(?:-?[A-Z][a-z]+|'[a-z]+)?)"  # Smith, O'Neil, McDonald, Smith-Jones
+_EN_NAME_TAIL = rf"{_CAP}(?:[ \t]+[A-Z]\.)?(?:[ \t]+{_CAP}){{0,2}}"
 _EN_TITLE_RE = re.compile(r"(?<![A-Za-z])(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Madam|Mme)\.?\s+(?P<name>" + _EN_NAME_TAIL + ")")
 _EN_STRONG_CUE_RE = re.compile(
     r"(?<![A-Za-z])(?:(?i:my name is|my name's|full name|name|patient|customer|client|contact person|contact|signed by|attn|"
@@ -603,16 +691,22 @@ _EN_STRONG_CUE_RE = re.compile(
     r"|(?i:my name is|my name's|signed by|account holder|cardholder|patient|customer|client|applicant|borrower)\s+"
     r"|Dear\s+)(?P<name>" + _EN_NAME_TAIL + ")"
 )
-_EN_WEAK_CUE_RE = re.compile(
-    r"(?<![A-Za-z])(?:(?i:i'm|i am|this is|named|called|ask|contact|call|cc|thanks|thank you|hi|hello|hey|from|with|by|"
-    r"agent|colleague)[ ,]+)(?P<name>" + _EN_NAME_TAIL + ")"
+_EN_WEAK_CUES = frozenset(
+    "i'm|i am|this is|named|called|ask|contact|call|cc|thanks|thank you|hi|hello|hey|from|with|by|agent|"
+    "colleague|to|for".split("|")
 )
+_EN_PREV_WORDS_RE = re.compile(r"([A-Za-z']+)(?:[ ]+([A-Za-z']+))?[ ,:]+$")
 _EN_SIGNOFF_RE = re.compile(
     r"(?i:regards|best regards|kind regards|warm regards|best wishes|sincerely|yours sincerely|yours truly|"
     r"yours faithfully|cheers|thanks|many thanks|best|respectfully)[,.!]?[ \t]*\r?\n[ \t]*"
     r"(?P<name>" + _CAP + r"(?:[ \t]+" + _CAP + r"){0,2})[ \t]*(?=\r?\n|$|,)"
 )
-_EN_GIVEN_PAIR_RE = re.compile(r"(?<![A-Za-z])(?P<name>(?P<first>" + _CAP + r")(?:\s+[A-Z]\.)?\s+" + _CAP + ")")
+_EN_CAP_WORD_RE = re.compile(_CAP + r"(?![A-Za-z])")
+_EN_BETWEEN_NAMES_RE = re.compile(r"[ \t]+(?:[A-Z]\.[ \t]+)?")
+_EN_TITLE_KEYS = ("Mr", "Ms", "Dr", "Prof", "Miss", "Mx", "Madam", "Mme")
+_EN_STRONG_KEYS = ("name", "patient", "customer", "client", "contact", "signed", "attn", "attention", "holder",
+                   "recipient", "beneficiary", "applicant", "borrower", "guarantor", "insured", "passenger",
+                   "guest", "tenant", "employee", "dear")
 
 
 def _trim_en_name(name: str) -> str:
@@ -653,19 +747,52 @@ def _pinyin_given(word: str) -> bool:
 
 
 def _find_en_person(text: str) -> Iterator[Cand]:
-    """English (and pinyin) names from titles, strong/weak cues, sign-offs and given-name + surname pairs."""
-    for regex, need_given in ((_EN_TITLE_RE, False), (_EN_STRONG_CUE_RE, False), (_EN_WEAK_CUE_RE, True),
-                              (_EN_SIGNOFF_RE, False)):
-        for m in regex.finditer(text):
-            cand = _en_name_span(m, need_given, text)
+    """English (and pinyin) names from titles, strong cues, sign-offs, weak cues and name pairs.
+
+    The cue regexes only run when a cheap substring test finds their keywords (regex scans dominate cost).
+    """
+    low = text.lower()
+    plan = ((_EN_TITLE_RE, any(k in text for k in _EN_TITLE_KEYS)),
+            (_EN_STRONG_CUE_RE, any(k in low for k in _EN_STRONG_KEYS)),
+            (_EN_SIGNOFF_RE, "\n" in text))
+    for regex, go in plan:
+        for m in regex.finditer(text) if go else ():
+            cand = _en_name_span(m, False, text)
             if cand:
                 yield cand
-    for m in _EN_GIVEN_PAIR_RE.finditer(text):
-        first, last = m.group("first"), m.group("name").split()[-1]
-        if last in _EN_NOT_NAME or first in _EN_NOT_NAME:
+    yield from _en_word_names(text)
+
+
+def _en_word_names(text: str) -> Iterator[Cand]:
+    """Walk capitalised words once: "John Smith", "Wang Fang", "Kelly Wu" pairs, and "Hi Kevin"-style cues."""
+    words = [(m.start(), m.end(), m.group()) for m in _EN_CAP_WORD_RE.finditer(text)]
+    used_until = -1
+    for i, (s, e, w) in enumerate(words):
+        if s < used_until or w in _EN_NOT_NAME:
             continue
-        if first in _EN_GIVEN or (first in _PINYIN_SURNAMES and _pinyin_given(last)):
-            yield m.start("name"), m.end("name"), "PERSON", 0.7
+        nxt = words[i + 1] if i + 1 < len(words) else None
+        if nxt and _EN_BETWEEN_NAMES_RE.fullmatch(text, e, nxt[0]) and _is_name_pair(w, nxt[2]):
+            used_until = nxt[1]
+            yield s, nxt[1], "PERSON", 0.7
+        elif w in _EN_GIVEN and _weak_cue_before(text, s):
+            yield s, e, "PERSON", 0.7
+
+
+def _is_name_pair(first: str, last: str) -> bool:
+    """Given name + surname, pinyin surname + pinyin given name, or anything + a distinctive pinyin surname."""
+    if last in _EN_NOT_NAME:
+        return False
+    return first in _EN_GIVEN or (first in _PINYIN_SURNAMES and _pinyin_given(last)) or last in _PINYIN_SURNAME_LAST
+
+
+def _weak_cue_before(text: str, start: int) -> bool:
+    """True if the one or two words before `start` are a weak cue such as "Hi", "thanks", "I'm", "cc:"."""
+    m = _EN_PREV_WORDS_RE.search(text, max(0, start - 20), start)
+    if not m:
+        return False
+    last = (m.group(2) or m.group(1)).lower()
+    pair = f"{m.group(1)} {m.group(2)}".lower() if m.group(2) else ""
+    return last in _EN_WEAK_CUES or pair in _EN_WEAK_CUES
 
 
 # --------------------------------------------------------------------------------------------------
@@ -673,10 +800,13 @@ def _find_en_person(text: str) -> Iterator[Cand]:
 # --------------------------------------------------------------------------------------------------
 
 _ZH_ADMIN = r"(?:特别行政区|自治区|自治州|自治县|街道|地区|省|市|区|县|旗|镇|乡|盟)"
-_ZH_STREET = r"(?:大街|大道|胡同|小区|花园|家园|公寓|大厦|广场|新村|社区|园区|路|街|巷|弄|道|里|村|苑|庄|屯)"
-_ZH_NUM = r"(?:[0-9]+|[一二三四五六七八九十百]+|[A-Za-z])[-—]?(?:号楼|号院|号|弄|栋|幢|座|单元|层|楼|室|房|户|组|排)"
+_ZH_STREET = r"(?:大街|大道|胡同|小区|花园|家园|公寓|大厦|广场|新村|社区|园区|路|街|巷|弄|道|里|村|苑|庄|屯|段)"
+_ZH_NUM = r"(?:[A-Za-z]?[0-9]+|[一二三四五六七八九十百]+|[A-Za-z])[-—]?(?:号楼|号院|号|弄|栋|幢|座|单元|层|楼|室|房|户|组|排)"
+# A named building after the street number ("…385号太古汇商场L3层") belongs to the address too.
+_ZH_BUILDING = rf"[{_CJK}]{{1,8}}?(?:商场|商厦|大厦|广场|中心|大楼|写字楼|公寓|酒店|医院|园区|花园|小区)"
 _ZH_ADDR_RE = re.compile(
-    rf"(?:[{_CJK}]{{1,8}}?{_ZH_ADMIN})*[{_CJK}0-9]{{1,12}}?{_ZH_STREET}(?:{_ZH_NUM}){{1,6}}(?:[0-9]+(?![0-9]))?"
+    rf"(?:[{_CJK}]{{1,8}}?{_ZH_ADMIN})*[{_CJK}0-9]{{1,12}}?{_ZH_STREET}(?:{_ZH_NUM}){{1,6}}"
+    rf"(?:{_ZH_BUILDING}(?:{_ZH_NUM}){{1,4}})?(?:[0-9]+(?![0-9]))?"
     rf"|(?:[{_CJK}]{{1,8}}?{_ZH_ADMIN}){{2,}}[{_CJK}]{{1,6}}?(?:村|社区)"
 )
 _ZH_ADDR_PREFILTER = re.compile(r"[省市区县镇乡路街道巷弄村苑厦园]")
@@ -714,11 +844,26 @@ def _zh_address_ok(addr: str) -> bool:
     return len(name) >= 3 and not _ZH_STREET_GENERIC.search(name)
 
 
+_ZH_NUM_ANCHOR = re.compile(r"[0-9A-Za-z一二三四五六七八九十百][-—]?[号弄栋幢座单元层楼室房户组排]")
+_ZH_ADDR_REACH = 60  # an address starts at most this many characters before its first number part
+
+
+def _zh_address_window(text: str) -> tuple[int, int] | None:
+    """Region that can hold an address: around number parts (3号, 2单元), or everything if a 村 is named."""
+    if "村" in text or "社区" in text:
+        return 0, len(text)
+    anchors = [m.start() for m in _ZH_NUM_ANCHOR.finditer(text)]
+    if not anchors:
+        return None
+    return max(0, anchors[0] - _ZH_ADDR_REACH), min(len(text), anchors[-1] + 40)
+
+
 def _find_zh_address(text: str) -> Iterator[Cand]:
     """Chinese addresses down to street/building level (省/市/区/县 … 路/街/小区 … 号/栋/单元/室)."""
-    if not _ZH_ADDR_PREFILTER.search(text):
+    window = _zh_address_window(text) if _ZH_ADDR_PREFILTER.search(text) else None
+    if window is None:
         return
-    for m in _ZH_ADDR_RE.finditer(text):
+    for m in _ZH_ADDR_RE.finditer(text, *window):
         s = _trim_zh_address(text, m.start(), m.end())
         if _zh_address_ok(text[s:m.end()]):
             yield s, m.end(), "ADDRESS", 0.75
@@ -751,16 +896,26 @@ _HAS_LATIN_UPPER = re.compile(r"[A-Z]")
 _TYPE_PRIORITY = {t: i for i, t in enumerate(PII_TYPES)}
 
 
+_DIGIT_RUN = re.compile(r"\d{3,}")
+
+
+def _digit_profile(text: str) -> tuple[int, int, int]:
+    """(longest digit run, runs of >= 3 digits, runs of exactly 4): one scan decides which number finders run."""
+    runs = [len(r) for r in _DIGIT_RUN.findall(text)]
+    return max(runs, default=0), len(runs), runs.count(4)
+
+
 def _applicable_finders(text: str, types: frozenset[str], zh_name_scan: bool) -> list[_Finder]:
     """Cheap prefilters: only run the detectors whose trigger characters occur in the text."""
     digit, cjk = bool(_HAS_DIGIT.search(text)), bool(_HAS_CJK.search(text))
     upper = bool(_HAS_LATIN_UPPER.search(text))
+    longest, n_runs, n_fours = _digit_profile(text) if digit else (0, 0, 0)
     plan: list[tuple[str, bool, _Finder]] = [
-        ("CN_ID", digit, _find_cn_id),
-        ("PHONE", digit, _find_phone),
-        ("BANK_CARD", digit, _find_bank_card),
-        ("USCC", digit, _find_uscc),
-        ("PASSPORT", digit, _find_passport),
+        ("CN_ID", longest >= 6, _find_cn_id),
+        ("PHONE", longest >= 7 or n_runs >= 2, _find_phone),
+        ("BANK_CARD", longest >= 16 or n_fours >= 3, _find_bank_card),
+        ("USCC", longest >= 6, _find_uscc),
+        ("PASSPORT", longest >= 6, _find_passport),
         ("EMAIL", "@" in text, _find_email),
         ("IP", digit and ("." in text or ":" in text), _find_ip),
         ("URL_SECRET", "=" in text or "://" in text, _find_url_secret),
@@ -776,11 +931,14 @@ def _applicable_finders(text: str, types: frozenset[str], zh_name_scan: bool) ->
 def _resolve(cands: list[Cand]) -> list[Cand]:
     """Keep the best non-overlapping candidates: higher score, then longer, then earlier type in PII_TYPES."""
     ranked = sorted(cands, key=lambda c: (-c[3], -(c[1] - c[0]), _TYPE_PRIORITY[c[2]], c[0]))
-    taken: list[Cand] = []
+    starts: list[int] = []
+    taken: list[Cand] = []  # kept sorted by start; neighbours found by bisection (long texts have 1000s of spans)
     for c in ranked:
-        if c[1] > c[0] and all(c[1] <= t[0] or c[0] >= t[1] for t in taken):
-            taken.append(c)
-    return sorted(taken)
+        i = bisect.bisect_right(starts, c[0])
+        if c[1] > c[0] and (i == 0 or taken[i - 1][1] <= c[0]) and (i == len(taken) or taken[i][0] >= c[1]):
+            starts.insert(i, c[0])
+            taken.insert(i, c)
+    return taken
 
 
 def _check_types(types: Iterable[str] | None) -> frozenset[str]:
@@ -798,6 +956,7 @@ class PiiDetector:
     """Reusable detector with a fixed type filter; `detect_pii` wraps a cached instance of this."""
 
     def __init__(self, types: Iterable[str] | None = None, zh_name_scan: bool = False) -> None:
+        """`types` limits detection (unknown names fail fast); `zh_name_scan` adds cue-less jieba name scanning."""
         self.types = _check_types(types)
         self.zh_name_scan = zh_name_scan
 
@@ -991,10 +1150,19 @@ class PiiMasker:
       fakes cannot be reversed by hashing every phone number, but are only stable inside this masker.
     * hash: `[PHONE:3fa2c1]` — HMAC-SHA256(salt, type+value); joins stay possible, values are not recoverable.
       A salt is required: an unsalted hash of an 11-digit phone is reversed by brute force in seconds.
+      6 hex digits (24 bits) collide with 50% probability among ~4,800 distinct values of one type; raise
+      `hash_len` when hashes are used to join records.
+
+    Values are normalised before pseudonyms/hashes (`138 1234 5678` == `+86 13812345678`). The pseudonym
+    strategy keeps one map entry per distinct value (memory grows with the number of distinct values).
     """
 
     def __init__(self, strategy: Strategy = "placeholder", salt: str = "", types: Iterable[str] | None = None,
-                 *, zh_name_scan: bool = False) -> None:
+                 *, zh_name_scan: bool = False, hash_len: int = 6) -> None:
+        """Validate the strategy early; the hash strategy refuses to run without a secret salt."""
+        if not 4 <= hash_len <= 64:
+            raise R1TuneError(f"hash_len must be between 4 and 64, got {hash_len}")
+        self.hash_len = hash_len
         if strategy not in ("placeholder", "pseudonym", "hash"):
             raise R1TuneError(f"unknown PII masking strategy {strategy!r}", hint="use placeholder, pseudonym or hash")
         if strategy == "hash" and not salt:
@@ -1032,7 +1200,7 @@ class PiiMasker:
             return f"[{sp.type}]"
         key = normalize_value(sp.type, sp.text)
         if self.strategy == "hash":
-            return f"[{sp.type}:{self._digest(sp.type, key).hex()[:6]}]"
+            return f"[{sp.type}:{self._digest(sp.type, key).hex()[:self.hash_len]}]"
         return self.pseudonym(sp.type, sp.text, key)
 
     def pseudonym(self, pii_type: str, value: str, key: str | None = None) -> str:
@@ -1078,21 +1246,31 @@ def _mask_message(msg: Message, masker: PiiMasker) -> Message:
 
 
 def mask_record(record: Record, masker: PiiMasker) -> Record:
-    """Masked copy of `record`; an auto-generated id is recomputed so it no longer hashes the real PII."""
+    """Masked copy of `record` (content and reasoning of every message; `meta` and `source` are kept as is).
+
+    An auto-generated id is recomputed, because it is a hash of the unmasked text; a user-given id is kept.
+    """
     messages = [_mask_message(m, masker) for m in record.messages]
     auto_id = record.id == record.content_hash()[:16]
     return Record(messages=messages, source=record.source, meta=dict(record.meta), id="" if auto_id else record.id)
 
 
 def _mask_json_messages(messages: Any, masker: PiiMasker) -> None:
-    """Mask content/reasoning strings of an OpenAI-style message list in place (unknown keys are kept)."""
+    """Mask content/reasoning of an OpenAI-style message list in place (unknown keys are kept).
+
+    `content` may also be a list of parts ({"type": "text", "text": ...}); their `text` is masked.
+    """
     if not isinstance(messages, list):
         return
     for msg in messages:
-        if isinstance(msg, dict):
-            for key in ("content", "reasoning", "reasoning_content"):
-                if isinstance(msg.get(key), str):
-                    msg[key] = masker.mask(msg[key])[0]
+        if not isinstance(msg, dict):
+            continue
+        for key in ("content", "reasoning", "reasoning_content"):
+            if isinstance(msg.get(key), str):
+                msg[key] = masker.mask(msg[key])[0]
+        for part in msg["content"] if isinstance(msg.get("content"), list) else ():
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                part["text"] = masker.mask(part["text"])[0]
 
 
 def _mask_json_object(obj: dict[str, Any], masker: PiiMasker, fields: list[str] | None) -> None:
@@ -1157,3 +1335,38 @@ def mask_file(in_path: Path, out_path: Path, masker: PiiMasker, fields: list[str
         tmp.unlink(missing_ok=True)
     by_type = {t: masker.counts[t] - before[t] for t in PII_TYPES if masker.counts[t] - before[t]}
     return {"lines": lines, "masked": sum(by_type.values()), "by_type": by_type}
+
+
+# --------------------------------------------------------------------------------------------------
+# Evaluation against labelled cases (used by tests and benchmarks/pii_eval.py)
+# --------------------------------------------------------------------------------------------------
+
+
+def evaluate_pii(cases: Iterable[dict[str, Any]], detector: PiiDetector | None = None) -> dict[str, dict[str, float]]:
+    """Per-type precision/recall/F1 with exact (type, text) matching over `{"text", "spans"}` cases.
+
+    A predicted span counts once against one gold span of the same type and text in the same case; a span
+    with the right text but wrong type is both a false positive and a false negative.
+    """
+    detector = detector or PiiDetector()
+    tp: Counter[str] = Counter()
+    fp: Counter[str] = Counter()
+    fn: Counter[str] = Counter()
+    for case in cases:
+        gold = Counter((s["type"], s["text"]) for s in case["spans"])
+        pred = Counter((s.type, s.text) for s in detector.detect(case["text"]))
+        for (t, _), n in (gold & pred).items():
+            tp[t] += n
+        for (t, _), n in (pred - gold).items():
+            fp[t] += n
+        for (t, _), n in (gold - pred).items():
+            fn[t] += n
+    return {t: _prf(tp[t], fp[t], fn[t]) for t in PII_TYPES}
+
+
+def _prf(tp: int, fp: int, fn: int) -> dict[str, float]:
+    """Precision/recall/F1 plus raw counts; an empty denominator counts as perfect (nothing to get wrong)."""
+    p = tp / (tp + fp) if tp + fp else 1.0
+    r = tp / (tp + fn) if tp + fn else 1.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return {"precision": p, "recall": r, "f1": f, "tp": tp, "fp": fp, "fn": fn}
