@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: venv demo test lint bench bench-pii clean
+.PHONY: venv demo test browser lint bench bench-pii bench-data bench-train bench-serve clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,17 +28,36 @@ demo: $(STAMP)
 	$(BIN)/r1tune run demo/r1tune.yaml
 
 ## test: unit tests on tiny in-process models, plus a few integration tests on the embedded model
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/pytest -q
+
+## browser: headless Chromium (Debian package) for the report.html browser test; installed when missing.
+## Where apt cannot run (not root, no Debian), it warns and that one test is skipped with the reason.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium) \
+	    >/dev/null 2>&1 || echo "warning: could not install chromium; the report browser test will be skipped"; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 
 ## bench: every benchmark, each against a baseline measured in the same run (JSON + table in bench-results/)
-bench: bench-pii
+bench: bench-pii bench-data bench-train bench-serve
 
 bench-pii: $(STAMP)
 	$(BIN)/python benchmarks/pii_eval.py
+
+## bench-data: 1,000,000 generated zh/en records through the whole data pipeline vs a naive pandas baseline
+bench-data: $(STAMP)
+	$(BIN)/python benchmarks/bench_data.py --records 1000000 --num-proc 2
+
+## bench-train: the HF Trainer tutorial recipe vs r1tune's default on the bundled example (tokens/s, RSS, val loss)
+bench-train: $(STAMP)
+	$(BIN)/python benchmarks/bench_train.py
+
+## bench-serve: r1tune's server vs the seeds' one-generate-per-request endpoint at 1/4/16 clients (tokens/s, TTFT, p50/p95)
+bench-serve: $(STAMP)
+	$(BIN)/python benchmarks/bench_serve.py
 
 clean:
 	rm -rf $(VENV) demo bench-results .pytest_cache

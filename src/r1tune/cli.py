@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from r1tune.errors import R1TuneError
 
@@ -84,32 +85,108 @@ def run(config: ConfigArg, overrides: OverridesArg = None,
 
 
 @app.command("prepare")
-def prepare_cmd(config: ConfigArg, overrides: OverridesArg = None) -> None:
-    """Read, check and split the data into a new run folder (no model needed)."""
+def prepare_cmd(config: ConfigArg, overrides: OverridesArg = None,
+                progress: Annotated[bool, typer.Option(help="Show progress bars.")] = False) -> None:
+    """Read, clean, deduplicate, mask and split the data into a new run folder (no model weights needed)."""
     from r1tune.data import prepare
     from r1tune.rundir import create_run
 
     cfg = _load(config, overrides)
     run_dir = create_run(cfg)
-    data = prepare(cfg.data, run_dir.data, cfg.project.seed)
-    funnel = data.report["funnel"]
-    out.print(f"read {funnel['read']} · rejected {funnel['rejected'] or 0} · usable {funnel['usable']} → "
+    data = prepare(cfg.data, run_dir.data, cfg.project.seed, tokenizer=_tokenizer_or_none(cfg),
+                   show_progress=progress)
+    report = data.report
+    funnel = report["funnel"]
+    rejected = ", ".join(f"{stage} {n}" for stage, n in funnel["rejected"].items()) or "none"
+    changed = ", ".join(f"{stage} {n}" for stage, n in funnel.get("changed", {}).items()) or "none"
+    out.print(f"read {funnel['read']} · rejected: {rejected} · changed: {changed} · usable {funnel['usable']} → "
               f"train {funnel['train']} / val {funnel['val']} / test {funnel['test']}")
-    out.print(f"prepared data in {run_dir.data}")
+    pii = report.get("pii", {}).get("by_type") or {}
+    if pii:
+        out.print("masked PII: " + ", ".join(f"{t} {n}" for t, n in sorted(pii.items())))
+    out.print(f"prepared data in {run_dir.data} (every dropped or changed row: quarantine.jsonl)")
+
+
+def _tokenizer_or_none(cfg):
+    """The model's tokenizer sizes document chunks and token histograms; without it an estimate is used."""
+    from r1tune import models
+
+    try:
+        return models.load(cfg.model, cfg.train.reasoning, with_weights=False).tokenizer
+    except R1TuneError as err:
+        console.print(f"[yellow]note:[/] no tokenizer ({err.message}); token counts are estimates")
+        return None
+
+
+@app.command("mask")
+def mask_cmd(
+    in_path: Annotated[Path, typer.Option("--in", help="Text or JSONL file to mask.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Where to write the masked copy.")],
+    strategy: Annotated[str, typer.Option(help="placeholder, pseudonym or hash.")] = "placeholder",
+    fields: Annotated[str | None, typer.Option(help="JSONL fields to mask, comma-separated "
+                                                     "(default: messages, else every string field).")] = None,
+    types: Annotated[str | None, typer.Option(help="PII types, comma-separated (default: all).")] = None,
+    salt_env: Annotated[str, typer.Option(help="Environment variable holding the secret salt.")] = "R1TUNE_PII_SALT",
+) -> None:
+    """Mask personal data (IDs, phones, cards, emails, names, addresses...) in a text or JSONL file."""
+    from r1tune.data.pii import PII_TYPES, PiiMasker, mask_file
+
+    if not in_path.is_file():
+        raise R1TuneError(f"input file not found: {in_path}")
+    if in_path.resolve() == out_path.resolve():
+        raise R1TuneError("--out must differ from --in", hint="write the masked copy next to the original")
+    type_list = [t.strip().upper() for t in types.split(",") if t.strip()] if types else None
+    unknown = sorted(set(type_list or []) - set(PII_TYPES))
+    if unknown:
+        raise R1TuneError(f"unknown PII type(s) {unknown}", hint=f"choose from {', '.join(PII_TYPES)}")
+    masker = PiiMasker(strategy, os.environ.get(salt_env, ""), type_list)  # type: ignore[arg-type]
+    field_list = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
+    summary = mask_file(in_path, out_path, masker, field_list)
+    found = ", ".join(f"{t} {n}" for t, n in sorted(summary["by_type"].items())) or "nothing"
+    out.print(f"{summary['lines']} lines · masked {summary['masked']} ({found}) → {out_path}")
 
 
 @app.command("train")
-def train_cmd(run_folder: RunArg, progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True) -> None:
-    """Train an adapter on a run folder's prepared data (from `r1tune prepare`)."""
+def train_cmd(
+    run_folder: RunArg,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    resume: Annotated[bool, typer.Option(help="Continue from the run's newest checkpoint (after a crash).")] = False,
+    gpus: Annotated[int | None, typer.Option(help="Launch on N CUDA GPUs with accelerate (writes its config).")] = None,
+    strategy: Annotated[str, typer.Option(help="With --gpus: ddp, fsdp, zero2 or zero3 (DeepSpeed).")] = "ddp",
+) -> None:
+    """Train on a run folder's prepared data (from `r1tune prepare`), or resume it after a crash."""
     from r1tune.loop import train_stage
     from r1tune.rundir import open_run
+    from r1tune.train import is_launched_worker, is_main_process, launch_on_gpus
 
     run_dir = open_run(run_folder)
-    train_stage(run_dir.load_config(), run_dir, show_progress=progress)
-    out.print(f"adapter saved to {run_dir.adapter}")
+    cfg = run_dir.load_config()
+    if gpus is not None and not is_launched_worker():
+        code = launch_on_gpus(cfg.train, run_dir.path, gpus, strategy, resume)  # type: ignore[arg-type]
+        if code:
+            raise R1TuneError(f"the launched training exited with code {code}",
+                              hint=f"fix the error above, then `r1tune train {run_dir.path} --resume`")
+    else:
+        train_stage(cfg, run_dir, show_progress=progress, resume=resume)
+    if is_main_process():
+        out.print(f"trained: {run_dir.train}")
 
 
-@app.command("eval")
+class _EvalGroup(TyperGroup):
+    """`r1tune eval RUN` means `r1tune eval run RUN`; `sheet` and `import` are the other subcommands."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+eval_app = typer.Typer(cls=_EvalGroup, no_args_is_help=True, rich_markup_mode="markdown",
+                       help="Evaluate a run (`r1tune eval RUN`), or export/import human-evaluation sheets.")
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("run")
 def eval_cmd(run_folder: RunArg, progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True) -> None:
     """Evaluate a run's adapter against the base model on its test split, and rewrite the report."""
     from r1tune.eval import write_report
@@ -120,6 +197,50 @@ def eval_cmd(run_folder: RunArg, progress: Annotated[bool, typer.Option(help="Sh
     metrics = eval_stage(run_dir.load_config(), run_dir, show_progress=progress)
     write_report(run_dir)
     _print_comparison(metrics)
+    out.print(f"report: {run_dir.report}")
+
+
+@eval_app.command("sheet")
+def eval_sheet(
+    run_folder: RunArg,
+    n: Annotated[int | None, typer.Option("-n", help="Items to rate (default: every test example).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for sampling, order and A/B assignment.")] = 0,
+) -> None:
+    """Export a blind, shuffled A/B rating sheet (CSV + XLSX) of base vs tuned answers."""
+    from r1tune.eval.human import export_sheets
+    from r1tune.rundir import open_run
+
+    paths = export_sheets(open_run(run_folder), n, seed)
+    out.print(f"sheets: {paths['csv']} and {paths['xlsx']} (give one copy to each rater)")
+    out.print(f"key:    {paths['key']} (which answer is which; keep it from the raters)")
+
+
+@eval_app.command("import")
+def eval_import(
+    run_folder: RunArg,
+    sheets: Annotated[list[Path], typer.Argument(help="Filled sheets (.csv or .xlsx), one per rater.")],
+) -> None:
+    """Import filled rating sheets: means with 95% CIs, Cohen's/Fleiss' kappa; updates metrics and report."""
+    from rich.table import Table
+
+    from r1tune.eval import write_report
+    from r1tune.eval.human import import_sheets
+    from r1tune.rundir import open_run
+
+    run_dir = open_run(run_folder)
+    results = import_sheets(run_dir, sheets)
+    table = Table(title=f"human evaluation: {results['n_raters']} rater(s), {results['n_items']} items")
+    for column in ("criterion", "base", "tuned", "tuned − base", "Fleiss' κ"):
+        table.add_column(column, justify="left" if column == "criterion" else "right")
+    for name, entry in results["criteria"].items():
+        cells = [f"{entry[m]['mean']:.2f} ({entry[m]['low']:.2f}–{entry[m]['high']:.2f})" if m in entry else "—"
+                 for m in ("base", "tuned")]
+        delta = entry.get("delta")
+        kappa = entry["agreement"].get("fleiss_kappa")
+        table.add_row(name, *cells, f"{delta['mean']:+.2f}" if delta else "—",
+                      f"{kappa:.2f}" if isinstance(kappa, float) else "—")
+    out.print(table)
+    out.print(f"report: {write_report(run_dir)}")
 
 
 @app.command()
@@ -129,6 +250,53 @@ def report(run_folder: RunArg) -> None:
     from r1tune.rundir import open_run
 
     out.print(f"report: {write_report(open_run(run_folder))}")
+
+
+@app.command()
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="First run folder.")],
+    run_b: Annotated[Path, typer.Argument(help="Second run folder.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+) -> None:
+    """Put two runs side by side: config differences and tuned (and base) metrics."""
+    from rich.table import Table
+
+    from r1tune.eval.compare import compare_runs
+    from r1tune.rundir import open_run
+
+    result = compare_runs(open_run(run_a), open_run(run_b))
+    if as_json:
+        print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
+        return
+    a, b = result["a"]["run"], result["b"]["run"]
+    if result["config_diff"]:
+        diff = Table(title="config differences")
+        for column in ("key", f"A {a}", f"B {b}"):
+            diff.add_column(column, overflow="fold")
+        for row in result["config_diff"]:
+            diff.add_row(row["key"], str(row["a"]), str(row["b"]))
+        out.print(diff)
+    else:
+        out.print("the two runs have the same config")
+    table = Table(title="metrics (A vs B)")
+    for column in ("metric", "A base", "A tuned", "B base", "B tuned", "B − A (tuned)"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+
+    def cell(value, digits):
+        return f"{value:.{digits}f}" if isinstance(value, (int, float)) else "—"
+
+    for row in result["metrics"]:
+        change = cell(row["b_minus_a"], max(row["digits"], 1))
+        style = {True: "green", False: "red"}.get(row["b_better"])
+        table.add_row(row["label"], cell(row["a_base"], row["digits"]), cell(row["a_tuned"], row["digits"]),
+                      cell(row["b_base"], row["digits"]), cell(row["b_tuned"], row["digits"]),
+                      f"[{style}]{change}[/]" if style else change)
+    out.print(table)
+    if result["redteam_tuned_passed"]:
+        out.print("red-team probes passed (tuned): " + ", ".join(f"{k.upper()} {v}" for k, v in
+                                                                 result["redteam_tuned_passed"].items()))
+    if result["same_test_set"] is False:
+        out.print("[yellow]note: the runs were scored on different test sets; compare with care[/]")
 
 
 @app.command("show-sample")
@@ -266,6 +434,50 @@ def export(
     info = run_dir.read_info()
     path = merge_adapter(run_dir.load_config().model, run_dir.adapter, out_dir, info.get("chat_format", "auto"))
     out.print(f"merged model written to {path}")
+
+
+@app.command("serve")
+def serve_cmd(
+    target: Annotated[Path, typer.Argument(help="A run folder (base + its adapter) or a project file.")],
+    overrides: OverridesArg = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (default: serve.host, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (default: serve.port, 8000).")] = None,
+    new_api_key: Annotated[str | None, typer.Option(
+        help="Instead of serving: create a key with this name, store its hash in serve.api_keys_file, print it.")] = None,
+    admin: Annotated[bool, typer.Option(help="With --new-api-key: the key may load/unload adapters.")] = False,
+) -> None:
+    """Serve the model over an OpenAI-compatible API (`/v1/chat/completions`, `/v1/models`, `/v1/feedback`)."""
+    from r1tune.serve import add_key, prepare_target, run_server
+
+    served = prepare_target(target, host, port, overrides or [])
+    if new_api_key is not None:
+        keys_file = served.cfg.serve.api_keys_file
+        if keys_file is None:
+            raise R1TuneError("serve.api_keys_file is not set", hint="set it in the project file, e.g. keys.txt")
+        key = add_key(keys_file, new_api_key, "admin" if admin else "user")
+        console.print(f"added key {new_api_key!r} to {keys_file}; it is shown only once:")
+        print(key)
+        return
+    run_server(served, announce=console.print)
+
+
+feedback_app = typer.Typer(no_args_is_help=True, help="Completion ratings and corrections from the server.")
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("export")
+def feedback_export(
+    target: Annotated[Path, typer.Argument(help="The run folder or project file the server was started with.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for sft.jsonl and preferences.jsonl.")],
+    database_url: Annotated[str | None, typer.Option(help="Store URL (default: the server's).")] = None,
+) -> None:
+    """Write corrected answers as SFT records and rated answers as preference pairs."""
+    from r1tune.serve import FeedbackStore, default_database_url, export_feedback, resolve_target
+
+    store = FeedbackStore(database_url or default_database_url(resolve_target(target).cfg))
+    result = export_feedback(store, out_dir)
+    out.print(f"{result.sft} SFT records → {result.sft_path}\n{result.preferences} preference pairs → "
+              f"{result.preferences_path}")
 
 
 @app.command("models")

@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from r1tune.errors import ConfigError
 
@@ -45,25 +54,169 @@ class ProjectConfig(_Section):
     seed: int = Field(42, description="Seed for data splits, initialisation and sampling.")
 
 
+SourceFormat = Literal[
+    "auto", "messages", "alpaca", "sharegpt", "preference", "dialogue", "label_studio", "csv", "table", "document"
+]
+PiiType = Literal["CN_ID", "PHONE", "BANK_CARD", "USCC", "PASSPORT", "EMAIL", "IP", "URL_SECRET", "PERSON", "ADDRESS"]
+CleanStep = Literal[
+    "nfkc", "control_chars", "html_to_text", "whitespace", "regex_remove", "opencc", "terms", "length_filter",
+    "language_filter", "repetition_filter", "garbage_filter", "pii", "exact_dedup", "near_dedup",
+]
+DEFAULT_CLEAN_STEPS: list[str] = [
+    "nfkc", "control_chars", "html_to_text", "whitespace", "regex_remove", "opencc", "terms", "length_filter",
+    "language_filter", "repetition_filter", "garbage_filter", "pii", "exact_dedup", "near_dedup",
+]
+
+
 class SourceConfig(_Section):
-    path: ProjectPath = Field(description="Data file (relative to this file).")
-    format: Literal["auto", "messages", "alpaca", "csv"] = Field(
+    path: ProjectPath = Field(
+        description="Data file (relative to this file); for `dataset`, a LLaMA-Factory `dataset_info.json` or its folder."
+    )
+    format: SourceFormat = Field(
         "auto",
         description=(
-            "Record shape. `messages`: JSONL with OpenAI-style `messages` (an assistant turn may carry "
-            "`reasoning`); `alpaca`: JSON/JSONL with instruction/input/output; `csv`: a CSV/TSV table turned "
-            "into prompts by `prompt_template`. `auto` picks by file suffix and the first record's keys."
+            "Record shape. `messages`: OpenAI-style `messages` (an assistant turn may carry `reasoning`); "
+            "`alpaca`: instruction/input/output; `sharegpt`: `conversations` of from/value turns; `preference`: "
+            "a prompt with `chosen`/`rejected` answers (trained on `chosen`, `rejected` kept in meta for DPO); "
+            "`dialogue`: context/response/followup triples (two turns); `label_studio`: a Label Studio JSON "
+            "export; `csv`/`table`: CSV/TSV/XLSX/Parquet rows turned into prompts by `prompt_template`; "
+            "`document`: TXT/Markdown/PDF/DOCX/HTML (or a `text` field) cut into chunks. `auto` picks by "
+            "suffix, a sibling `dataset_info.json` and the first record's keys."
+        ),
+    )
+    dataset: str | None = Field(
+        None,
+        description=(
+            "Entry of a LLaMA-Factory `dataset_info.json` (given as `path`) to read, with its file_name, "
+            "formatting, columns, tags and ranking."
+        ),
+    )
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Your field names for the shape's roles (LLaMA-Factory style), e.g. `{prompt: question, response: "
+            "answer}`. Roles: prompt, query, response, history, system, messages, tools, chosen, rejected, "
+            "kto_tag (alpaca/sharegpt/preference); context, response, followup (dialogue); text (document rows)."
+        ),
+    )
+    tags: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "ShareGPT turn keys and role names: role_tag, content_tag, user_tag, assistant_tag, system_tag, "
+            "observation_tag, function_tag (defaults from, value, human, gpt, system, observation, function_call)."
         ),
     )
     prompt_template: str | None = Field(
         None,
         description=(
             "Jinja template that turns one table row into the user prompt, e.g. "
-            "`Write a description for {{name}} ({{material}}, {{price}} yuan)`. Required for `csv`."
+            "`Write a description for {{name}} ({{material}}, {{price}} yuan)`. Required for `csv`/`table`; "
+            "for `label_studio` it renders the task's `data`."
         ),
     )
-    target_column: str | None = Field(None, description="Column holding the expected answer (for `csv`).")
+    target_column: str | None = Field(
+        None,
+        description="Column holding the expected answer (`csv`/`table`), or the Label Studio control (`from_name`).",
+    )
+    label_column: str | None = Field(
+        None, description="Field copied into each record's `meta.label` (used by `data.split.stratify_by: label`)."
+    )
     system: str | None = Field(None, description="System prompt added to every record from this source.")
+    encoding: str = Field(
+        "auto",
+        description="Text encoding of CSV/TSV/TXT/JSON files; `auto` detects UTF-8, UTF-8-BOM, GB18030/GBK, Big5, UTF-16.",
+    )
+    sheet: str | None = Field(None, description="XLSX worksheet to read (default: the first).")
+    document_prompt: str = Field(
+        "{{ title }}{% if heading %}: {{ heading }}{% endif %}",
+        description=(
+            "Jinja template for the user turn of each document chunk (the chunk is the answer); "
+            "variables: title, heading, index."
+        ),
+    )
+
+
+class CleanConfig(_Section):
+    steps: list[CleanStep] = Field(
+        default_factory=lambda: list(DEFAULT_CLEAN_STEPS),
+        description=(
+            "Cleaning steps, applied in this order to every prompt and answer. Steps without settings "
+            "(no `regex_remove`, `opencc: none`, no `terms`) do nothing; leave a step out to skip it."
+        ),
+    )
+    regex_remove: list[str] = Field(
+        default_factory=list, description="Regular expressions whose matches are deleted (e.g. ticket footers)."
+    )
+    opencc: Literal["none", "t2s", "s2t", "tw2s", "hk2s", "s2tw", "s2hk", "s2twp", "tw2sp"] = Field(
+        "none", description="Chinese script conversion with OpenCC, e.g. `t2s` (traditional to simplified)."
+    )
+    terms: dict[str, str] = Field(
+        default_factory=dict, description="Term standardisation: variant → canonical term, e.g. `{手机壳: 保护壳}`."
+    )
+    terms_file: Path | None = Field(
+        None, description="More variant → canonical terms: a two-column CSV/TSV, or a JSON/YAML mapping."
+    )
+    min_answer_chars: int = Field(1, ge=0, description="Drop records whose answer is shorter (characters).")
+    max_chars: int | None = Field(
+        20000, gt=0, description="Drop records whose prompt + answer is longer (characters); unset: no limit."
+    )
+    languages: list[Literal["zh", "en", "other"]] = Field(
+        default_factory=list, description="Keep only records in these languages (CJK share decides); empty: all."
+    )
+    max_repetition: float = Field(
+        0.5, gt=0.0, le=1.0,
+        description="Drop answers where repeated lines or repeated 10-character n-grams cover more than this share.",
+    )
+    min_clean_ratio: float = Field(
+        0.6, ge=0.0, le=1.0,
+        description="Drop texts whose share of letters, CJK, digits, spaces and common punctuation is lower (garbage).",
+    )
+    near_dup_threshold: float = Field(
+        0.8, gt=0.0, lt=1.0, description="Estimated Jaccard similarity from which two records are near duplicates."
+    )
+    near_dup_action: Literal["drop", "keep"] = Field(
+        "drop",
+        description="`drop` keeps one record per near-duplicate cluster; `keep` keeps all but puts a cluster in one split.",
+    )
+    num_perm: int = Field(128, ge=16, le=512, description="MinHash permutations for near-duplicate detection.")
+    word_shingle: int = Field(3, ge=1, le=10, description="Words per shingle for non-Chinese text.")
+    char_shingle: int = Field(5, ge=1, le=10, description="Characters per shingle for Chinese text.")
+
+    @field_validator("terms_file")
+    @classmethod
+    def _terms_relative_to_config(cls, value: Any, info: ValidationInfo) -> Any:
+        return _resolve_against_config_dir(value, info) if isinstance(value, Path) else value
+
+
+class PiiConfig(_Section):
+    enabled: bool = Field(True, description="Mask personal data (the `pii` cleaning step).")
+    strategy: Literal["placeholder", "pseudonym", "hash"] = Field(
+        "placeholder",
+        description="`placeholder`: `[PHONE]`; `pseudonym`: a consistent realistic fake; `hash`: `[PHONE:3fa2c1]` (salted).",
+    )
+    types: list[PiiType] | None = Field(None, description="PII types to mask; default: all.")
+    salt_env: str = Field(
+        "R1TUNE_PII_SALT",
+        description="Environment variable holding the secret salt (required for `hash`; keeps pseudonyms stable).",
+    )
+
+
+class ChunkConfig(_Section):
+    max_tokens: int = Field(512, ge=16, description="Largest document chunk, in tokens of the model's tokenizer.")
+    overlap_tokens: int = Field(64, ge=0, description="Tokens repeated from the end of one chunk at the start of the next.")
+    min_tokens: int = Field(16, ge=1, description="Chunks shorter than this are merged into a neighbour or dropped.")
+
+
+class SplitConfig(_Section):
+    stratify_by: str | None = Field(
+        None, description="Record `meta` key to stratify the split by (e.g. `label`, `intent`); unset: random."
+    )
+    max_per_class: int | None = Field(
+        None, gt=0, description="Keep at most this many records per class (the rest are quarantined)."
+    )
+    min_per_class: int | None = Field(
+        None, gt=0, description="Repeat training records of smaller classes until each has this many (train only)."
+    )
 
 
 class DataConfig(_Section):
@@ -75,6 +228,13 @@ class DataConfig(_Section):
     val_ratio: float = Field(0.1, ge=0.0, lt=0.5, description="Share of records held out for validation.")
     test_ratio: float = Field(0.1, ge=0.0, lt=0.5, description="Share of records held out for testing.")
     max_records: int | None = Field(None, gt=0, description="Read at most this many records (for quick trials).")
+    clean: CleanConfig = Field(default_factory=dict, validate_default=True, description="Cleaning, filters, dedup.")
+    pii: PiiConfig = Field(default_factory=dict, validate_default=True, description="Personal-data masking.")
+    chunking: ChunkConfig = Field(default_factory=dict, validate_default=True, description="Document chunking.")
+    split: SplitConfig = Field(default_factory=dict, validate_default=True, description="Stratified, balanced splits.")
+    num_proc: int | None = Field(
+        None, gt=0, description="Worker processes for cleaning/PII/MinHash; default: all cores for large inputs, else 1."
+    )
 
 
 class ModelConfig(_Section):
@@ -95,35 +255,145 @@ class ModelConfig(_Section):
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) to load.")
 
 
+TrainMethod = Literal["lora", "dora", "qlora", "full", "freeze", "prefix", "prompt"]
+PROMPT_LEARNING_METHODS = ("prefix", "prompt")
+
+
 class TrainConfig(_Section):
-    method: Literal["lora"] = Field("lora", description="Tuning method.")
-    lora_rank: int = Field(16, gt=0, description="LoRA rank r.")
+    method: TrainMethod = Field(
+        "lora",
+        description=(
+            "Tuning method. `lora`: low-rank adapters on `target_modules`; `dora`: LoRA with a learned "
+            "per-column magnitude (weight-decomposed, a little slower); `qlora`: LoRA on a 4-bit NF4 "
+            "double-quantised base (bitsandbytes, needs a CUDA GPU); `full`: every weight; `freeze`: only the "
+            "last `freeze_trainable_layers` blocks and the final norm; `prefix` / `prompt`: learned virtual "
+            "tokens (peft prefix / prompt tuning), the smallest adapters. `full` and `freeze` save a whole "
+            "model (`train/model/`), the others a PEFT adapter (`train/adapter/`)."
+        ),
+    )
+    lora_rank: int = Field(16, gt=0, description="LoRA rank r (`lora`, `dora`, `qlora`).")
     lora_alpha: int = Field(32, gt=0, description="LoRA scaling numerator (the update is scaled by alpha/r).")
     lora_dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
     target_modules: list[str] | None = Field(
         None, description="Module names that get adapters; default: the preset's (all linear layers)."
     )
+    freeze_trainable_layers: int = Field(
+        2, gt=0, description="`freeze`: how many of the last decoder blocks train; all lower layers stay frozen."
+    )
+    num_virtual_tokens: int = Field(20, gt=0, description="`prefix` / `prompt`: number of learned virtual tokens.")
     lr: float = Field(2e-4, gt=0.0, description="Peak learning rate (AdamW).")
     epochs: float = Field(2.0, gt=0.0, description="Passes over the training split.")
     max_steps: int | None = Field(None, gt=0, description="Stop after this many optimiser steps (overrides epochs).")
-    batch_size: int = Field(8, gt=0, description="Sequences per micro-batch.")
-    grad_accum: int = Field(1, gt=0, description="Micro-batches per optimiser step.")
-    max_seq_len: int = Field(512, ge=16, description="Longer records are truncated; the count is reported.")
-    warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0, description="Share of steps with linear warm-up.")
-    weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay.")
+    batch_size: int = Field(
+        8, gt=0,
+        description="Examples per micro-batch. With packing, a micro-batch is as many packed rows as hold this "
+                    "many examples on average, so packing changes speed, not the number of optimiser steps.",
+    )
+    grad_accum: int = Field(1, gt=0, description="Micro-batches per optimiser step (per process).")
+    max_seq_len: int = Field(
+        512, ge=16, description="Longer records are truncated (counted and reported); also the packed sequence length."
+    )
+    packing: bool | None = Field(
+        None,
+        description=(
+            "Pack several examples into each sequence with position ids restarting per example, so no compute "
+            "goes to padding and no example attends to another. Unset: on, except for `prefix` / `prompt`, "
+            "whose virtual tokens would precede only the first example of a pack (setting it true there is an "
+            "error). Off: batches group records of similar length."
+        ),
+    )
+    warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0, description="Share of steps with linear warm-up before cosine decay.")
+    weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay (matrices only; never biases or norms).")
     max_grad_norm: float = Field(1.0, gt=0.0, description="Gradient clipping norm.")
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="Label smoothing of the training loss (0 = off).")
+    neftune_alpha: float | None = Field(
+        None, gt=0.0,
+        description="NEFTune: uniform noise of scale alpha/sqrt(seq_len*hidden) on input embeddings while "
+                    "training (the paper uses 5); unset = off.",
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations during backward: about a third slower, far less memory."
+    )
     train_on_prompt: bool = Field(False, description="Also take loss on prompt tokens (default: answers only).")
     reasoning: Literal["empty_think", "keep_prompt_think"] = Field(
         "empty_think",
         description=(
-            "DeepSeek-R1 records without reasoning: `empty_think` trains an empty `<think>` block so the model "
-            "keeps closing its think tag; `keep_prompt_think` puts it in the (untrained) prompt."
+            "DeepSeek-R1 records without reasoning (records with it always train their whole think block): "
+            "`empty_think` trains `\\n</think>\\n\\n{answer}` after the prompt's `<think>\\n`, so the model keeps "
+            "closing its think tag; `keep_prompt_think` puts the empty block in the untrained prompt, cheaper, "
+            "but a model tuned only this way can stop thinking or leave `<think>` unclosed."
         ),
     )
     precision: Literal["auto", "bf16", "fp32"] = Field(
         "auto", description="`auto` uses bf16 autocast where the CPU/GPU supports it, else fp32."
     )
-    log_every: int = Field(5, gt=0, description="Log loss and throughput every N optimiser steps.")
+    curriculum: Literal["none", "length", "difficulty"] = Field(
+        "none",
+        description=(
+            "Order of the training examples in every epoch: `none` shuffles; `length` goes short to long; "
+            "`difficulty` goes up `meta[difficulty_key]` (a number per record, easy first)."
+        ),
+    )
+    difficulty_key: str = Field("difficulty", min_length=1, description="Record meta key read by `curriculum: difficulty`.")
+    eval_every: int | None = Field(
+        None, gt=0, description="Validate every N optimiser steps; unset = at the end of every epoch (and always at the end)."
+    )
+    early_stopping_patience: int | None = Field(
+        None, gt=0, description="Stop after this many validations without a lower validation loss; unset = never stop early."
+    )
+    keep_best: bool = Field(
+        True, description="Save the weights with the lowest validation loss as the result (else: the last step's)."
+    )
+    save_every: int = Field(
+        100, gt=0, description="Write a crash-safe checkpoint every N optimiser steps (resume with `r1tune train --resume`)."
+    )
+    keep_checkpoints: int = Field(2, gt=0, description="Keep the newest N checkpoints (plus the best one).")
+    log_every: int = Field(5, gt=0, description="Print loss and throughput every N optimiser steps (metrics.jsonl gets every step).")
+    trackers: list[Literal["tensorboard", "mlflow"]] = Field(
+        default_factory=lambda: ["tensorboard", "mlflow"],
+        description=(
+            "Where metrics go besides `train/train_metrics.jsonl`: `tensorboard` (logs in `train/tensorboard/`, "
+            "needs the tensorboard package), `mlflow` (used only when mlflow is installed and "
+            "MLFLOW_TRACKING_URI is set). A missing package is reported once and skipped."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _check_method_combinations(self) -> TrainConfig:
+        if self.method in PROMPT_LEARNING_METHODS and self.packing:
+            raise ValueError(
+                f"train.packing: true cannot be combined with train.method: {self.method}: the learned virtual "
+                "tokens would precede only the first example of each pack; set train.packing: false (or leave it unset)"
+            )
+        if self.method == "prefix" and self.gradient_checkpointing:
+            raise ValueError("train.gradient_checkpointing cannot be combined with train.method: prefix "
+                             "(its virtual keys/values bypass the recomputed blocks); set one of them off")
+        return self
+
+    @property
+    def use_packing(self) -> bool:
+        """Packing as it will run: the explicit setting, else on for every method but prefix/prompt."""
+        return self.method not in PROMPT_LEARNING_METHODS if self.packing is None else self.packing
+
+
+class JudgeConfig(_Section):
+    model: str | None = Field(
+        None,
+        description=(
+            "Judge model. With `endpoint`: the model name the endpoint serves; without: a preset or local "
+            "folder loaded in-process. Unset: no pairwise judging."
+        ),
+    )
+    endpoint: str | None = Field(
+        None, description="Base URL of an OpenAI-compatible API, e.g. `http://localhost:8000/v1`."
+    )
+    api_key_env: str = Field(
+        "OPENAI_API_KEY",
+        description="Environment variable holding the endpoint's API key (keys never go into the config).",
+    )
+    max_examples: int = Field(50, gt=0, description="Judge at most this many test examples (each twice).")
+    timeout_seconds: float = Field(60.0, gt=0, description="Per-request timeout for the endpoint.")
+    max_new_tokens: int = Field(256, gt=0, description="Verdict length limit for a local judge model.")
 
 
 class EvalConfig(_Section):
@@ -131,11 +401,217 @@ class EvalConfig(_Section):
     batch_size: int = Field(8, gt=0, description="Prompts generated together.")
     max_examples: int | None = Field(None, gt=0, description="Evaluate at most this many test records.")
     compare_base: bool = Field(True, description="Also score the base model on the same prompts.")
+    decoding: list[Literal["greedy", "sampled"]] = Field(
+        ["greedy"],
+        min_length=1,
+        description=(
+            "Decoding settings to score, each on every test prompt. The first is the headline; `sampled` "
+            "uses `temperature`/`top_p` (seeded by `project.seed`)."
+        ),
+    )
+    temperature: float | None = Field(
+        None, gt=0.0, le=2.0, description="Sampling temperature; default: the preset's (DeepSeek-R1: 0.6)."
+    )
+    top_p: float | None = Field(None, gt=0.0, le=1.0, description="Nucleus sampling top_p; default: the preset's (0.95).")
+    stop: list[str] = Field(
+        default_factory=list, description="Extra stop strings; generation also stops at the format's end token."
+    )
+    json_schema: dict[str, Any] | Path | None = Field(
+        None,
+        description=(
+            "JSON Schema (inline mapping or a .json file) every answer must satisfy; scored as format validity. "
+            "Unset: answers whose reference is JSON are only checked to parse."
+        ),
+    )
+    glossary: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Domain terms; an answer should use each term its reference uses (glossary coverage, 0-100)."
+        ),
+    )
+    banned_terms: list[str] = Field(
+        default_factory=list, description="Terms no answer may contain (reported as the share of answers using one)."
+    )
+    redteam: list[Literal["general", "ecommerce", "medical", "finance"]] = Field(
+        ["general"],
+        description=(
+            "Bundled red-team probe sets to run on base and tuned (prompt injection, personal-data extraction, "
+            "out-of-domain, harmful, advice needing a disclaimer). Empty: skip."
+        ),
+    )
+    redteam_file: Path | None = Field(
+        None, description="Your own probes (YAML list, same shape as the bundled sets), run after those."
+    )
+    latency_prompts: int = Field(
+        3, ge=0, description="Prompts generated one at a time (batch 1) per model to measure time to first token."
+    )
+    bootstrap_resamples: int = Field(
+        1000, ge=100, description="Resamples for the confidence intervals of metric changes."
+    )
+    judge: JudgeConfig = Field(
+        default_factory=dict, validate_default=True, description="Optional pairwise LLM judge (both orders)."
+    )
+
+    @field_validator("json_schema", "redteam_file")
+    @classmethod
+    def _relative_to_config(cls, value: Any, info: ValidationInfo) -> Any:
+        # Optional paths: resolved here because ProjectPath inside a union hides the type in the docs table.
+        return _resolve_against_config_dir(value, info) if isinstance(value, Path) else value
+
+
+ADAPTER_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+def _compiles(patterns: list[str]) -> list[str]:
+    import re
+
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as err:
+            raise ValueError(f"{pattern!r} is not a valid regular expression: {err}") from None
+    return patterns
+
+
+RegexList = Annotated[list[str], AfterValidator(_compiles)]
+
+
+class AdapterSpec(_Section):
+    name: str = Field(
+        pattern=ADAPTER_NAME_PATTERN,
+        description="Model id clients use for this adapter (letters, digits, `.`, `_`, `-`; at most 64).",
+    )
+    path: ProjectPath = Field(description="A run folder (`runs/<run-id>`) or a PEFT LoRA adapter folder.")
+    router_data: Path | None = Field(
+        None,
+        description="Records (JSONL) whose user prompts train the `auto` router for this adapter; "
+        "default: the run's `data/train.jsonl`.",
+    )
+
+    @field_validator("router_data")
+    @classmethod
+    def _router_data_relative_to_config(cls, value: Any, info: ValidationInfo) -> Any:
+        return _resolve_against_config_dir(value, info) if isinstance(value, Path) else value
+
+
+class DisclaimerRule(_Section):
+    text: str = Field(min_length=1, description="Appended to the answer, after a blank line.")
+    models: list[str] = Field(
+        default_factory=list, description="Model ids (adapters or the base) this applies to; empty: all."
+    )
+    when_matches: RegexList = Field(
+        default_factory=list,
+        description="Regexes (case-insensitive) over the prompt and answer; empty: always. E.g. `diagnos|dose`.",
+    )
+
+
+class GuardsConfig(_Section):
+    input_block: RegexList = Field(
+        default_factory=list,
+        description="Regexes (case-insensitive); a request whose messages match one is refused with 400.",
+    )
+    output_block: RegexList = Field(
+        default_factory=list,
+        description="Regexes (case-insensitive); an answer that matches one is cut off with finish_reason "
+        "`content_filter`.",
+    )
+    output_block_message: str = Field(
+        "[answer withheld by the output filter]",
+        description="Replaces a blocked non-streamed answer.",
+    )
+    scrub_pii: bool = Field(True, description="Mask personal data in answers with the data stage's PII detector.")
+    pii_strategy: Literal["placeholder", "pseudonym"] = Field(
+        "placeholder", description="`placeholder`: `[PHONE]`; `pseudonym`: a consistent realistic fake."
+    )
+    pii_types: list[PiiType] | None = Field(None, description="PII types to scrub; default: all.")
+    stream_holdback_chars: int = Field(
+        48,
+        ge=0,
+        description="Streamed text is released this many characters late, so a phone number or blocked word "
+        "is never half-sent before it is recognised.",
+    )
+    disclaimers: list[DisclaimerRule] = Field(
+        default_factory=list, description="Domain disclaimers (medical, financial, ...) appended to answers."
+    )
 
 
 class ServeConfig(_Section):
     host: str = Field("127.0.0.1", description="Bind address (loopback by default).")
     port: int = Field(8000, gt=0, lt=65536, description="TCP port.")
+    adapters: list[AdapterSpec] = Field(
+        default_factory=list,
+        description="LoRA adapters served on the one base model, each as its own model id. Serving a run "
+        "folder adds that run's adapter (named after the project).",
+    )
+    serve_base: bool = Field(True, description="Also serve the base model itself, as its own model id.")
+    base_model_id: str | None = Field(
+        None, description="Model id of the base model; default: the preset name or the model folder's name."
+    )
+    auto_min_similarity: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="`model: auto` routes to the adapter whose training prompts are most similar; below this "
+        "similarity it uses the base model (if served).",
+    )
+    allow_runtime_adapters: bool = Field(
+        True, description="Enable the admin endpoints that load and unload adapters while serving."
+    )
+    adapter_dirs: list[Path] = Field(
+        default_factory=list,
+        description="Folders the admin endpoint may load adapters from; default: `project.runs_dir`.",
+    )
+    api_keys_file: Path | None = Field(
+        None,
+        description="File of hashed API keys (`name role sha256:<hex>` per line; role `user` or `admin`), "
+        "written by `r1tune serve CONFIG --new-api-key NAME`.",
+    )
+    api_keys_env: str = Field(
+        "R1TUNE_API_KEYS", description="Environment variable with comma-separated plain API keys (role `user`)."
+    )
+    allow_unauthenticated: bool = Field(
+        False, description="Allow serving on a non-loopback address without API keys."
+    )
+    rate_limit_per_minute: int = Field(
+        600, ge=0, description="Requests per minute per API key (per client address without keys); 0: off."
+    )
+    max_request_bytes: int = Field(1_000_000, gt=0, description="Larger request bodies are refused with 413.")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS (e.g. `https://app.example.com`); empty: off."
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the completion and feedback store (e.g. "
+        "`postgresql+psycopg://user@host/db`); default: SQLite `<runs_dir>/feedback.db` in WAL mode.",
+    )
+    log_completions: bool = Field(
+        True, description="Store every completion (PII masked) so it can be rated and exported for retraining."
+    )
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        "auto", description="Weights dtype for serving: `auto` is bf16 where the hardware computes bf16 natively, "
+        "else fp32."
+    )
+    threads: int | None = Field(
+        None, gt=0, description="CPU threads for the model (torch); default: one per core. Use fewer when the "
+        "cores are shared with other work."
+    )
+    max_batch_size: int = Field(16, gt=0, description="Most sequences decoded together in one step.")
+    max_waiting: int = Field(256, gt=0, description="Queued requests beyond this are refused with 503.")
+    prefill_token_budget: int = Field(
+        4096, gt=0, description="Most prompt tokens (padded) prefilled together when requests join the batch."
+    )
+    max_prompt_tokens: int = Field(2048, gt=0, description="Longer prompts are refused with 400.")
+    default_max_tokens: int = Field(256, gt=0, description="Answer length limit when a request sets none.")
+    max_tokens_limit: int = Field(2048, gt=0, description="Requests asking for more tokens are refused with 400.")
+    request_timeout_s: float = Field(300.0, gt=0, description="A request still generating after this is stopped.")
+    guards: GuardsConfig = Field(default_factory=dict, validate_default=True, description="Input/output filters.")
+
+    @field_validator("api_keys_file", "adapter_dirs")
+    @classmethod
+    def _paths_relative_to_config(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, list):
+            return [_resolve_against_config_dir(v, info) if isinstance(v, Path) else v for v in value]
+        return _resolve_against_config_dir(value, info) if isinstance(value, Path) else value
 
 
 class R1TuneConfig(_Section):
@@ -281,10 +757,10 @@ def config_reference_markdown() -> str:
             inner = getattr(annotation, "__args__", (annotation,))
             nested = [a for a in inner if isinstance(a, type) and issubclass(a, _Section)]
             key = f"{prefix}{name}"
-            if nested and name not in ("sources", "test_sources"):
+            if nested and getattr(annotation, "__origin__", None) is not list:
                 emit(nested[0], key + ".")
                 continue
-            if nested:  # a list of sources: document the item fields
+            if nested:  # a list of sections (sources, adapters, ...): document the item fields
                 rows.append(f"| `{key}` | list | {_default_text(field)} | {field.description} |")
                 emit(nested[0], key + "[].")
                 continue

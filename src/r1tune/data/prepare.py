@@ -1,8 +1,23 @@
-"""`prepare`: read the configured sources, drop exact duplicates, split train/val/test, write it all down.
+"""`prepare`: read → clean/filter/mask → exact dedup → near dedup → balance and split → write, at any scale.
 
-Output (in the run's `data/` folder): `train.jsonl`, `val.jsonl`, `test.jsonl`, `quarantine.jsonl` and
-`data_report.json` with the funnel (read → usable → deduplicated → split) and sha256 of every input and
-output file, so a run can prove which data it was trained on.
+Records stream from the readers into an Arrow file, the per-record steps run through `datasets.map` with
+`num_proc` workers (each row's notes travel with it as columns), and the global steps work on compact
+numpy columns (64-bit keys, MinHash signatures) memory-mapped from Arrow, so the corpus is never held
+twice in memory. A final pass in input order writes `train/val/test.jsonl`, `quarantine.jsonl` (every
+rejected or changed row with file:line, stage and reason) and `data_report.json`:
+
+    funnel      read, rejected{stage: n}, changed{stage: n}, usable, train, val, test, held_out, upsampled
+    stages      [{stage, in, out, rejected, changed}] in pipeline order (read, clean, filter, pii, dedup,
+                near_dedup, balance, split)
+    reasons     {"rejected:<stage>" | "changed:<stage>": {reason: n}}
+    histograms  {prompt_chars | answer_chars | tokens: {edges, counts}}: counts[i] counts values in
+                [edges[i], edges[i+1]), the last bucket is open-ended
+    languages   {zh | en | other: n} of the usable records
+    pii         {enabled, strategy, types, by_type: {TYPE: n}, records_masked}
+    duplicates  {exact, near, clusters, candidate_pairs, verified_pairs, threshold, bands, rows,
+                 largest_clusters: [{size, kept, members, min_similarity}]}
+    split       {stratify_by, strata: {label: {train, val, test}}, capped, upsampled}
+    sources, splits (sha256 of inputs and outputs), seed, token_counter, num_proc, timings, quarantine_examples
 """
 
 from __future__ import annotations
@@ -10,19 +25,33 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import random
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from r1tune.config import DataConfig, SourceConfig
+from r1tune.data.chunking import tokenizer_counter
+from r1tune.data.clean import RecordCleaner, record_text
 from r1tune.data.quarantine import Quarantine
 from r1tune.data.readers import read_source
-from r1tune.data.records import Record, read_jsonl, write_jsonl
+from r1tune.data.records import Record, read_jsonl
+from r1tune.data.split import CAPPED, SPLIT_NAMES, TEST, TRAIN, plan_split
 from r1tune.errors import DataError
 
 log = logging.getLogger(__name__)
-SPLITS = ("train", "val", "test")
+SPLITS = SPLIT_NAMES
+HISTOGRAM_EDGES = [0, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
+PARALLEL_FROM = 20_000  # below this many records one process is faster than starting workers
+_BATCH = 1000
 
 
 @dataclass
@@ -34,40 +63,15 @@ class PreparedData:
     folder: Path
 
 
-def prepare(cfg: DataConfig, out_dir: Path, seed: int) -> PreparedData:
-    """Run the data stage for one config section and write its outputs to `out_dir`."""
-    quarantine = Quarantine()
-    records, read_counts = _read_all(cfg.sources, quarantine, cfg.max_records)
-    held_out, _ = _read_all(cfg.test_sources, quarantine, None)
-    records = _drop_exact_duplicates(records, quarantine)
-    if not records:
-        _raise_nothing_usable(cfg.sources, quarantine)
-    test_ratio = 0.0 if held_out else cfg.test_ratio
-    train, val, test = split_records(records, cfg.val_ratio, test_ratio, seed)
-    if held_out:
-        test = _drop_overlap(held_out, records, quarantine)
-    if not train:
-        raise DataError(f"only {len(records)} usable record(s): nothing left for training after the split")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name, split in zip(SPLITS, (train, val, test), strict=True):
-        write_jsonl(split, out_dir / f"{name}.jsonl")
-    quarantine.write(out_dir / "quarantine.jsonl")
-    report = {
-        "funnel": {
-            "read": sum(read_counts.values()) + quarantine.counts().get("read", 0),
-            "rejected": quarantine.counts(),
-            "usable": len(records),
-            **{name: len(split) for name, split in zip(SPLITS, (train, val, test), strict=True)},
-        },
-        "sources": {str(p): {"records": n, "sha256": file_sha256(p)} for p, n in read_counts.items()},
-        "splits": {name: file_sha256(out_dir / f"{name}.jsonl") for name in SPLITS},
-        "seed": seed,
-        "quarantine_examples": [item.source + ": " + item.reason for item in quarantine.items[:10]],
-    }
-    (out_dir / "data_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
-    for item in quarantine.items[:5]:
-        log.warning("quarantined %s (%s): %s", item.source, item.stage, item.reason)
-    return PreparedData(train, val, test, report, out_dir)
+def prepare(cfg: DataConfig, out_dir: Path, seed: int, tokenizer=None, show_progress: bool = False) -> PreparedData:
+    """Run the data stage for one config section, write its outputs to `out_dir` and load the splits.
+
+    `tokenizer` (the model's) sizes document chunks and the token histogram; without it both use an estimate.
+    """
+    report = run_data_pipeline(cfg, out_dir, seed, tokenizer, show_progress)
+    data = load_prepared(out_dir)
+    data.report = report
+    return data
 
 
 def load_prepared(folder: Path) -> PreparedData:
@@ -83,57 +87,408 @@ def load_prepared(folder: Path) -> PreparedData:
 def split_records(
     records: list[Record], val_ratio: float, test_ratio: float, seed: int
 ) -> tuple[list[Record], list[Record], list[Record]]:
-    """Deterministic shuffle-and-cut by seed; a non-zero ratio always yields at least one record."""
-    shuffled = sorted(records, key=lambda r: r.id)  # independent of input order
-    random.Random(seed).shuffle(shuffled)
-    n = len(shuffled)
-    n_test = max(1, round(n * test_ratio)) if test_ratio > 0 and n > 2 else 0
-    n_val = max(1, round(n * val_ratio)) if val_ratio > 0 and n - n_test > 1 else 0
-    return shuffled[n_test + n_val :], shuffled[n_test : n_test + n_val], shuffled[:n_test]
+    """Deterministic split of in-memory records (no clusters, no strata); order-independent, seeded."""
+    n = len(records)
+    ids = [r.id for r in records]
+    plan = plan_split(ids, np.arange(n), [""] * n, np.ones(n, bool), np.zeros(n, bool), val_ratio, test_ratio, seed)
+    parts: list[list[Record]] = [[], [], []]
+    order = sorted(range(n), key=lambda i: (hashlib.sha256(f"{seed}:{ids[i]}".encode()).digest(), ids[i]))
+    for i in order:
+        parts[plan.assignment[i]].append(records[i])
+    return parts[0], parts[1], parts[2]
 
 
-def _read_all(
-    sources: list[SourceConfig], quarantine: Quarantine, limit: int | None
-) -> tuple[list[Record], dict[Path, int]]:
-    records: list[Record] = []
-    counts: dict[Path, int] = {}
-    for source in sources:
-        before = len(records)
-        for record in read_source(source, quarantine):
-            if limit is not None and len(records) >= limit:
+# ---------------------------------------------------------------------------------------------------------
+# the pipeline
+
+
+def run_data_pipeline(cfg: DataConfig, out_dir: Path, seed: int, tokenizer=None, show_progress: bool = False
+                      ) -> dict[str, Any]:
+    """Everything `prepare` does except loading the splits back (the benchmark's entry point)."""
+    import datasets
+
+    if not show_progress:
+        datasets.disable_progress_bars()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # workers are forked after the tokenizer loads
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".arrow-", dir=out_dir))
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    count_tokens = tokenizer_counter(tokenizer) if tokenizer is not None else None
+    try:
+        with (out_dir / "quarantine.jsonl").open("w", encoding="utf-8") as sink:
+            quarantine = Quarantine(sink=sink)
+            t0 = time.perf_counter()
+            arrow_path = work / "read.arrow"
+            n_rows, source_counts = _read_to_arrow(cfg, quarantine, arrow_path, count_tokens)
+            timings["read"] = time.perf_counter() - t0
+            if not source_counts["__train__"]:
+                sink.flush()
+                _raise_nothing_usable(cfg.sources, quarantine)
+            dataset = datasets.Dataset.from_file(str(arrow_path))
+            num_proc = cfg.num_proc or (min(os.cpu_count() or 1, 8) if n_rows >= PARALLEL_FROM else 1)
+            t0 = time.perf_counter()
+            dataset = _clean(dataset, cfg, work, num_proc, count_tokens)
+            timings["clean_filter_pii"] = time.perf_counter() - t0
+            report = _finish(dataset, cfg, out_dir, seed, quarantine, timings)
+        report["funnel"]["read"] = n_rows + report["funnel"]["rejected"].get("read", 0)
+        report["sources"] = {
+            str(p): {"records": n, "sha256": file_sha256(p)} for p, n in source_counts.items() if isinstance(p, Path)
+        }
+        report["splits"] = {name: file_sha256(out_dir / f"{name}.jsonl") for name in SPLITS}
+        report.update(seed=seed, num_proc=num_proc, token_counter="tokenizer" if tokenizer is not None else "approx")
+        timings["total"] = time.perf_counter() - started
+        report["timings"] = {k: round(v, 3) for k, v in timings.items()}
+        report["records_per_second"] = round(n_rows / timings["total"], 1) if timings["total"] else None
+        (out_dir / "data_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+        for item in quarantine.examples[:5]:
+            log.warning("quarantined %s (%s): %s", item.source, item.stage, item.reason)
+        return report
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _read_to_arrow(cfg: DataConfig, quarantine: Quarantine, path: Path, count_tokens) -> tuple[int, dict]:
+    """Stream every source's records into one Arrow file: (record JSON, source, held_out)."""
+    import pyarrow as pa
+
+    schema = pa.schema([("record", pa.large_string()), ("source", pa.string()), ("held_out", pa.bool_())])
+    counts: dict[Any, int] = {"__train__": 0, "__held_out__": 0}
+    rows = 0
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+        buffer: dict[str, list] = {"record": [], "source": [], "held_out": []}
+
+        def flush() -> None:
+            if buffer["record"]:
+                writer.write_batch(pa.record_batch(buffer, schema=schema))
+                for values in buffer.values():
+                    values.clear()
+
+        for held_out, record, source_path in _all_records(cfg, quarantine, count_tokens):
+            buffer["record"].append(json.dumps(record.to_dict(), ensure_ascii=False))
+            buffer["source"].append(record.source)
+            buffer["held_out"].append(held_out)
+            counts[source_path] = counts.get(source_path, 0) + 1
+            counts["__held_out__" if held_out else "__train__"] += 1
+            rows += 1
+            if len(buffer["record"]) >= 10_000:
+                flush()
+        flush()
+    return rows, counts
+
+
+def _all_records(cfg: DataConfig, quarantine: Quarantine, count_tokens) -> Iterator[tuple[bool, Record, Path]]:
+    taken = 0
+    for source in cfg.sources:
+        for record in read_source(source, quarantine, count_tokens, cfg.chunking):
+            if cfg.max_records is not None and taken >= cfg.max_records:
                 break
-            records.append(record)
-        counts[source.path] = len(records) - before
-    return records, counts
+            taken += 1
+            yield False, record, source.path
+    for source in cfg.test_sources:
+        for record in read_source(source, quarantine, count_tokens, cfg.chunking):
+            yield True, record, source.path
 
 
-def _drop_exact_duplicates(records: list[Record], quarantine: Quarantine) -> list[Record]:
-    seen: dict[str, str] = {}
-    kept = []
-    for record in records:
-        key = record.content_hash()
-        if key in seen:
-            quarantine.add(record.source, "dedup", f"exact duplicate of {seen[key]}")
+# ---------------------------------------------------------------------------------------------------------
+# per-record steps (parallel)
+
+
+def _clean(dataset, cfg: DataConfig, work: Path, num_proc: int, count_tokens):
+    salt = os.environ.get(cfg.pii.salt_env, "")
+    if not salt and cfg.pii.strategy == "pseudonym":
+        salt = secrets.token_hex(16)  # one per run: workers must agree on the fakes
+    cleaner = RecordCleaner(cfg.clean.steps, cfg.clean, cfg.pii, salt)
+    hasher = None
+    if "near_dedup" in cfg.clean.steps:
+        from r1tune.data.dedup import MinHasher
+
+        hasher = MinHasher(cfg.clean.num_perm, cfg.clean.char_shingle, cfg.clean.word_shingle)
+    return dataset.map(
+        _clean_batch,
+        batched=True,
+        batch_size=_BATCH,
+        num_proc=num_proc if num_proc > 1 else None,
+        fn_kwargs={"cleaner": cleaner, "hasher": hasher, "stratify_by": cfg.split.stratify_by,
+                   "count_tokens": count_tokens},
+        cache_file_name=str(work / "clean.arrow"),
+        load_from_cache_file=False,
+        new_fingerprint=secrets.token_hex(8),
+        desc="clean, filter, mask",
+    )
+
+
+def record_id(messages: list[dict[str, Any]]) -> str:
+    """`Record.content_hash()[:16]` computed on the dict form, without building a Record (hot loop)."""
+    payload = json.dumps(messages, ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+def quick_tokens(text: str) -> int:
+    """A cheaper `approx_tokens` for the histogram: non-ASCII characters + 1.3 per ASCII word."""
+    ascii_part = text.encode("ascii", "ignore")
+    return len(text) - len(ascii_part) + (13 * len(ascii_part.split()) + 9) // 10
+
+
+def _clean_batch(batch: dict[str, list], cleaner: RecordCleaner, hasher, stratify_by: str | None,
+                 count_tokens) -> dict[str, list]:
+    from r1tune.data.dedup import exact_key
+
+    out: dict[str, list] = {k: [] for k in ("record", "ok", "issues", "key", "sig", "lang", "pii", "id", "label",
+                                            "prompt_chars", "answer_chars", "tokens")}
+    shingles = []
+    for raw in batch["record"]:
+        record = json.loads(raw)
+        result = cleaner.clean(record)
+        issues = list(result.issues)
+        cleaned = result.record
+        if cleaned is not None:
+            cleaned["id"] = record_id(cleaned["messages"])
+        out["issues"].append(json.dumps(issues, ensure_ascii=False) if issues else "")
+        out["ok"].append(cleaned is not None)
+        if cleaned is None:
+            out["record"].append(raw)
+            for key, empty in (("key", 0), ("lang", ""), ("pii", ""), ("id", ""), ("label", ""),
+                               ("prompt_chars", 0), ("answer_chars", 0), ("tokens", 0)):
+                out[key].append(empty)
+            shingles.append(np.empty(0, dtype=np.uint32))
             continue
-        seen[key] = record.source
-        kept.append(record)
-    return kept
+        text = record_text(cleaned)
+        answer = cleaned["messages"][-1]["content"]
+        out["record"].append(json.dumps(cleaned, ensure_ascii=False))
+        out["key"].append(exact_key(text))
+        out["lang"].append(result.lang)
+        out["pii"].append(json.dumps(dict(result.pii)) if result.pii else "")
+        out["id"].append(cleaned["id"])
+        label = (cleaned.get("meta") or {}).get(stratify_by) if stratify_by else None
+        out["label"].append("" if label is None else str(label))
+        out["prompt_chars"].append(len(text) - len(answer))
+        out["answer_chars"].append(len(answer))
+        out["tokens"].append(count_tokens(text) if count_tokens else quick_tokens(text))
+        shingles.append(hasher.shingle_hashes(text, result.lang) if hasher is not None else None)
+    if hasher is not None:
+        signatures = hasher.signatures(shingles)
+        out["sig"] = [row.tobytes() for row in signatures]
+    else:
+        out["sig"] = [b""] * len(out["record"])
+    return out
 
 
-def _drop_overlap(held_out: list[Record], train_pool: list[Record], quarantine: Quarantine) -> list[Record]:
-    """A held-out record that also appears in the training pool would leak the answer: quarantine it."""
-    pool = {r.content_hash(): r.source for r in train_pool}
-    kept = []
-    for record in held_out:
-        if record.content_hash() in pool:
-            quarantine.add(record.source, "dedup", f"test record also in training data ({pool[record.content_hash()]})")
+# ---------------------------------------------------------------------------------------------------------
+# global steps and the final write (parent process)
+
+
+def _column(dataset, name: str) -> np.ndarray:
+    return dataset.data.column(name).to_numpy()
+
+
+def _signatures(dataset, num_perm: int) -> np.ndarray:
+    """The `sig` column as an (n, num_perm) uint32 matrix, built chunk by chunk from the Arrow buffers."""
+    width = num_perm * 4
+    parts = []
+    for chunk in dataset.data.column("sig").chunks:
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32)[chunk.offset:chunk.offset + len(chunk) + 1]
+        if not np.all(np.diff(offsets) == width):
+            raise AssertionError("every row carries a full signature")  # written by _clean_batch
+        data = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+        parts.append(data.view(np.uint32).reshape(len(chunk), num_perm))
+    return np.concatenate(parts) if parts else np.empty((0, num_perm), dtype=np.uint32)
+
+
+def _finish(dataset, cfg: DataConfig, out_dir: Path, seed: int, quarantine: Quarantine,
+            timings: dict[str, float]) -> dict[str, Any]:
+    n = len(dataset)
+    ok = _column(dataset, "ok").astype(bool)
+    held_out = _column(dataset, "held_out").astype(bool)
+    sources = dataset.data.column("source").combine_chunks()
+    drop_reason: dict[int, tuple[str, str]] = {}
+    duplicates: dict[str, Any] = {"exact": 0, "near": 0, "clusters": 0}
+    t0 = time.perf_counter()
+    active = ok.copy()
+    if "exact_dedup" in cfg.clean.steps:
+        _exact_dedup(_column(dataset, "key"), active, held_out, sources, drop_reason, duplicates)
+    timings["exact_dedup"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    units = np.arange(n)
+    if "near_dedup" in cfg.clean.steps:
+        units = _near_dedup(_signatures(dataset, cfg.clean.num_perm), cfg, active, held_out, sources,
+                            drop_reason, duplicates)
+    timings["near_dedup"] = time.perf_counter() - t0
+    ids = dataset.data.column("id").to_pylist()
+    labels = dataset.data.column("label").to_pylist()
+    plan = plan_split(ids, units, labels, active, held_out, cfg.val_ratio, cfg.test_ratio, seed,
+                      cfg.split.max_per_class, cfg.split.min_per_class)
+    for row in np.flatnonzero(plan.assignment == CAPPED):
+        drop_reason[int(row)] = ("balance", f"class {labels[row]!r} capped at {cfg.split.max_per_class} records")
+    t0 = time.perf_counter()
+    stats = _write(dataset, out_dir, plan, quarantine, drop_reason)  # also when failing: the quarantine explains
+    timings["write"] = time.perf_counter() - t0
+    if not (plan.assignment == TRAIN).any():
+        usable = int((plan.assignment >= 0).sum())
+        if not usable:
+            _raise_nothing_usable(cfg.sources, quarantine)
+        raise DataError(f"only {usable} usable record(s): nothing left for training after the split")
+    return _report(cfg, dataset, plan, quarantine, stats, duplicates, ok, held_out)
+
+
+def _exact_dedup(keys: np.ndarray, active: np.ndarray, held_out: np.ndarray, sources, drop_reason, duplicates) -> None:
+    """Keep the first occurrence of each normalised text (training rows come before held-out ones)."""
+    rows = np.flatnonzero(active)
+    _, first, inverse = np.unique(keys[rows], return_index=True, return_inverse=True)
+    original = rows[first[inverse]]
+    for row in rows[original != rows]:
+        first_row = int(original[np.searchsorted(rows, row)])
+        kept = sources[first_row].as_py()
+        if held_out[row] and not held_out[first_row]:
+            drop_reason[int(row)] = ("dedup", f"test record also in training data ({kept})")
         else:
-            kept.append(record)
-    return kept
+            drop_reason[int(row)] = ("dedup", f"exact duplicate of {kept}")
+        active[row] = False
+        duplicates["exact"] += 1
+
+
+def _near_dedup(signatures: np.ndarray, cfg: DataConfig, active: np.ndarray, held_out: np.ndarray, sources,
+                drop_reason, duplicates) -> np.ndarray:
+    from r1tune.data.dedup import lsh_params, near_duplicate_clusters
+
+    threshold = cfg.clean.near_dup_threshold
+    result = near_duplicate_clusters(signatures, threshold, active)
+    cluster = result.cluster
+    members = np.flatnonzero(active & (cluster != np.arange(len(cluster))))
+    sizes = Counter(cluster[np.flatnonzero(active)].tolist())
+    for row in members:
+        rep = int(cluster[row])
+        similarity = float(result.similarity[row])
+        kept = sources[rep].as_py()
+        if held_out[row] and not held_out[rep]:
+            drop_reason[int(row)] = ("near_dedup", f"test record near-duplicates training record {kept} "
+                                                   f"(similarity {similarity:.2f})")
+        elif cfg.clean.near_dup_action == "drop":
+            drop_reason[int(row)] = ("near_dedup", f"near duplicate of {kept} (similarity {similarity:.2f}, "
+                                                   f"cluster of {sizes[rep]})")
+        else:
+            continue
+        active[row] = False
+        duplicates["near"] += 1
+    bands, rows = lsh_params(threshold, cfg.clean.num_perm)
+    big = [rep for rep, size in sizes.most_common(10) if size > 1]
+    duplicates.update(
+        clusters=sum(1 for size in sizes.values() if size > 1), candidate_pairs=result.candidate_pairs,
+        verified_pairs=result.verified_pairs, threshold=threshold, bands=bands, rows=rows,
+        action=cfg.clean.near_dup_action, largest_clusters=_describe_clusters(big, cluster, result, sizes, sources),
+    )
+    return cluster
+
+
+def _describe_clusters(reps: list[int], cluster: np.ndarray, result, sizes: Counter, sources) -> list[dict]:
+    out = []
+    for rep in reps:
+        members = np.flatnonzero(cluster == rep)
+        others = [int(m) for m in members if m != rep]
+        out.append({
+            "size": sizes[rep], "kept": sources[rep].as_py(),
+            "members": [sources[m].as_py() for m in others[:5]],
+            "min_similarity": round(float(result.similarity[others].min()), 3) if others else 1.0,
+        })
+    return out
+
+
+def _write(dataset, out_dir: Path, plan, quarantine: Quarantine, drop_reason: dict[int, tuple[str, str]]
+           ) -> dict[str, Any]:
+    """One pass in input order: split files, quarantine notes, and the numbers the report needs."""
+    files = {name: (out_dir / f"{name}.jsonl").open("w", encoding="utf-8") for name in SPLITS}
+    pii: Counter = Counter()
+    stats: dict[str, Any] = {"written": Counter(), "pii": pii, "records_masked": 0, "languages": Counter()}
+    hist_rows: list[int] = []
+    columns = ["record", "source", "issues", "pii", "lang"]
+    try:
+        row = 0
+        for batch in dataset.select_columns(columns).iter(batch_size=10_000):
+            for record, source, issues, pii_json, lang in zip(*(batch[c] for c in columns), strict=True):
+                _note_issues(quarantine, source, issues, record)
+                split = plan.assignment[row]
+                if row in drop_reason:
+                    stage, reason = drop_reason[row]
+                    quarantine.add(source, stage, reason)
+                elif split >= 0:
+                    files[SPLITS[split]].write(record + "\n")
+                    stats["written"][SPLITS[split]] += 1
+                    if split == TRAIN:
+                        for _ in range(plan.copies[row]):
+                            files["train"].write(record + "\n")
+                        stats["written"]["train"] += int(plan.copies[row])
+                    if pii_json:
+                        pii.update(json.loads(pii_json))
+                        stats["records_masked"] += 1
+                    stats["languages"][lang] += 1
+                    hist_rows.append(row)
+                row += 1
+    finally:
+        for fh in files.values():
+            fh.close()
+    stats["kept_rows"] = np.array(hist_rows, dtype=np.int64)
+    return stats
+
+
+def _note_issues(quarantine: Quarantine, source: str, issues: str, record: str) -> None:
+    if not issues:
+        return
+    for stage, reason, action in json.loads(issues):
+        row = json.loads(record) if action == "rejected" else None
+        quarantine.add(source, stage, reason, row, action=action)
+
+
+def histogram(values: np.ndarray) -> dict[str, list[int]]:
+    """Counts per bucket [edges[i], edges[i+1]), the last bucket open-ended."""
+    index = np.searchsorted(HISTOGRAM_EDGES, values, side="right") - 1
+    counts = np.bincount(index, minlength=len(HISTOGRAM_EDGES))[: len(HISTOGRAM_EDGES)]
+    return {"edges": list(HISTOGRAM_EDGES), "counts": [int(c) for c in counts]}
+
+
+def _report(cfg: DataConfig, dataset, plan, quarantine: Quarantine, stats: dict[str, Any], duplicates: dict,
+            ok: np.ndarray, held_out: np.ndarray) -> dict[str, Any]:
+    rejected, changed = quarantine.counts(), quarantine.changed_counts()
+    written = stats["written"]
+    kept = stats["kept_rows"]
+    n_in = len(dataset)
+    stages = [{"stage": "read", "in": n_in + rejected.get("read", 0), "out": n_in, "rejected": rejected.get("read", 0)}]
+    remaining = n_in
+    for stage in ("clean", "filter", "pii", "dedup", "near_dedup", "balance"):
+        out = remaining - rejected.get(stage, 0)
+        stages.append({"stage": stage, "in": remaining, "out": out, "rejected": rejected.get(stage, 0),
+                       "changed": changed.get(stage, 0)})
+        remaining = out
+    stages.append({"stage": "split", "in": remaining, "train": written["train"], "val": written["val"],
+                   "test": written["test"], "upsampled": plan.upsampled})
+    return {
+        "funnel": {
+            "read": n_in,
+            "rejected": rejected,
+            "changed": changed,
+            "usable": int((plan.assignment >= 0).sum()),
+            **{name: written[name] for name in SPLITS},
+            "held_out": int((held_out & (plan.assignment == TEST)).sum()),
+            "upsampled": plan.upsampled,
+        },
+        "stages": stages,
+        "reasons": quarantine.reason_counts(),
+        "histograms": {
+            "prompt_chars": histogram(_column(dataset, "prompt_chars")[kept]),
+            "answer_chars": histogram(_column(dataset, "answer_chars")[kept]),
+            "tokens": histogram(_column(dataset, "tokens")[kept]),
+        },
+        "languages": dict(stats["languages"]),
+        "pii": {"enabled": cfg.pii.enabled and "pii" in cfg.clean.steps, "strategy": cfg.pii.strategy,
+                "types": cfg.pii.types, "by_type": dict(stats["pii"]), "records_masked": stats["records_masked"]},
+        "duplicates": duplicates,
+        "split": {"stratify_by": cfg.split.stratify_by, "strata": plan.strata, "capped": plan.capped,
+                  "upsampled": plan.upsampled},
+        "quarantine_examples": [f"{i.source} ({i.stage}): {i.reason}" for i in quarantine.examples[:10]],
+    }
 
 
 def _raise_nothing_usable(sources: list[SourceConfig], quarantine: Quarantine) -> None:
-    examples = "; ".join(f"{i.source}: {i.reason}" for i in quarantine.items[:3])
+    examples = "; ".join(f"{i.source}: {i.reason}" for i in quarantine.examples[:3])
     names = ", ".join(str(s.path) for s in sources)
     raise DataError(f"no usable records in {names}" + (f" (e.g. {examples})" if examples else " (empty files?)"))
 

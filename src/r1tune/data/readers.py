@@ -1,162 +1,247 @@
-"""Read data files into `Record`s. Each reader yields records and quarantines bad rows with file:line.
+"""Read one configured source into `Record`s; bad rows go to the quarantine with file:line and reason.
 
-Shapes: OpenAI `messages` JSONL, alpaca (instruction/input/output) JSON or JSONL, and CSV/TSV tables
-turned into prompts by a Jinja template. A file that cannot be read at all raises `DataError`.
+Files: JSON, JSONL, CSV/TSV (encoding detected), XLSX, Parquet, and documents (TXT, Markdown, PDF, DOCX,
+HTML). Shapes: see `shapes.py`. LLaMA-Factory datasets load as they are: point `path` at a file next to
+its `dataset_info.json` (the entry's formatting, columns and tags are applied), or at the
+`dataset_info.json` itself with `dataset: <name>`. A file that cannot be read at all raises `DataError`.
 """
 
 from __future__ import annotations
 
-import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from r1tune.config import SourceConfig
+from r1tune.config import ChunkConfig, SourceConfig
+from r1tune.data.chunking import TokenCounter, approx_tokens, chunk_document
+from r1tune.data.documents import DOCUMENT_SUFFIXES, Document, load_document, text_document
+from r1tune.data.files import ROW_SUFFIXES, iter_rows, table_header
 from r1tune.data.quarantine import Quarantine
-from r1tune.data.records import Message, Record, messages_from_list
+from r1tune.data.records import Message, Record
+from r1tune.data.shapes import ShapeContext, detect_shape, to_records
 from r1tune.errors import DataError
 
-TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t"}
+DATASET_INFO = "dataset_info.json"
+TEXT_KEYS = ("text", "content")
 
 
-def read_source(source: SourceConfig, quarantine: Quarantine) -> Iterator[Record]:
-    """Yield the usable records of one configured source; bad rows go to `quarantine`."""
+@dataclass
+class _Plan:
+    """What to read and how, after dataset_info.json and auto-detection are resolved."""
+
+    path: Path
+    shape: str | None
+    columns: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def read_source(source: SourceConfig, quarantine: Quarantine, count_tokens: TokenCounter | None = None,
+                chunking: ChunkConfig | None = None) -> Iterator[Record]:
+    """Yield the usable records of one configured source; bad rows go to `quarantine`.
+
+    `count_tokens` (the model tokenizer's length function) sizes document chunks; without it a
+    character-based estimate is used.
+    """
+    plan = _plan(source)
+    if plan.path.stat().st_size == 0:
+        raise DataError(f"{plan.path}: no records found (empty file)")
+    chunking = chunking or ChunkConfig()
+    count = count_tokens or approx_tokens
+    if plan.path.suffix.lower() in DOCUMENT_SUFFIXES:
+        yield from _document_records(load_document(plan.path, source.encoding), source, count, chunking)
+        return
+    rows = iter_rows(plan.path, quarantine, source.encoding, source.sheet)
+    first = next(rows, None)
+    if first is None:
+        if quarantine:
+            return  # every row was broken; the quarantine says why
+        raise DataError(f"{plan.path}: no records found (empty file?)")
+    shape = plan.shape or _detect(plan.path, first, source)
+    ctx = _context(source, plan, shape)
+    for where, row in _chain(first, rows):
+        try:
+            if shape == "document":
+                yield from _document_row_records(row, where, source, plan, count, chunking)
+            else:
+                yield from to_records(shape, row, where, ctx)
+        except DataError as err:
+            quarantine.add(where, "read", err.message, row)
+
+
+def _chain(first: tuple[str, Any], rest: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
+    yield first
+    yield from rest
+
+
+# ---------------------------------------------------------------------------------------------------------
+# where to read from and which shape
+
+
+def _plan(source: SourceConfig) -> _Plan:
     path = source.path
+    if path.is_dir() or path.name == DATASET_INFO or source.dataset:
+        return _plan_from_dataset_info(source)
     if not path.is_file():
         raise DataError(f"data file not found: {path}", hint="check data.sources[].path (relative to the config)")
-    fmt = source.format if source.format != "auto" else _detect_format(path)
-    if fmt == "csv":
-        yield from _read_table(source, quarantine)
+    shape = {"auto": None, "csv": "table"}.get(source.format, source.format)
+    if shape is None and (path.parent / DATASET_INFO).is_file():
+        entry = _dataset_info_entry_for(path)
+        if entry is not None:
+            return _plan_from_entry(entry, path, source)
+    return _Plan(path, shape, dict(source.columns), dict(source.tags))
+
+
+def _load_dataset_info(info_path: Path) -> dict[str, Any]:
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as err:
+        raise DataError(f"{info_path}:{err.lineno}: invalid JSON ({err.msg})") from None
+    if not isinstance(info, dict):
+        raise DataError(f"{info_path}: expected an object of dataset entries")
+    return info
+
+
+def _dataset_info_entry_for(path: Path) -> dict[str, Any] | None:
+    info = _load_dataset_info(path.parent / DATASET_INFO)
+    matches = [e for e in info.values() if isinstance(e, dict) and e.get("file_name") == path.name]
+    return matches[0] if matches else None
+
+
+def _plan_from_dataset_info(source: SourceConfig) -> _Plan:
+    info_path = source.path / DATASET_INFO if source.path.is_dir() else source.path
+    if not info_path.is_file():
+        raise DataError(f"data file not found: {info_path}", hint="`dataset` needs a LLaMA-Factory dataset_info.json")
+    info = _load_dataset_info(info_path)
+    if not source.dataset:
+        raise DataError(f"{info_path}: say which entry to read with data.sources[].dataset",
+                        hint=f"entries with local files: {_local_entries(info)}")
+    entry = info.get(source.dataset)
+    if not isinstance(entry, dict):
+        raise DataError(f"{info_path}: no dataset {source.dataset!r}", hint=f"local entries: {_local_entries(info)}")
+    if "file_name" not in entry:
+        raise DataError(f"{info_path}: dataset {source.dataset!r} lives on a hub ({sorted(entry)}), not in a file",
+                        hint="download it on a connected machine and point `path` at the file")
+    path = info_path.parent / entry["file_name"]
+    if not path.is_file():
+        raise DataError(f"data file not found: {path} (file_name of {source.dataset!r} in {info_path})")
+    return _plan_from_entry(entry, path, source)
+
+
+def _local_entries(info: dict[str, Any]) -> list[str]:
+    return [name for name, e in info.items() if isinstance(e, dict) and "file_name" in e][:20]
+
+
+def _plan_from_entry(entry: dict[str, Any], path: Path, source: SourceConfig) -> _Plan:
+    """LLaMA-Factory semantics: formatting alpaca|sharegpt, `ranking` pairs, prompt-only = pre-training text."""
+    columns = {**entry.get("columns", {}), **source.columns}
+    tags = {**entry.get("tags", {}), **source.tags}
+    formatting = entry.get("formatting", "alpaca")
+    if source.format not in ("auto",):
+        shape = {"csv": "table"}.get(source.format, source.format)
+    elif entry.get("ranking"):
+        shape = "preference"
+    elif formatting == "alpaca" and set(columns) == {"prompt"}:
+        shape, columns = "document", {"text": columns["prompt"]}
     else:
-        for where, row in _json_rows(path, quarantine):
-            record = _row_to_record(row, fmt, where, source, quarantine)
-            if record is not None:
-                yield record
+        shape = formatting if formatting in ("alpaca", "sharegpt") else None
+    return _Plan(path, shape, columns, tags)
 
 
-def _detect_format(path: Path) -> str:
-    if path.suffix.lower() in TABLE_SUFFIXES:
-        return "csv"
-    first = next(_json_rows(path, Quarantine()), None)
-    if first is None:
-        raise DataError(f"{path}: no records found (empty file?)")
-    row = first[1]
-    if isinstance(row, dict) and "messages" in row:
-        return "messages"
-    if isinstance(row, dict) and "instruction" in row and "output" in row:
-        return "alpaca"
+def _detect(path: Path, first: tuple[str, Any], source: SourceConfig) -> str:
+    where, row = first
+    is_table_file = path.suffix.lower() in ROW_SUFFIXES - {".json", ".jsonl", ".ndjson"}
+    if source.prompt_template and is_table_file:
+        return "table"
+    shape = detect_shape(row)
+    if shape is not None:
+        return shape
+    if source.prompt_template and source.target_column:
+        return "table"  # JSON rows rendered through a template like table rows
+    if is_table_file:
+        raise DataError(f"{path}: a CSV/TSV source needs prompt_template and target_column",
+                        hint='e.g. prompt_template: "Describe {{name}}", target_column: description')
     keys = sorted(row) if isinstance(row, dict) else type(row).__name__
     raise DataError(
-        f"{first[0]}: cannot tell the record format from keys {keys}",
-        hint="set data.sources[].format to messages, alpaca or csv",
+        f"{where}: cannot tell the record format from keys {keys}",
+        hint="set data.sources[].format (messages, alpaca, sharegpt, preference, dialogue, label_studio, "
+             "table, document) and, if your field names differ, data.sources[].columns",
     )
 
 
-def _json_rows(path: Path, quarantine: Quarantine) -> Iterator[tuple[str, Any]]:
-    """Rows of a JSON array file or a JSONL file, each with its 'file:line' (JSON arrays: 'file:#index')."""
-    text = path.read_text(encoding="utf-8-sig")
-    if path.suffix.lower() == ".json" or text.lstrip().startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}:{err.lineno}: invalid JSON ({err.msg}, column {err.colno})") from None
-        if not isinstance(data, list):
-            raise DataError(f"{path}: a .json data file must hold a list of records")
-        for i, row in enumerate(data):
-            yield f"{path}:#{i}", row
-        return
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            yield where, json.loads(line)
-        except json.JSONDecodeError as err:
-            quarantine.add(where, "read", f"invalid JSON ({err.msg} at column {err.colno})", line[:500])
+def _context(source: SourceConfig, plan: _Plan, shape: str) -> ShapeContext:
+    ctx = ShapeContext(columns=plan.columns, tags=plan.tags, system=source.system,
+                       label_column=source.label_column, target_column=source.target_column)
+    if shape == "table":
+        if not source.prompt_template or not source.target_column:
+            raise DataError(
+                f"{plan.path}: a CSV/TSV source needs prompt_template and target_column",
+                hint='e.g. prompt_template: "Describe {{name}}", target_column: description',
+            )
+        header = table_header(plan.path, source.encoding, source.sheet)
+        if header and source.target_column not in header:
+            raise DataError(f"{plan.path}: target_column {source.target_column!r} is not a column; columns: {header}")
+        ctx.prompt = _template(source.prompt_template, header)
+    elif shape == "label_studio" and source.prompt_template:
+        ctx.prompt = _template(source.prompt_template, [])
+    return ctx
 
 
-def _row_to_record(
-    row: Any, fmt: str, where: str, source: SourceConfig, quarantine: Quarantine
-) -> Record | None:
-    try:
-        if not isinstance(row, dict):
-            raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
-        if fmt == "messages":
-            messages = messages_from_list(row.get("messages"), where)
-        else:
-            messages = _alpaca_messages(row, where)
-    except DataError as err:
-        quarantine.add(where, "read", err.message, row)
-        return None
-    if source.system and messages[0].role != "system":
-        messages.insert(0, Message("system", source.system))
-    meta = {k: v for k, v in row.items() if k in ("label", "category", "meta")}
-    return Record(messages=messages, source=where, meta=meta)
-
-
-def _alpaca_messages(row: dict, where: str) -> list[Message]:
-    for key in ("instruction", "output"):
-        if not isinstance(row.get(key), str):
-            raise DataError(f"{where}: alpaca field `{key}` is missing or not a string")
-    prompt = row["instruction"]
-    if isinstance(row.get("input"), str) and row["input"].strip():
-        prompt = f"{prompt}\n\n{row['input']}"
-    messages: list[Message] = []
-    if isinstance(row.get("system"), str) and row["system"].strip():
-        messages.append(Message("system", row["system"]))
-    for turn in row.get("history") or []:
-        if isinstance(turn, list) and len(turn) == 2:
-            messages += [Message("user", str(turn[0])), Message("assistant", str(turn[1]))]
-    messages += [Message("user", prompt), Message("assistant", row["output"])]
-    return messages_from_list([m.to_dict() for m in messages], where)
-
-
-def _read_table(source: SourceConfig, quarantine: Quarantine) -> Iterator[Record]:
+def _template(text: str, header: list[str]) -> Callable[[dict[str, Any]], str]:
     import jinja2
 
-    if not source.prompt_template or not source.target_column:
-        raise DataError(
-            f"{source.path}: a CSV/TSV source needs prompt_template and target_column",
-            hint='e.g. prompt_template: "Describe {{name}}", target_column: description',
-        )
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
     try:
-        template = env.from_string(source.prompt_template)
+        template = env.from_string(text)
     except jinja2.TemplateSyntaxError as err:
         raise DataError(f"data.sources[].prompt_template: invalid Jinja at line {err.lineno}: {err.message}") from None
-    delimiter = TABLE_SUFFIXES.get(source.path.suffix.lower(), ",")
-    with source.path.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh, delimiter=delimiter)
-        header = reader.fieldnames or []
-        if source.target_column not in header:
-            raise DataError(
-                f"{source.path}: target_column {source.target_column!r} is not a column; columns: {header}"
-            )
-        for row in reader:
-            where = f"{source.path}:{reader.line_num}"
-            record = _table_row_to_record(row, header, template, source, where, quarantine)
-            if record is not None:
-                yield record
+
+    def render(row: dict[str, Any]) -> str:
+        try:
+            return template.render(**row)
+        except jinja2.UndefinedError as err:
+            columns = header or sorted(row)
+            raise DataError(f"prompt_template: {err.message}; columns: {columns}") from None
+        except (TypeError, ValueError, ArithmeticError) as err:
+            raise DataError(f"prompt_template failed on this row: {type(err).__name__}: {err}") from None
+
+    return render
 
 
-def _table_row_to_record(row, header, template, source, where, quarantine) -> Record | None:
-    import jinja2
+# ---------------------------------------------------------------------------------------------------------
+# documents
 
-    if None in row or any(row.get(col) is None for col in header):
-        quarantine.add(where, "read", f"row has a different number of fields than the header ({len(header)})", row)
-        return None
-    answer = (row.get(source.target_column) or "").strip()
-    if not answer:
-        quarantine.add(where, "read", f"empty answer in column {source.target_column!r}", row)
-        return None
-    try:
-        prompt = template.render(**row).strip()
-    except jinja2.UndefinedError as err:
-        quarantine.add(where, "read", f"prompt_template: {err.message}; columns: {header}", row)
-        return None
-    messages = [Message("user", prompt), Message("assistant", answer)]
-    if source.system:
-        messages.insert(0, Message("system", source.system))
-    meta = {k: row[k] for k in ("category", "label", "lang") if k in row}
-    return Record(messages=messages, source=where, meta=meta)
+
+def _document_records(doc: Document, source: SourceConfig, count: TokenCounter, chunking: ChunkConfig,
+                      extra_meta: dict[str, Any] | None = None) -> Iterator[Record]:
+    prompt = _template(source.document_prompt, [])
+    chunks = chunk_document(doc, count, chunking.max_tokens, chunking.overlap_tokens, chunking.min_tokens)
+    repeats: dict[str, int] = {}
+    for chunk in chunks:
+        repeats[chunk.where] = repeats.get(chunk.where, 0) + 1  # several chunks from one long paragraph/page
+        where = chunk.where if repeats[chunk.where] == 1 else f"{chunk.where}#{repeats[chunk.where]}"
+        heading = chunk.heading.split(" > ")[-1] if chunk.heading else ""
+        user = prompt({"title": doc.title, "heading": heading, "index": chunk.index}).strip() or doc.title
+        messages = [Message("user", user), Message("assistant", chunk.text)]
+        if source.system:
+            messages.insert(0, Message("system", source.system))
+        meta = {"kind": "document", "title": doc.title, "heading": chunk.heading, "chunk": chunk.index,
+                **(extra_meta or {})}
+        yield Record(messages=messages, source=where, meta=meta)
+
+
+def _document_row_records(row: Any, where: str, source: SourceConfig, plan: _Plan, count: TokenCounter,
+                          chunking: ChunkConfig) -> Iterator[Record]:
+    """A row holding raw text (pre-training style, e.g. LLaMA-Factory `c4_demo`): chunk it as a document."""
+    if not isinstance(row, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    key = plan.columns.get("text") or next((k for k in TEXT_KEYS if isinstance(row.get(k), str)), TEXT_KEYS[0])
+    text = row.get(key)
+    if not isinstance(text, str) or not text.strip():
+        raise DataError(f"{where}: document field `{key}` is missing or empty")
+    title = str(row.get("title") or plan.path.stem)
+    doc = text_document(text, where, title)
+    for record in _document_records(doc, source, count, chunking):
+        record.source = where if record.meta["chunk"] == 0 else f"{where}#{record.meta['chunk'] + 1}"
+        yield record
