@@ -26,10 +26,17 @@ class PipelineResult:
 
 def run_pipeline(cfg: R1TuneConfig, show_progress: bool = True, on_stage=lambda name, run: None) -> PipelineResult:
     """Run every stage in a fresh run folder; the folder records a failure as well as a success."""
+    from r1tune.eval import check_eval_config
+
+    check_eval_config(cfg.eval)  # a broken schema or probe file fails now, not after training
     run = create_run(cfg)
     try:
         on_stage("prepare", run)
-        data = prepare(cfg.data, run.data, cfg.project.seed)
+        from r1tune import models
+
+        # The tokenizer (no weights) sizes document chunks and token histograms exactly.
+        tokenizer = models.load(cfg.model, cfg.train.reasoning, with_weights=False).tokenizer
+        data = prepare(cfg.data, run.data, cfg.project.seed, tokenizer=tokenizer, show_progress=show_progress)
         on_stage("train", run)
         loaded = train_stage(cfg, run, data, show_progress)
         on_stage("eval", run)
@@ -45,19 +52,23 @@ def run_pipeline(cfg: R1TuneConfig, show_progress: bool = True, on_stage=lambda 
     return PipelineResult(run, metrics)
 
 
-def train_stage(cfg: R1TuneConfig, run: RunDir, data: PreparedData | None = None, show_progress: bool = True):
-    """Load the base model and train an adapter on the run's prepared data; returns the loaded bundle."""
+def train_stage(cfg: R1TuneConfig, run: RunDir, data: PreparedData | None = None, show_progress: bool = True,
+                resume: bool = False):
+    """Load the base model and train on the run's prepared data (continuing from its newest checkpoint with
+    `resume`); returns the loaded bundle. In a multi-process run only the main process writes run.json."""
     from r1tune import models
-    from r1tune.train import train
+    from r1tune.train import is_main_process, train
 
     data = data or load_prepared(run.data)
     loaded = models.load(cfg.model, reasoning=cfg.train.reasoning, train_on_prompt=cfg.train.train_on_prompt)
-    run.update_info(model=loaded.source.display_name, model_location=loaded.source.location,
-                    chat_format=loaded.renderer.fmt.name)
+    if is_main_process():
+        run.update_info(model=loaded.source.display_name, model_location=loaded.source.location,
+                        chat_format=loaded.renderer.fmt.name)
     model, result = train(cfg.train, loaded.model, loaded.renderer, data.train, data.val, run.train,
-                          cfg.project.seed, loaded.target_modules, show_progress)
+                          cfg.project.seed, loaded.target_modules, show_progress, resume=resume)
     loaded.model = model
-    run.update_info(precision=result.precision, train_seconds=result.seconds)
+    if is_main_process():
+        run.update_info(precision=result.precision, train_seconds=result.seconds)
     return loaded
 
 
@@ -72,6 +83,6 @@ def eval_stage(cfg: R1TuneConfig, run: RunDir, data: PreparedData | None = None,
     if loaded is None:
         loaded = models.load(cfg.model, cfg.train.reasoning, cfg.train.train_on_prompt, adapter=run.adapter)
     metrics = evaluate(cfg.eval, loaded, data.test, run.eval, resolve_precision(cfg.train.precision),
-                       cfg.train.max_seq_len, show_progress)
+                       cfg.train.max_seq_len, show_progress, seed=cfg.project.seed)
     run.metrics.write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
     return metrics
