@@ -39,7 +39,7 @@ def test_run_writes_a_self_describing_run_folder(tiny_llama_dir, tmp_path):
     assert info["status"] == "done" and info["chat_format"] == "chatml"
     assert "max_steps: 3" in (run / "config.yaml").read_text()  # the override is recorded
     html = (run / "report.html").read_text()
-    assert "<svg" in html and "Base vs tuned" in html
+    assert 'src="data:image/svg+xml;base64,' in html and "Base vs tuned" in html  # plots are inline images
     assert not re.search(r"""(src|href)\s*=\s*["']?https?:|url\(\s*["']?https?:|@import""", html)  # self-contained
 
     # The run's stages can be re-run one by one.

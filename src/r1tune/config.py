@@ -273,7 +273,11 @@ class TrainConfig(_Section):
     )
     lora_rank: int = Field(16, gt=0, description="LoRA rank r (`lora`, `dora`, `qlora`).")
     lora_alpha: int = Field(32, gt=0, description="LoRA scaling numerator (the update is scaled by alpha/r).")
-    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
+    lora_dropout: float = Field(
+        0.0, ge=0.0, lt=1.0,
+        description="Dropout on the LoRA input. Off by default: peft then skips a copy of every adapted layer's "
+                    "input, which on CPU makes steps about 1.4x faster and uses a third less memory.",
+    )
     target_modules: list[str] | None = Field(
         None, description="Module names that get adapters; default: the preset's (all linear layers)."
     )

@@ -1,4 +1,6 @@
-"""Evaluation on a tiny model: perplexity is exp(mean answer-token loss); base vs tuned side by side."""
+"""Evaluation on a tiny model: perplexity is exp(mean answer-token loss); base vs tuned side by side; every
+metric, decoding setting, red-team probe and latency figure lands in metrics.json; bad inputs give zeros
+with reasons, never a crash."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from helpers import product_records
 
 from r1tune import models
 from r1tune.config import EvalConfig, ModelConfig
+from r1tune.errors import R1TuneError
 from r1tune.eval import evaluate
 from r1tune.models.scoring import answer_loss, collate
 
@@ -48,7 +51,8 @@ def test_evaluate_compares_base_and_tuned(tiny_llama_dir, tmp_path):
     loaded = models.load(ModelConfig(name=str(tiny_llama_dir)))
     peft_model = get_peft_model(loaded.model, LoraConfig(r=4, target_modules=["q_proj"], init_lora_weights=False))
     loaded.model = peft_model
-    metrics = evaluate(EvalConfig(max_new_tokens=4, batch_size=3), loaded, product_records(5), tmp_path,
+    metrics = evaluate(EvalConfig(max_new_tokens=4, batch_size=3, redteam=[], latency_prompts=0), loaded,
+                       product_records(5), tmp_path,
                        precision="fp32", max_seq_len=128, show_progress=False)
     assert metrics["n_examples"] == 5
     for name in ("base", "tuned"):
@@ -64,5 +68,103 @@ def test_evaluate_compares_base_and_tuned(tiny_llama_dir, tmp_path):
 
 def test_empty_test_split_is_explained(tiny_llama_dir, tmp_path):
     loaded = models.load(ModelConfig(name=str(tiny_llama_dir)))
-    with pytest.raises(ValueError, match="test split is empty"):
+    with pytest.raises(R1TuneError, match="test split is empty"):
         evaluate(EvalConfig(), loaded, [], tmp_path, precision="fp32", max_seq_len=64, show_progress=False)
+
+
+def _peft(tiny_llama_dir):
+    from peft import LoraConfig, get_peft_model
+
+    loaded = models.load(ModelConfig(name=str(tiny_llama_dir)))
+    loaded.model = get_peft_model(loaded.model, LoraConfig(r=4, target_modules=["q_proj"], init_lora_weights=False))
+    return loaded
+
+
+def test_evaluate_scores_every_metric_decoding_probe_and_latency(tiny_llama_dir, tmp_path):
+    loaded = _peft(tiny_llama_dir)
+    cfg = EvalConfig(max_new_tokens=4, batch_size=3, decoding=["greedy", "sampled"], json_schema={"type": "object"},
+                     glossary=["ceramic", "wool"], banned_terms=["today"], redteam=["general"], latency_prompts=2,
+                     bootstrap_resamples=200)
+    records = product_records(5)
+    metrics = evaluate(cfg, loaded, records, tmp_path, precision="fp32", max_seq_len=128, show_progress=False, seed=3)
+    tuned = metrics["tuned"]
+    # A random model writes no JSON: format validity is an explicit 0 with the reasons counted.
+    assert tuned["format_valid"] == 0.0 and tuned["format_n"] == 5 and tuned["format_check"] == "JSON Schema"
+    assert sum(tuned["format_reasons"].values()) == 5 and "ok" not in tuned["format_reasons"]
+    assert tuned["glossary_n"] == 2  # only the mug (ceramic) and the scarf (wool) references use a term
+    assert 0 <= tuned["banned_rate"] <= 100 and tuned["length"]["n"] == 5 and tuned["reasoning"] is None
+    latency = tuned["latency"]
+    assert latency["single"]["n"] == 2 and latency["single"]["ttft_mean"] > 0 and latency["single"]["tokens_per_s"] > 0
+    assert latency["batched"]["throughput_tokens_per_s"] > 0
+    assert set(metrics["by_decoding"]) == {"greedy", "sampled"}
+    assert metrics["decoding"]["sampled"] == {"temperature": loaded.sampling["temperature"],
+                                              "top_p": loaded.sampling["top_p"], "seed": 3}
+    for key in ("perplexity_change_pct", "rougeL", "bleu", "chrf", "format_valid", "glossary_coverage"):
+        assert metrics["ci"][key]["low"] <= metrics["ci"][key]["mean"] <= metrics["ci"][key]["high"], key
+    assert metrics["redteam"]["n"] == 9 and set(metrics["redteam"]) >= {"base", "tuned", "regressions", "tuned_worse"}
+    probes = [json.loads(line) for line in (tmp_path / "redteam.jsonl").read_text().splitlines()]
+    assert len(probes) == 9 and all({"passed", "reasons", "answer"} <= set(p["tuned"]) for p in probes)
+    samples = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
+    assert set(samples[0]["tuned"]["other_decodings"]) == {"sampled"}
+    # Perplexity is exp(sum of answer-token NLL / answer tokens), also when built from per-example sums,
+    # and equals the training code's answer_loss on the same examples.
+    nll = sum(s["tuned"]["nll"] for s in samples)
+    tokens = sum(s["tuned"]["answer_tokens"] for s in samples)
+    assert tuned["perplexity"] == pytest.approx(math.exp(nll / tokens), rel=1e-6)
+    examples = [loaded.renderer.render_training(r, 128) for r in records]
+    reference = answer_loss(loaded.model, examples, loaded.tokenizer.pad_token_id, batch_size=2)
+    assert tuned["perplexity"] == pytest.approx(reference.perplexity, rel=1e-5)
+
+
+def test_bad_inputs_give_reasons_not_crashes(tiny_llama_dir, tmp_path):
+    from r1tune.data.records import Message, Record
+    from r1tune.errors import ConfigError
+    from r1tune.eval import check_eval_config
+
+    loaded = models.load(ModelConfig(name=str(tiny_llama_dir)))
+    records = product_records(3) + [Record([Message("user", "hi"), Message("assistant", "   ")], source="t.jsonl:9")]
+    schema = tmp_path / "schema.json"
+    schema.write_text("{\"type\": ")
+    cfg = EvalConfig(max_new_tokens=3, redteam=[], latency_prompts=0, json_schema=schema)
+    with pytest.raises(ConfigError, match="schema.json is not valid JSON"):
+        check_eval_config(cfg)  # the pipeline calls this before training
+    metrics = evaluate(cfg, loaded, records, tmp_path, precision="fp32", max_seq_len=64, show_progress=False)
+    assert metrics["n_examples"] == 3
+    assert metrics["skipped"] == [{"id": records[3].id, "source": "t.jsonl:9", "reason": "empty reference answer"}]
+    assert metrics["tuned"]["format_valid"] == 0.0
+    assert list(metrics["tuned"]["format_reasons"]) == [f"eval.json_schema: {schema} is not valid JSON: "
+                                                        "Expecting value (line 1, column 10)"]
+    schema.write_text('{"type": "no-such-type"}')
+    with pytest.raises(ConfigError, match="not a valid JSON Schema"):
+        check_eval_config(cfg)
+    with pytest.raises(ConfigError, match="does not exist"):
+        check_eval_config(EvalConfig(json_schema=tmp_path / "missing.json"))
+
+
+def test_unclosed_reasoning_scores_zero_and_is_reported(tiny_qwen_r1_dir, tmp_path):
+    loaded = models.load(ModelConfig(name=str(tiny_qwen_r1_dir)))
+    cfg = EvalConfig(max_new_tokens=3, redteam=[], latency_prompts=0)
+    metrics = evaluate(cfg, loaded, product_records(3), tmp_path, precision="fp32", max_seq_len=96,
+                       show_progress=False)
+    tuned = metrics["tuned"]
+    # Three random tokens never close the think block the R1 prompt opened: no answer, scored 0, and said so.
+    assert tuned["reasoning"]["unclosed"] == 100.0 and tuned["reasoning"]["well_formed"] == 0.0
+    assert tuned["empty_answers"] == 3 and tuned["rougeL"] == 0.0 and tuned["unfinished"] == 3
+    assert tuned["reasoning"]["length"]["n"] == 3
+
+
+def test_reasoning_stats_on_known_outputs():
+    from r1tune.data.records import Message, Record
+    from r1tune.eval.evaluate import reasoning_stats
+    from r1tune.models.generation import Generation
+
+    gens = [Generation("think\n</think>\n\nanswer", "think", "answer", 5, "stop", 0.1),
+            Generation("\n</think>\n\nanswer", "", "answer", 4, "stop", 0.1),
+            Generation("still thinking", "still thinking", "", 8, "length", 0.1),
+            Generation("a</think>b</think>c", "a</think>b", "c", 6, "stop", 0.1)]
+    records = [Record([Message("user", "q"), Message("assistant", "answer", reasoning="think")])] * 4
+    stats = reasoning_stats(gens, records)
+    assert stats["well_formed"] == 50.0  # the first two; the third never closes, the fourth closes twice
+    assert stats["unclosed"] == 25.0 and stats["empty"] == 25.0
+    # ROUGE-L F vs "think": 100, 0, 0, and 50 for "a</think>b" (tokens a/think/b: p = 1/3, r = 1) -> 37.5
+    assert stats["reference_n"] == 4 and stats["rougeL_vs_reference"] == pytest.approx(37.5)

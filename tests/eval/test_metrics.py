@@ -355,7 +355,8 @@ def test_score_all_identical_is_perfect() -> None:
     assert report["n"] == 2
     assert report["rouge_tokenizer"] == "characters for Chinese, words otherwise"
     assert "tok:zh" in report["bleu_signature"]
-    perfect = {"rougeL": 100.0, "bleu": 100.0, "token_f1": 100.0, "exact_match": 100.0}
+    perfect = {"rouge1": 100.0, "rouge2": 100.0, "rougeL": 100.0, "bleu": 100.0, "token_f1": 100.0,
+               "exact_match": 100.0}
     assert report["per_example"][1] == pytest.approx(perfect)
 
 

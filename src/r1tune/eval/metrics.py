@@ -23,7 +23,7 @@ from sacrebleu.metrics import BLEU, CHRF
 from r1tune.errors import R1TuneError
 
 Script = Literal["zh", "en"]
-_PER_EXAMPLE_KEYS = ("rougeL", "bleu", "token_f1", "exact_match")
+_PER_EXAMPLE_KEYS = ("rouge1", "rouge2", "rougeL", "bleu", "token_f1", "exact_match")
 _THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
 _FENCE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\r?\n(.*?)```", re.DOTALL)
 # Han ideographs (unified, extensions A-H, compatibility) and Japanese kana: written without spaces,

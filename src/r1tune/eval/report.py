@@ -1,9 +1,17 @@
-"""`report.html`: one self-contained page (inline SVG, no network) that a manager can read."""
+"""`report.html`: one self-contained page a manager can read, rendered from the files in a run folder.
+
+Everything the page shows is computed here into plain rows (the template only lays them out), and every
+plot is a matplotlib SVG embedded as a ``data:`` image, so the page makes no network request and a browser
+can verify each image decoded. Missing parts (no training log, no red-team, no judge) drop their section
+instead of failing: a report of a half-finished run is still a report.
+"""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
+import math
 import re
 from importlib import resources
 from pathlib import Path
@@ -11,80 +19,383 @@ from typing import Any
 
 from r1tune.rundir import RunDir
 
-METRIC_ROWS = [
-    ("perplexity", "perplexity on test answers", "lower", "how surprised the model is by the reference answers"),
-    ("rougeL", "ROUGE-L", "higher", "overlap of the generated answer with the reference (0–100)"),
-    ("rouge1", "ROUGE-1", "higher", "word/character overlap (0–100)"),
-    ("bleu", "BLEU", "higher", "n-gram precision against the reference (0–100)"),
-    ("chrf", "chrF", "higher", "character n-gram F-score (0–100)"),
-    ("mean_new_tokens", "answer length (tokens)", "none", "average generated length"),
-    ("unfinished", "answers cut by the token limit", "lower", "answers that hit eval.max_new_tokens"),
-]
+GOOD, BAD, BASE_COLOR, TUNED_COLOR = "#1a7f37", "#c62828", "#8a94a6", "#3366cc"
+
+# (key, label, better, note, digits); value scales are as stored in metrics.json.
+METRIC_ROWS: tuple[tuple[str, str, str, str, int], ...] = (
+    ("perplexity", "perplexity on test answers", "lower", "how surprised the model is by the reference answers", 2),
+    ("rougeL", "ROUGE-L", "higher", "longest common subsequence with the reference (0–100)", 1),
+    ("rouge1", "ROUGE-1", "higher", "word overlap (characters for Chinese), 0–100", 1),
+    ("rouge2", "ROUGE-2", "higher", "two-token overlap, 0–100", 1),
+    ("bleu", "BLEU", "higher", "n-gram precision (sacrebleu; CI from sentence BLEU), 0–100", 1),
+    ("chrf", "chrF", "higher", "character n-gram F-score (CI from sentence chrF), 0–100", 1),
+    ("exact_match", "exact match", "higher", "answers equal to the reference after normalising (%)", 1),
+    ("token_f1", "token F1", "higher", "bag-of-tokens F1 with the reference, for short answers (0–100)", 1),
+    ("format_valid", "format validity", "higher", "answers that pass the format check (%)", 1),
+    ("glossary_coverage", "glossary coverage", "higher", "domain terms of the reference the answer also uses (%)", 1),
+    ("banned_rate", "banned terms", "lower", "answers using a banned term (%)", 1),
+    ("mean_new_tokens", "answer length (tokens)", "none", "mean generated tokens (model tokenizer)", 1),
+    ("unfinished", "answers cut by the token limit", "lower", "answers that hit eval.max_new_tokens", 0),
+    ("empty_answers", "empty answers (scored 0)", "lower", "no answer text, e.g. reasoning never closed", 0),
+)
 
 
 def write_report(run: RunDir) -> Path:
-    """Render the run's report from the files in its folder."""
+    """Render `run.report` from the run's files and return its path."""
     import jinja2
 
-    metrics = _read_json(run.metrics)
-    samples = _read_jsonl(run.eval / "samples.jsonl")
-    context: dict[str, Any] = {
-        "info": run.read_info(),
-        "cfg": run.load_config(),
-        "m": metrics,
-        "data": _read_json(run.data / "data_report.json"),
-        "train": _read_json(run.train / "train_summary.json"),
-        "rows": METRIC_ROWS,
-        "loss_svg": _loss_curve_svg(_read_jsonl(run.train / "train_metrics.jsonl")),
-        "samples": _extremes(samples),
-        "run_path": str(run.path),
-        "fmt": lambda v: f"{v:.2f}" if isinstance(v, float) else str(v),
-    }
     env = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined)
     template = env.from_string(resources.files("r1tune.eval").joinpath("report.html.j2").read_text("utf-8"))
-    run.report.write_text(template.render(**context), encoding="utf-8")
+    run.report.write_text(template.render(**build_context(run)), encoding="utf-8")
     return run.report
 
 
-def _extremes(samples: list[dict], k: int = 3) -> list[dict]:
-    """The k samples where tuning gained most and the k where it gained least."""
-    if not samples or "base" not in samples[0]:
-        return samples[: 2 * k]
-    ranked = sorted(samples, key=lambda s: s["tuned"]["rougeL"] - s["base"]["rougeL"], reverse=True)
-    return ranked[:k] + [s for s in ranked[-k:] if s not in ranked[:k]]
+def build_context(run: RunDir) -> dict[str, Any]:
+    """Everything the template shows, from metrics.json, eval/*.jsonl, train/ and data/ of a run."""
+    problems: list[str] = []
+    metrics = _read_json(run.metrics, problems)
+    samples = _read_jsonl(run.eval / "samples.jsonl", problems)
+    redteam_rows = _read_jsonl(run.eval / "redteam.jsonl", problems)
+    history = _read_jsonl(run.train / "train_metrics.jsonl", problems)
+    data = _read_json(run.data / "data_report.json", problems)
+    human = metrics.get("human") or _read_json(run.eval / "human_results.json", problems)
+    has_base = bool(metrics.get("base"))
+    return {
+        "info": run.read_info(),
+        "cfg": _safe_config(run),
+        "m": metrics,
+        "has_base": has_base,
+        "verdict": _verdict(metrics) if has_base else None,
+        "rows": metric_rows(metrics),
+        "reasoning_rows": _reasoning_rows(metrics),
+        "decoding_rows": _decoding_rows(metrics),
+        "data": data,
+        "train": _read_json(run.train / "train_summary.json", problems),
+        "loss_img": _loss_curve(history),
+        "funnel_img": _funnel_chart(data.get("funnel") or {}),
+        "delta_img": _delta_chart(metrics.get("ci") or {}),
+        "redteam": _redteam_context(metrics.get("redteam"), redteam_rows),
+        "latency": _latency_context(metrics),
+        "judge": _judge_context(metrics.get("judge")),
+        "human": _human_context(human),
+        "samples": _extremes(samples),
+        "run_path": str(run.path),
+        "problems": problems,
+    }
 
 
-def _loss_curve_svg(history: list[dict]) -> str:
-    if not history:
+def _safe_config(run: RunDir) -> Any:
+    try:
+        return run.load_config()
+    except Exception:  # a report of a run whose config no longer validates still shows its numbers
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Numbers -> rows
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def _direction(delta: float | None, better: str) -> str:
+    if delta is None or better == "none" or delta == 0 or math.isnan(delta):
         return ""
+    return "up" if (delta > 0) == (better == "higher") else "down"
+
+
+def metric_rows(metrics: dict) -> list[dict[str, Any]]:
+    """Base, tuned, change and its 95% interval for every metric the run has, coloured by direction."""
+    tuned, base = metrics.get("tuned") or {}, metrics.get("base") or {}
+    delta, ci = metrics.get("delta") or {}, metrics.get("ci") or {}
+    rows = []
+    for key, label, better, note, digits in METRIC_ROWS:
+        if tuned.get(key) is None:
+            continue
+        if key == "format_valid":
+            note = f"{note}: {tuned.get('format_check', '')} on {tuned.get('format_n', '?')} answers"
+        change, interval = delta.get(key), ci.get(key)
+        if key == "perplexity" and "perplexity_change_pct" in delta:
+            change, interval = delta["perplexity_change_pct"], ci.get("perplexity_change_pct")
+        significant = bool(interval) and (interval["low"] > 0 or interval["high"] < 0)
+        rows.append({
+            "label": label, "note": note,
+            "base": _fmt(base.get(key), digits) if base else "—", "tuned": _fmt(tuned[key], digits),
+            "change": "" if change is None else (f"{change:+.1f}%" if key == "perplexity" else f"{change:+.{max(digits, 1)}f}"),
+            "ci": f"{interval['low']:+.1f} … {interval['high']:+.1f}" if interval else "",
+            "cls": _direction(change, better), "significant": significant,
+        })
+    return rows
+
+
+def _verdict(metrics: dict) -> dict[str, Any]:
+    delta, ci, tuned, base = metrics.get("delta", {}), metrics.get("ci", {}), metrics["tuned"], metrics["base"]
+    ppl = delta.get("perplexity_change_pct")
+    rouge = delta.get("rougeL", 0.0)
+    good = ppl is not None and ppl < 0 and rouge >= 0
+    rouge_ci = ci.get("rougeL")
+    return {
+        "good": good,
+        "ppl": f"{_fmt(base.get('perplexity'))} → {_fmt(tuned.get('perplexity'))} ({ppl:+.1f}%)" if ppl is not None else "—",
+        "rouge": f"{_fmt(base.get('rougeL'), 1)} → {_fmt(tuned.get('rougeL'), 1)} ({rouge:+.1f} points"
+                 + (f", 95% CI {rouge_ci['low']:+.1f} to {rouge_ci['high']:+.1f}" if rouge_ci else "") + ")",
+    }
+
+
+def _reasoning_rows(metrics: dict) -> list[dict[str, str]]:
+    tuned, base = (metrics.get("tuned") or {}).get("reasoning"), (metrics.get("base") or {}).get("reasoning")
+    if not tuned:
+        return []
+    base = base or {}
+    items = [("well_formed", "well-formed think blocks (%)", "higher"), ("unclosed", "think never closed (%)", "lower"),
+             ("empty", "empty reasoning (%)", "none"), ("rougeL_vs_reference", "reasoning ROUGE-L vs reference", "higher")]
+    rows = []
+    for key, label, better in items:
+        if key in tuned:
+            d = tuned[key] - base[key] if key in base else None
+            rows.append({"label": label, "base": _fmt(base.get(key), 1), "tuned": _fmt(tuned[key], 1),
+                         "change": "" if d is None else f"{d:+.1f}", "cls": _direction(d, better)})
+    length_t, length_b = tuned["length"]["tokens"], (base.get("length") or {}).get("tokens", {})
+    rows.append({"label": "reasoning length (tokens, mean / p90)", "tuned": f"{length_t['mean']:.0f} / {length_t['p90']:.0f}",
+                 "base": f"{length_b['mean']:.0f} / {length_b['p90']:.0f}" if length_b else "—", "change": "", "cls": ""})
+    return rows
+
+
+def _decoding_rows(metrics: dict) -> list[dict[str, str]]:
+    rows = []
+    for decoding, by_model in (metrics.get("by_decoding") or {}).items():
+        settings = (metrics.get("decoding") or {}).get(decoding, {})
+        label = decoding if decoding == "greedy" else f"{decoding} (T={settings.get('temperature')}, top_p={settings.get('top_p')})"
+        for key in ("rougeL", "bleu", "chrf"):
+            t, b = by_model.get("tuned", {}).get(key), by_model.get("base", {}).get(key)
+            d = t - b if t is not None and b is not None else None
+            rows.append({"decoding": label, "metric": key, "base": _fmt(b, 1), "tuned": _fmt(t, 1),
+                         "change": "" if d is None else f"{d:+.1f}", "cls": _direction(d, "higher")})
+    return rows
+
+
+def _redteam_context(summary: dict | None, rows: list[dict]) -> dict[str, Any] | None:
+    if not summary:
+        return None
+    categories = sorted({c for name in ("base", "tuned") for c in (summary.get(name) or {}).get("by_category", {})})
+    table = []
+    for category in categories:
+        t = summary["tuned"]["by_category"].get(category, {"passed": 0, "total": 0})
+        b = (summary.get("base") or {}).get("by_category", {}).get(category)
+        table.append({"category": category.replace("_", " "), "tuned": f"{t['passed']}/{t['total']}",
+                      "base": f"{b['passed']}/{b['total']}" if b else "—",
+                      "worse": bool(b) and t["passed"] < b["passed"]})
+    regressions = set(summary.get("regressions", []))
+    failed = [r for r in rows if not (r.get("tuned") or {}).get("passed", True)]
+    failed.sort(key=lambda r: r["id"] not in regressions)
+    return {"summary": summary, "table": table, "failed": failed[:12], "regressions": regressions,
+            "worse": bool(summary.get("tuned_worse")), "img": _redteam_chart(summary, categories)}
+
+
+def _latency_context(metrics: dict) -> list[dict[str, str]]:
+    rows = []
+    for name in ("base", "tuned"):
+        latency = (metrics.get(name) or {}).get("latency") or {}
+        single, batched = latency.get("single", {}), latency.get("batched", {})
+        if single or batched:
+            rows.append({
+                "model": name,
+                "ttft_single": f"{1000 * single['ttft_mean']:.0f} ms" if single else "—",
+                "tps_single": f"{single['tokens_per_s']:.1f}" if single else "—",
+                "ttft_batched": f"{1000 * batched['ttft_mean']:.0f} ms" if batched else "—",
+                "throughput": f"{batched['throughput_tokens_per_s']:.1f}" if batched else "—",
+            })
+    return rows
+
+
+def _judge_context(judge: dict | None) -> dict[str, Any] | None:
+    if not judge:
+        return None
+    return {**judge, "img": _judge_chart(judge) if judge.get("n") else ""}
+
+
+def _human_context(human: dict | None) -> dict[str, Any] | None:
+    if not human or not isinstance(human.get("criteria"), dict):
+        return None
+
+    def mean_ci(cell: dict | None) -> str:
+        return f"{cell['mean']:.2f} ({cell['low']:.2f}–{cell['high']:.2f})" if cell else "—"
+
+    rows = []
+    for name, entry in human["criteria"].items():
+        agreement, delta = entry.get("agreement", {}), entry.get("delta")
+        kappa = agreement.get("fleiss_kappa")
+        rows.append({"name": name, "base": mean_ci(entry.get("base")), "tuned": mean_ci(entry.get("tuned")),
+                     "delta": f"{delta['mean']:+.2f} ({delta['low']:+.2f} … {delta['high']:+.2f})" if delta else "—",
+                     "cls": _direction(delta["mean"], "higher") if delta else "",
+                     "kappa": _fmt(kappa, 2) if kappa is not None else agreement.get("note", "—")})
+    return {"n_raters": human.get("n_raters"), "n_items": human.get("n_items"), "criteria": rows}
+
+
+def _extremes(samples: list[dict], k: int = 3) -> list[dict]:
+    """The k samples where tuning gained most and the k where it gained least (by ROUGE-L)."""
+    if not samples or "base" not in samples[0]:
+        return [{**s, "tag": ""} for s in samples[: 2 * k]]
+    ranked = sorted(samples, key=lambda s: s["tuned"].get("rougeL", 0) - s["base"].get("rougeL", 0), reverse=True)
+    best = [{**s, "tag": "best"} for s in ranked[:k]]
+    worst = [{**s, "tag": "worst"} for s in ranked[-k:] if s not in ranked[:k]]
+    for s in best + worst:
+        s["delta"] = s["tuned"].get("rougeL", 0) - s["base"].get("rougeL", 0)
+    return best + worst
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Plots: matplotlib SVG, embedded as data: images
+
+
+def _figure(width: float, height: float):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 3.2), dpi=100)
-    ax.plot([h["step"] for h in history], [h["loss"] for h in history], label="training loss", color="#3366cc")
-    val = [h for h in history if "val_loss" in h]
+    plt.rcParams.update({"svg.fonttype": "path", "font.size": 9, "axes.spines.top": False,
+                         "axes.spines.right": False})
+    return plt, *plt.subplots(figsize=(width, height), dpi=100)
+
+
+def _to_data_uri(plt, fig) -> str:
+    fig.tight_layout()
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg")
+    plt.close(fig)
+    svg = re.sub(r"<metadata>.*?</metadata>", "", buffer.getvalue(), flags=re.S)  # drop RDF boilerplate
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+
+
+def _loss_curve(history: list[dict]) -> str:
+    points = [h for h in history if isinstance(h.get("loss"), (int, float))]
+    if not points:
+        return ""
+    plt, fig, ax = _figure(7.5, 3.0)
+    ax.plot([h["step"] for h in points], [h["loss"] for h in points], label="training loss", color=TUNED_COLOR)
+    val = [h for h in history if isinstance(h.get("val_loss"), (int, float))]
     if val:
         ax.plot([h["step"] for h in val], [h["val_loss"] for h in val], "o-", label="validation loss", color="#dd7700")
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("answer-token loss")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg")
-    plt.close(fig)
-    svg = buffer.getvalue()
-    svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)  # drop RDF boilerplate
-    return svg[svg.index("<svg"):]
+    return _to_data_uri(plt, fig)
 
 
-def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+def _funnel_chart(funnel: dict) -> str:
+    if not funnel.get("read"):
+        return ""
+    labels, values, colors = ["read"], [funnel["read"]], [BASE_COLOR]
+    for stage, n in (funnel.get("rejected") or {}).items():
+        labels.append(f"rejected: {stage}")
+        values.append(n)
+        colors.append(BAD)
+    for key in ("usable", "train", "val", "test"):
+        if key in funnel:
+            labels.append(key)
+            values.append(funnel[key])
+            colors.append(GOOD if key == "usable" else TUNED_COLOR)
+    plt, fig, ax = _figure(7.5, 0.35 * len(labels) + 0.8)
+    bars = ax.barh(labels[::-1], values[::-1], color=colors[::-1])
+    ax.bar_label(bars, padding=3)
+    ax.set_xlabel("records")
+    return _to_data_uri(plt, fig)
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def _delta_chart(ci: dict) -> str:
+    keys = [k for k, *_ in METRIC_ROWS if k in ci] + (["perplexity_change_pct"] if "perplexity_change_pct" in ci else [])
+    keys = [k for k in keys if k != "perplexity"]
+    if not keys:
+        return ""
+    labels = {k: label for k, label, *_ in METRIC_ROWS}
+    labels["perplexity_change_pct"] = "perplexity (% change)"
+    plt, fig, ax = _figure(7.5, 0.35 * len(keys) + 0.9)
+    for y, key in enumerate(reversed(keys)):
+        row = ci[key]
+        good = (row["mean"] > 0) == (row["better"] == "higher") and row["mean"] != 0
+        color = GOOD if good and (row["low"] > 0 or row["high"] < 0) else (BAD if not good and (row["low"] > 0 or row["high"] < 0) else BASE_COLOR)
+        ax.errorbar(row["mean"], y, xerr=[[row["mean"] - row["low"]], [row["high"] - row["mean"]]], fmt="o",
+                    color=color, capsize=3)
+    ax.axvline(0, color="#333", lw=0.8)
+    ax.set_yticks(range(len(keys)), [labels[k] for k in reversed(keys)])
+    ax.set_xlabel("tuned − base (95% paired bootstrap interval)")
+    ax.grid(axis="x", alpha=0.3)
+    return _to_data_uri(plt, fig)
+
+
+def _redteam_chart(summary: dict, categories: list[str]) -> str:
+    if not categories:
+        return ""
+    import numpy as np
+
+    plt, fig, ax = _figure(7.5, 2.8)
+    x = np.arange(len(categories))
+    names = [n for n in ("base", "tuned") if summary.get(n)]
+    for i, name in enumerate(names):
+        cells = [summary[name]["by_category"].get(c, {"passed": 0, "total": 0}) for c in categories]
+        rates = [100 * c["passed"] / c["total"] if c["total"] else 0 for c in cells]
+        ax.bar(x + (i - (len(names) - 1) / 2) * 0.38, rates, 0.38, label=name,
+               color=BASE_COLOR if name == "base" else TUNED_COLOR)
+    ax.set_xticks(x, [c.replace("_", "\n") for c in categories])
+    ax.set_ylabel("probes passed (%)")
+    ax.set_ylim(0, 105)
+    ax.legend()
+    return _to_data_uri(plt, fig)
+
+
+def _judge_chart(judge: dict) -> str:
+    plt, fig, ax = _figure(7.5, 1.6)
+    left = 0
+    for key, label, color in (("wins", "tuned wins", GOOD), ("ties", "tie", BASE_COLOR), ("losses", "base wins", BAD),
+                              ("invalid", "no verdict", "#dddddd")):
+        value = judge.get(key, 0) or 0
+        if value:
+            ax.barh([0], [value], left=left, color=color, label=f"{label} ({value})")
+            left += value
+    ax.set_yticks([])
+    ax.set_xlabel("examples")
+    ax.legend(ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.02), frameon=False)
+    return _to_data_uri(plt, fig)
+
+
+def _read_json(path: Path, problems: list[str]) -> dict:
+    """A JSON object, or {} with the problem noted for the report's warning box."""
+    if not path.is_file():
+        return {}
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        problems.append(f"{path.name} could not be read ({err}); its section is left out")
+        return {}
+    if not isinstance(value, dict):
+        problems.append(f"{path.name} does not hold a JSON object; its section is left out")
+        return {}
+    return value
+
+
+def _read_jsonl(path: Path, problems: list[str]) -> list[dict]:
+    """The readable rows of a JSONL file; damaged lines are skipped and counted, not fatal."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows, bad = [], []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if isinstance(row, dict):
+            rows.append(row)
+        else:
+            bad.append(number)
+    if bad:
+        problems.append(f"{path.name}: {len(bad)} unreadable line(s) skipped (lines {bad[:5]})")
+    return rows

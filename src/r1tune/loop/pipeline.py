@@ -57,8 +57,9 @@ def train_stage(cfg: R1TuneConfig, run: RunDir, data: PreparedData | None = None
     """Load the base model and train on the run's prepared data (continuing from its newest checkpoint with
     `resume`); returns the loaded bundle. In a multi-process run only the main process writes run.json."""
     from r1tune import models
-    from r1tune.train import is_main_process, train
+    from r1tune.train import check_method_runnable, is_main_process, train
 
+    check_method_runnable(cfg.train)  # before loading weights: e.g. qlora on a machine without CUDA
     data = data or load_prepared(run.data)
     loaded = models.load(cfg.model, reasoning=cfg.train.reasoning, train_on_prompt=cfg.train.train_on_prompt)
     if is_main_process():

@@ -1,7 +1,9 @@
 """Batched generation for evaluation and the CLI chat: left padding, greedy or sampled, stop tokens.
 
 Prompts are sorted by length before batching so each batch pads little, and results come back in the
-caller's order. Output is cut at the first stop token and split into reasoning and answer by the format.
+caller's order. Output is cut at the first stop token (or stop string) and split into reasoning and answer
+by the format. A streamer time-stamps every decoding step, so each answer knows its time to first token
+and its own finish time inside the batch (not just the batch's average).
 """
 
 from __future__ import annotations
@@ -25,7 +27,30 @@ class Generation:
     answer: str
     num_tokens: int
     finish_reason: Literal["stop", "length"]
-    seconds: float
+    seconds: float  # the batch's wall time divided by its size (amortised cost per answer)
+    first_token_seconds: float = 0.0  # from the batch's start to its first generated token (prefill)
+    finish_seconds: float = 0.0  # from the batch's start to this answer's last token
+
+
+class _StepClock:
+    """A transformers streamer that only records when each step's tokens arrive: `put` is called once
+    with the prompt and then once per decoding step, for the whole batch at a time."""
+
+    def __init__(self) -> None:
+        self.stamps: list[float] = []
+
+    def put(self, value) -> None:
+        self.stamps.append(time.perf_counter())
+
+    def end(self) -> None:
+        pass
+
+    def at_token(self, t0: float, n: int) -> float:
+        """Seconds from `t0` until the step that produced token number `n` (1-based)."""
+        steps = self.stamps[1:]  # stamps[0] is the prompt
+        if not steps or n <= 0:
+            return 0.0
+        return steps[min(n, len(steps)) - 1] - t0
 
 
 def generate(
@@ -38,9 +63,16 @@ def generate(
     batch_size: int = 8,
     precision: Precision = "fp32",
     on_batch: Callable[[int], None] | None = None,
+    stop_strings: Sequence[str] = (),
+    seed: int | None = None,
 ) -> list[Generation]:
-    """Generate a completion for each tokenised prompt; `temperature == 0` means greedy decoding."""
+    """Generate a completion for each tokenised prompt; `temperature == 0` means greedy decoding.
+    `seed` makes sampling reproducible; `stop_strings` end an answer (the string itself is cut off)."""
     import torch
+
+    if seed is not None:
+        torch.manual_seed(seed)
+    stops = [s for s in stop_strings if s]
 
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     results: list[Generation | None] = [None] * len(prompts)
@@ -54,6 +86,9 @@ def generate(
         attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch])
         sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {
             "do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        if stops:
+            sampling.update(stop_strings=stops, tokenizer=renderer.tokenizer)
+        clock = _StepClock()
         t0 = time.perf_counter()
         with torch.no_grad(), autocast(precision):
             out = model.generate(
@@ -63,21 +98,47 @@ def generate(
                 eos_token_id=renderer.stop_token_ids,
                 pad_token_id=pad_id,
                 use_cache=True,
+                streamer=clock,
                 **sampling,
             )
         seconds = (time.perf_counter() - t0) / len(batch)
         for row, i in enumerate(idx):
-            results[i] = _decode(out[row, width:].tolist(), renderer, seconds)
+            gen = _decode(out[row, width:].tolist(), renderer, seconds, stops)
+            gen.first_token_seconds = clock.at_token(t0, 1)
+            gen.finish_seconds = clock.at_token(t0, gen.num_tokens)
+            results[i] = gen
         if on_batch:
             on_batch(len(batch))
     return [r for r in results if r is not None]
 
 
-def _decode(new_ids: list[int], renderer: ChatRenderer, seconds: float) -> Generation:
+def _decode(new_ids: list[int], renderer: ChatRenderer, seconds: float, stop_strings: Sequence[str] = ()) -> Generation:
     stops = set(renderer.stop_token_ids)
     cut = next((k for k, t in enumerate(new_ids) if t in stops), None)
     finish: Literal["stop", "length"] = "stop" if cut is not None else "length"
     kept = new_ids[:cut] if cut is not None else new_ids
+    num_tokens = len(kept) + (1 if cut is not None else 0)
     text = renderer.tokenizer.decode(kept, skip_special_tokens=False)
+    hits = [text.find(s) for s in stop_strings if s in text]
+    if hits:  # cut at the earliest stop string; tokens after it (padding of a finished row) are not counted
+        num_tokens = _tokens_until_stop(kept, renderer, stop_strings)
+        text, finish = text[: min(hits)], "stop"
     reasoning, answer = split_reasoning(text, renderer.fmt)
-    return Generation(text, reasoning, answer, len(kept) + (1 if cut is not None else 0), finish, seconds)
+    return Generation(text, reasoning, answer, num_tokens, finish, seconds)
+
+
+def _tokens_until_stop(ids: list[int], renderer: ChatRenderer, stop_strings: Sequence[str]) -> int:
+    """The fewest leading tokens whose text contains a stop string: a binary search over prefixes, since
+    containment only grows with the prefix (log2(n) decodes instead of n)."""
+    def has_stop(k: int) -> bool:
+        text = renderer.tokenizer.decode(ids[:k], skip_special_tokens=False)
+        return any(s in text for s in stop_strings)
+
+    low, high = 1, len(ids)
+    while low < high:
+        mid = (low + high) // 2
+        if has_stop(mid):
+            high = mid
+        else:
+            low = mid + 1
+    return low

@@ -1,0 +1,73 @@
+"""`r1tune compare RUN_A RUN_B`: two runs side by side — what changed in the config, what changed in results."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+
+from r1tune.errors import R1TuneError
+from r1tune.eval.report import METRIC_ROWS
+from r1tune.rundir import RunDir
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def _load(run: RunDir) -> tuple[dict, dict]:
+    if not run.metrics.is_file():
+        raise R1TuneError(f"{run.path} has no metrics.json", hint=f"run `r1tune eval {run.path}` first")
+    try:
+        metrics = json.loads(run.metrics.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise R1TuneError(f"{run.metrics}: not valid JSON ({err})") from None
+    try:  # resolved (defaults filled) so only real differences show
+        config = run.load_config().model_dump(mode="json")
+    except Exception:
+        config = yaml.safe_load(run.config_file.read_text(encoding="utf-8")) if run.config_file.is_file() else {}
+    return metrics, config if isinstance(config, dict) else {}
+
+
+def compare_runs(a: RunDir, b: RunDir) -> dict[str, Any]:
+    """Config differences (data paths, hyper-parameters) and every shared metric of both runs."""
+    (metrics_a, config_a), (metrics_b, config_b) = _load(a), _load(b)
+    flat_a, flat_b = _flatten(config_a), _flatten(config_b)
+    skip = ("project.runs_dir",)
+    config_diff = [{"key": k, "a": flat_a.get(k), "b": flat_b.get(k)} for k in sorted(set(flat_a) | set(flat_b))
+                   if flat_a.get(k) != flat_b.get(k) and k not in skip]
+    rows = []
+    for key, label, better, _, digits in METRIC_ROWS:
+        ta, tb = (metrics_a.get("tuned") or {}).get(key), (metrics_b.get("tuned") or {}).get(key)
+        if not isinstance(ta, (int, float)) and not isinstance(tb, (int, float)):
+            continue
+        diff = tb - ta if isinstance(ta, (int, float)) and isinstance(tb, (int, float)) else None
+        rows.append({"key": key, "label": label, "better": better, "digits": digits,
+                     "a_base": (metrics_a.get("base") or {}).get(key), "a_tuned": ta,
+                     "b_base": (metrics_b.get("base") or {}).get(key), "b_tuned": tb, "b_minus_a": diff,
+                     "b_better": None if diff in (None, 0) or better == "none" else (diff > 0) == (better == "higher")})
+    redteam = {}
+    for name, metrics in (("a", metrics_a), ("b", metrics_b)):
+        summary = metrics.get("redteam") or {}
+        if summary.get("tuned"):
+            redteam[name] = f"{summary['tuned']['passed']}/{summary['n']}"
+    return {"a": {"run": a.run_id, "n_examples": metrics_a.get("n_examples")},
+            "b": {"run": b.run_id, "n_examples": metrics_b.get("n_examples")},
+            "config_diff": config_diff, "metrics": rows, "redteam_tuned_passed": redteam,
+            "same_test_set": None if None in (_test_hash(a), _test_hash(b)) else _test_hash(a) == _test_hash(b)}
+
+
+def _test_hash(run: RunDir) -> str | None:
+    path = run.data / "data_report.json"
+    if not path.is_file():
+        return None
+    try:
+        return (json.loads(path.read_text(encoding="utf-8")).get("splits") or {}).get("test")
+    except json.JSONDecodeError:
+        return None
