@@ -1,0 +1,545 @@
+"""The HTTP layer: an OpenAI-compatible FastAPI app over a `ServeRuntime`.
+
+Endpoints: `POST /v1/chat/completions` (stream and non-stream), `GET /v1/models`, `POST /v1/feedback`,
+`POST /v1/load_lora_adapter` and `/v1/unload_lora_adapter` (admin, vLLM's names), `GET /health`,
+`GET /metrics`. Every error, including malformed JSON and wrong types, is answered with an OpenAI error
+object and a 4xx status; nothing a client sends can crash the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from r1tune.data.records import Message
+from r1tune.serve.adapters import AdapterError
+from r1tune.serve.engine import EngineBusy, EngineRequest, Finished, SamplingParams, TextDelta
+from r1tune.serve.guards import GuardReport
+from r1tune.serve.protocol import (
+    ApiError,
+    ChatCompletionRequest,
+    FeedbackRequest,
+    LoadAdapterRequest,
+    UnloadAdapterRequest,
+    chunk,
+    error_body,
+    now,
+)
+from r1tune.serve.runtime import ServeRuntime
+from r1tune.serve.security import ApiKey, BodySizeLimit
+from r1tune.serve.store import UnknownCompletion
+from r1tune.serve.textstream import ReasoningSplitter
+
+log = logging.getLogger(__name__)
+
+# How often a waiting handler checks whether its client is still connected.
+_DISCONNECT_POLL_S = 0.25
+
+
+@dataclass
+class Caller:
+    """Who is calling: the API key (None when keys are off) and the rate-limit identity."""
+
+    key: ApiKey | None
+    identity: str
+
+    @property
+    def name(self) -> str | None:
+        return self.key.name if self.key else None
+
+
+def _caller(request: Request) -> Caller:
+    return _authenticate(request.app.state.runtime, request)
+
+
+CallerDep = Annotated[Caller, Depends(_caller)]
+
+
+def _admin(request: Request, who: CallerDep) -> Caller:
+    runtime: ServeRuntime = request.app.state.runtime
+    if not runtime.serve.allow_runtime_adapters:
+        raise ApiError(403, "loading adapters at runtime is disabled (serve.allow_runtime_adapters)",
+                       "permission_error", code="adapters_locked")
+    if runtime.keys.enabled and (who.key is None or who.key.role != "admin"):
+        raise ApiError(403, "this endpoint needs an admin API key", "permission_error", code="not_admin")
+    return who
+
+
+AdminDep = Annotated[Caller, Depends(_admin)]
+
+
+def create_app(runtime: ServeRuntime) -> FastAPI:
+    """The FastAPI app; its lifespan starts and stops the engine."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        runtime.start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(runtime.close)
+
+    app = FastAPI(title="r1tune", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(BodySizeLimit, max_bytes=runtime.serve.max_request_bytes)
+    if runtime.serve.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=runtime.serve.cors_origins,
+                           allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"])
+    app.state.runtime = runtime
+    _install_error_handlers(app)
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        health = {"status": "ok", "running": runtime.engine.num_running, "waiting": runtime.engine.num_waiting}
+        if not runtime.keys.enabled:  # without keys everything is open anyway; with keys, ask /v1/models
+            health["models"] = runtime.model_ids()
+        return health
+
+    @app.get("/metrics")
+    async def metrics(_who: CallerDep) -> Response:
+        body, content_type = runtime.metrics.render()
+        return Response(body, media_type=content_type)
+
+    @app.get("/v1/models")
+    async def list_models(_who: CallerDep) -> dict[str, Any]:
+        return {"object": "list", "data": _model_cards(runtime)}
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(body: ChatCompletionRequest, request: Request,
+                               who: CallerDep) -> Response:
+        return await _complete(runtime, body, request, who)
+
+    @app.post("/v1/feedback")
+    async def feedback(body: FeedbackRequest, who: CallerDep) -> dict[str, Any]:
+        store = runtime.store
+        if store is None:
+            raise ApiError(404, "completions are not logged on this server (serve.log_completions: false)",
+                           code="feedback_disabled")
+        if body.rating is None and not (body.corrected_answer or "").strip():
+            raise ApiError(400, "feedback needs a rating, a corrected_answer, or both", param="rating")
+
+        def write() -> int:
+            correction = runtime.guards.mask_for_storage(body.corrected_answer) if body.corrected_answer else None
+            return store.add_feedback(body.completion_id, body.rating, correction, body.tags, who.name)
+
+        try:
+            feedback_id = await run_in_threadpool(write)
+        except UnknownCompletion as err:
+            raise ApiError(404, str(err), param="completion_id", code="completion_not_found") from None
+        runtime.metrics.feedback.labels(str(body.rating)).inc()
+        return {"id": feedback_id, "object": "feedback", "completion_id": body.completion_id, "stored": True}
+
+    @app.post("/v1/load_lora_adapter")
+    async def load_adapter(body: LoadAdapterRequest, _who: AdminDep) -> dict[str, Any]:
+        router_data = Path(body.router_data) if body.router_data else None
+        try:
+            info = await run_in_threadpool(runtime.load_adapter, body.lora_name, Path(body.lora_path), router_data)
+        except AdapterError as err:
+            raise ApiError(err.status, str(err), param="lora_path", code="adapter_error") from None
+        return {"status": "loaded", "model": info.name, "version": info.version}
+
+    @app.post("/v1/unload_lora_adapter")
+    async def unload_adapter(body: UnloadAdapterRequest, _who: AdminDep) -> dict[str, Any]:
+        try:
+            info = await run_in_threadpool(runtime.unload_adapter, body.lora_name)
+        except AdapterError as err:
+            raise ApiError(err.status, str(err), param="lora_name", code="adapter_error") from None
+        return {"status": "unloaded", "model": info.name, "version": info.version}
+
+    return app
+
+
+# -- errors -----------------------------------------------------------------------------------------------
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, err: ApiError) -> JSONResponse:
+        return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, err: RequestValidationError) -> JSONResponse:
+        return JSONResponse(_validation_error(err.errors()), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, err: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(err.status_code)
+        return JSONResponse(error_body(str(err.detail), code=code), status_code=err.status_code,
+                            headers=getattr(err, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, err: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return JSONResponse(error_body(f"internal error: {type(err).__name__}", "server_error"), status_code=500)
+
+
+def _validation_error(errors: list[dict]) -> dict[str, Any]:
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
+    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    if first.get("type") == "json_invalid":
+        return error_body(f"the request body is not valid JSON ({first.get('ctx', {}).get('error', 'decode error')})",
+                          code="invalid_json")
+    param = ".".join(loc) or None
+    where = f"{param}: " if param else ""
+    message = f"{where}{first.get('msg', 'invalid value')}"
+    if first.get("type") == "missing":
+        message = f"{param} is required"
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more problem(s))"
+    return error_body(message, param=param, code="invalid_value")
+
+
+def _authenticate(runtime: ServeRuntime, request: Request) -> Caller:
+    key = None
+    if runtime.keys.enabled:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        key = runtime.keys.authenticate(token.strip() if scheme.lower() == "bearer" else None)
+        if key is None:
+            raise ApiError(401, "missing or incorrect API key (send `Authorization: Bearer <key>`)",
+                           code="invalid_api_key")
+    identity = f"key:{key.name}" if key else f"addr:{request.client.host if request.client else '?'}"
+    retry_after = runtime.limiter.check(identity)
+    if retry_after is not None:
+        raise ApiError(429, f"rate limit of {runtime.serve.rate_limit_per_minute} requests per minute reached",
+                       "requests", code="rate_limit_exceeded", headers={"Retry-After": str(max(1, round(retry_after)))})
+    return Caller(key, identity)
+
+
+def _model_cards(runtime: ServeRuntime) -> list[dict[str, Any]]:
+    created = now()
+    cards = []
+    if runtime.serve.serve_base:
+        cards.append({"id": runtime.base_id, "object": "model", "created": created, "owned_by": "r1tune",
+                      "root": runtime.base_id, "parent": None, "max_model_len": runtime.max_context})
+    for name in runtime.registry.names():
+        info = runtime.registry.adapters[name]
+        cards.append({"id": name, "object": "model", "created": int(info.loaded_at), "owned_by": "r1tune",
+                      "root": name, "parent": runtime.base_id, "version": info.version,
+                      "max_model_len": runtime.max_context})
+    if runtime.router.available:
+        cards.append({"id": "auto", "object": "model", "created": created, "owned_by": "r1tune", "root": "auto",
+                      "parent": runtime.base_id, "routes_to": runtime.router.names})
+    return cards
+
+
+# -- completions ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Job:
+    """One chat completion in flight: its request to the engine and everything the response needs."""
+
+    id: str
+    created: int
+    model_id: str
+    adapter: str | None
+    adapter_version: str | None
+    messages: list[Message]
+    route: dict | None
+    engine_request: EngineRequest
+    queue: asyncio.Queue
+    started: float
+    report: GuardReport = field(default_factory=GuardReport)
+    first_text_at: float | None = None
+    finish_reason: str = "stop"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning: str = ""
+    content: str = ""
+    failure: str = ""
+
+
+async def _complete(runtime: ServeRuntime, body: ChatCompletionRequest, request: Request, who: Caller) -> Response:
+    job = _prepare_job(runtime, body)
+    try:
+        runtime.engine.submit(job.engine_request)
+    except EngineBusy as err:
+        runtime.metrics.observe(job.model_id, "overloaded")
+        raise ApiError(503, f"the server is busy ({err}); retry later", "server_error",
+                       code="overloaded") from None
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return StreamingResponse(_stream(runtime, job, include_usage, who), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    try:
+        async for _channel, _text in _pieces(runtime, job, request, stream=False):
+            pass
+    finally:
+        job.engine_request.cancel()  # no-op when finished; stops generation if this handler is cancelled
+    if job.finish_reason in ("timeout", "error", "cancelled"):
+        status, code = {"timeout": (504, "timeout"), "error": (500, "generation_failed"),
+                        "cancelled": (499, "client_closed")}[job.finish_reason]
+        runtime.metrics.observe(job.model_id, job.finish_reason)
+        raise ApiError(status, _failure_message(job), "server_error", code=code)
+    await _record(runtime, job, who)
+    message: dict[str, Any] = {"role": "assistant", "content": job.content}
+    if _think(runtime):
+        message["reasoning_content"] = job.reasoning or None
+        message["reasoning"] = job.reasoning or None
+    return JSONResponse({
+        "id": job.id, "object": "chat.completion", "created": job.created, "model": job.model_id,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": job.finish_reason}],
+        "usage": _usage(job), "r1tune": _metadata(job),
+    })
+
+
+def _think(runtime: ServeRuntime) -> bool:
+    return bool(runtime.loaded.renderer.fmt.think)  # type: ignore[attr-defined]
+
+
+def _prepare_job(runtime: ServeRuntime, body: ChatCompletionRequest) -> _Job:
+    serve = runtime.serve
+    messages = _to_messages(body)
+    blocked = runtime.guards.blocked_input([m.content for m in messages])
+    if blocked is not None:
+        runtime.metrics.guard_events.labels("input_blocked").inc()
+        raise ApiError(400, "the request was refused by the input filter", param="messages", code="content_filter")
+    adapter, model_id, route = _resolve_model(runtime, body.model, messages)
+    prompt = runtime.loaded.renderer.render_prompt(messages)  # type: ignore[attr-defined]
+    max_tokens = body.max_completion_tokens or body.max_tokens or serve.default_max_tokens
+    if max_tokens > serve.max_tokens_limit:
+        raise ApiError(400, f"max_tokens {max_tokens} is above this server's limit of {serve.max_tokens_limit}",
+                       param="max_tokens", code="max_tokens_too_large")
+    if len(prompt) > serve.max_prompt_tokens:
+        raise ApiError(400, f"the prompt has {len(prompt)} tokens; this server accepts at most "
+                       f"{serve.max_prompt_tokens}", param="messages", code="context_length_exceeded")
+    if runtime.max_context is not None and len(prompt) + max_tokens > runtime.max_context:
+        raise ApiError(400, f"prompt ({len(prompt)} tokens) plus max_tokens ({max_tokens}) exceeds the model's "
+                       f"context of {runtime.max_context} tokens", param="max_tokens",
+                       code="context_length_exceeded")
+    sampling = runtime.loaded.sampling  # type: ignore[attr-defined]
+    params = SamplingParams(
+        max_tokens=max_tokens,
+        temperature=sampling["temperature"] if body.temperature is None else body.temperature,
+        top_p=sampling["top_p"] if body.top_p is None else body.top_p,
+        stop=body.stop_list,
+        seed=body.seed,
+    )
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+
+    def emit(event: Any) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, event)
+
+    info = runtime.registry.adapters.get(adapter) if adapter else None
+    engine_request = EngineRequest(prompt, params, emit, adapter=adapter,
+                                   deadline=time.monotonic() + serve.request_timeout_s)
+    return _Job(id=f"chatcmpl-{uuid.uuid4().hex}", created=now(), model_id=model_id, adapter=adapter,
+                adapter_version=info.version if info else None, messages=messages, route=route,
+                engine_request=engine_request, queue=queue, started=time.perf_counter(),
+                prompt_tokens=len(prompt))
+
+
+def _to_messages(body: ChatCompletionRequest) -> list[Message]:
+    messages = []
+    for m in body.messages:
+        role = "system" if m.role == "developer" else m.role
+        messages.append(Message(role, m.text))  # type: ignore[arg-type]
+    if not any(m.role == "user" for m in messages):
+        raise ApiError(400, "messages must contain at least one user message", param="messages",
+                       code="invalid_value")
+    if messages[-1].role != "user":
+        raise ApiError(400, f"the last message must be from the user, got role {messages[-1].role!r}",
+                       param=f"messages.{len(messages) - 1}.role", code="invalid_value")
+    if not messages[-1].content.strip():
+        raise ApiError(400, "the last user message is empty", param=f"messages.{len(messages) - 1}.content",
+                       code="invalid_value")
+    return messages
+
+
+def _resolve_model(runtime: ServeRuntime, model: str, messages: list[Message]) -> tuple[str | None, str, dict | None]:
+    """(adapter or None for the base model, the model id to report, the routing decision for `auto`)."""
+    if model == "auto" and runtime.router.available:
+        route = runtime.router.route(messages[-1].content)
+        if route.adapter is None and not runtime.serve.serve_base:
+            raise ApiError(404, "no adapter matches this request and the base model is not served",
+                           param="model", code="model_not_found")
+        chosen = route.adapter or runtime.base_id
+        return route.adapter, chosen, {"chosen": chosen, "scores": route.scores}
+    if model == runtime.base_id and runtime.serve.serve_base:
+        return None, model, None
+    if runtime.registry.get(model) is not None:
+        return model, model, None
+    raise ApiError(404, f"the model {model!r} does not exist; available: {', '.join(runtime.model_ids())}",
+                   param="model", code="model_not_found")
+
+
+async def _events(job: _Job, request: Request | None) -> AsyncIterator[TextDelta | Finished]:
+    """The engine's events for this job; stops the generation if the client of a non-streamed request
+    disconnects (a streamed response is cancelled by Starlette itself, see `_stream`)."""
+    last_check = time.monotonic()
+    while True:
+        if request is None:  # no timer per token: the engine's deadline guarantees a Finished event
+            event = await job.queue.get()
+        else:
+            try:
+                event = await asyncio.wait_for(job.queue.get(), timeout=_DISCONNECT_POLL_S)
+            except asyncio.TimeoutError:
+                event = None
+        if request is not None and time.monotonic() - last_check >= _DISCONNECT_POLL_S:
+            last_check = time.monotonic()
+            if await request.is_disconnected():
+                job.engine_request.cancel()
+        if event is None:
+            continue
+        yield event
+        if isinstance(event, Finished):
+            return
+
+
+async def _pieces(runtime: ServeRuntime, job: _Job, request: Request | None, stream: bool
+                  ) -> AsyncIterator[tuple[str, str]]:
+    """Guarded (channel, text) pieces in order; fills in the job's totals and finish reason."""
+    splitter = ReasoningSplitter(_think(runtime))
+    filters = {"reasoning": runtime.guards.output_filter(job.report, stream),
+               "content": runtime.guards.output_filter(job.report, stream)}
+
+    def guarded(parts: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        out = []
+        for channel, text in parts:
+            released = filters[channel].feed(text)
+            if released:
+                out.append((channel, released))
+        return out
+
+    async for event in _events(job, request):
+        if isinstance(event, TextDelta):
+            if job.first_text_at is None:
+                job.first_text_at = time.perf_counter()
+            for channel, text in guarded(splitter.feed(event.text)):
+                yield channel, _append(job, channel, text)
+            if any(f.blocked for f in filters.values()):
+                job.engine_request.cancel()
+                break
+            continue
+        job.finish_reason = event.reason
+        job.completion_tokens = event.completion_tokens
+        job.failure = event.message
+    if any(f.blocked for f in filters.values()):
+        job.finish_reason = "content_filter"
+        runtime.metrics.guard_events.labels("output_blocked").inc()
+        if not stream:
+            job.content, job.reasoning = runtime.guards.cfg.output_block_message, ""
+        return
+    if job.finish_reason not in ("stop", "length"):
+        return
+    for channel, text in guarded(splitter.flush()):
+        yield channel, _append(job, channel, text)
+    for channel in ("reasoning", "content"):
+        rest = filters[channel].finish()
+        if filters[channel].blocked:
+            job.finish_reason = "content_filter"
+            runtime.metrics.guard_events.labels("output_blocked").inc()
+            if not stream:
+                job.content, job.reasoning = runtime.guards.cfg.output_block_message, ""
+            return
+        if rest:
+            yield channel, _append(job, channel, rest)
+    prompt_text = "\n".join(m.content for m in job.messages)
+    for text in runtime.guards.disclaimers_for(job.model_id, prompt_text, job.content):
+        job.report.disclaimers.append(text)
+        runtime.metrics.guard_events.labels("disclaimer").inc()
+        yield "content", _append(job, "content", ("\n\n" if job.content else "") + text)
+    if job.report.pii_masked:
+        runtime.metrics.guard_events.labels("pii_masked").inc(sum(job.report.pii_masked.values()))
+
+
+def _append(job: _Job, channel: str, text: str) -> str:
+    if channel == "reasoning":
+        job.reasoning += text
+    else:
+        job.content += text
+    return text
+
+
+def _failure_message(job: _Job) -> str:
+    detail = job.failure
+    if job.finish_reason == "timeout":
+        return "the request did not finish within the server's time limit (serve.request_timeout_s)"
+    if job.finish_reason == "cancelled":
+        return detail or "the request was cancelled"
+    return detail or "generation failed"
+
+
+async def _stream(runtime: ServeRuntime, job: _Job, include_usage: bool, who: Caller) -> AsyncIterator[str]:
+    """The SSE stream: role chunk, content/reasoning chunks, final chunk, optional usage chunk, [DONE]."""
+    yield _sse(chunk(job.id, job.created, job.model_id, {"role": "assistant", "content": ""}))
+    try:
+        async for channel, text in _pieces(runtime, job, None, stream=True):
+            delta = {"content": text} if channel == "content" else {"reasoning_content": text, "reasoning": text}
+            yield _sse(chunk(job.id, job.created, job.model_id, delta))
+        if job.finish_reason in ("timeout", "error", "cancelled"):
+            runtime.metrics.observe(job.model_id, job.finish_reason)
+            yield _sse(error_body(_failure_message(job), "server_error", code=job.finish_reason))
+            yield "data: [DONE]\n\n"
+            return
+        await _record(runtime, job, who)
+        yield _sse(chunk(job.id, job.created, job.model_id, {}, job.finish_reason,
+                         extra={"r1tune": _metadata(job)}))
+        if include_usage:
+            yield _sse(chunk(job.id, job.created, job.model_id, None, usage=_usage(job)))
+        yield "data: [DONE]\n\n"
+    except Exception as err:  # the status line is sent already: report the failure as an error event
+        log.exception("streaming failed")
+        yield _sse(error_body(f"internal error: {type(err).__name__}", "server_error"))
+        yield "data: [DONE]\n\n"
+    finally:
+        # Runs when the client disconnects too (the response task is cancelled): stop generating.
+        job.engine_request.cancel()
+
+
+def _sse(payload: dict) -> str:
+    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+
+def _usage(job: _Job) -> dict[str, int]:
+    return {"prompt_tokens": job.prompt_tokens, "completion_tokens": job.completion_tokens,
+            "total_tokens": job.prompt_tokens + job.completion_tokens}
+
+
+def _metadata(job: _Job) -> dict[str, Any]:
+    return {"adapter": job.adapter, "adapter_version": job.adapter_version, "route": job.route,
+            "guards": job.report.to_dict()}
+
+
+async def _record(runtime: ServeRuntime, job: _Job, who: Caller) -> None:
+    """Log the completion (PII masked) before the client can see its id, so feedback can refer to it."""
+    latency = time.perf_counter() - job.started
+    ttft = None if job.first_text_at is None else job.first_text_at - job.started
+    runtime.metrics.observe(job.model_id, job.finish_reason, latency=latency, ttft=ttft,
+                            prompt_tokens=job.prompt_tokens, completion_tokens=job.completion_tokens)
+    store = runtime.store
+    if store is None:
+        return
+
+    def write() -> None:  # PII masking and the commit both run off the event loop
+        mask = runtime.guards.mask_for_storage
+        store.log_completion(
+            id=job.id, model=job.model_id, adapter=job.adapter, adapter_version=job.adapter_version,
+            messages=[{"role": m.role, "content": mask(m.content)} for m in job.messages],
+            reasoning=mask(job.reasoning) or None, answer=mask(job.content), finish_reason=job.finish_reason,
+            prompt_tokens=job.prompt_tokens, completion_tokens=job.completion_tokens, latency_ms=latency * 1000,
+            ttft_ms=None if ttft is None else ttft * 1000, guards=_metadata(job), api_key=who.name,
+        )
+
+    try:
+        await run_in_threadpool(write)
+    except Exception:  # the answer is still worth sending; only its feedback will be refused (unknown id)
+        log.exception("could not log completion %s", job.id)
+        runtime.metrics.store_errors.inc()

@@ -1,0 +1,450 @@
+"""The continuous-batching engine: one background thread steps the model one token at a time for every
+running request, admits new requests between steps and drops finished, cancelled or expired ones.
+
+Why not `model.generate` per request (the naive endpoint)? A decoding step of a 135M model on a CPU costs
+about the same for 1 or 16 sequences (the time goes into reading weights and Python overhead, not into
+arithmetic), so stepping all running requests together multiplies throughput, and because new requests
+join the running batch instead of waiting for it to finish, nobody waits for someone else's long answer.
+
+The running batch keeps one KV cache (a transformers `DynamicCache`, tensors `[batch, heads, time, dim]`)
+with left padding: a request that joins is prefilled on its own (with others joining at the same time),
+then its cache rows are left-padded to the batch's length and concatenated; a request that leaves has its
+rows removed and the columns that became padding for everyone are trimmed. Each row carries its own
+position id, so padding never shifts a sequence's positions.
+
+The engine runs the model in the dtype it was loaded in (the server loads bf16 weights where the CPU
+computes bf16 natively, see `runtime.load_serving_model`); sampling runs in float32.
+
+Several LoRA adapters share one forward pass: PEFT's mixed-batch inference (`adapter_names=[...]`, one
+name per row, `__base__` for the plain model) computes the base layers once for the whole batch and each
+adapter's low-rank update only for its rows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from r1tune.serve.textstream import TextStream
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedTokenizerBase
+
+log = logging.getLogger(__name__)
+
+BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed batch
+FinishReason = Literal["stop", "length", "cancelled", "timeout", "error"]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Per-request decoding settings; `temperature == 0` means greedy."""
+
+    max_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+@dataclass
+class TextDelta:
+    text: str
+
+
+@dataclass
+class Finished:
+    reason: FinishReason
+    prompt_tokens: int
+    completion_tokens: int
+    message: str = ""
+
+
+Event = TextDelta | Finished
+
+
+class EngineBusy(Exception):
+    """The waiting queue is full; the caller should answer 503 and the client retry later."""
+
+
+@dataclass
+class EngineRequest:
+    """One generation request. `emit` is called from the engine thread with each event, in order;
+    the last event is always a `Finished`."""
+
+    prompt_ids: list[int]
+    params: SamplingParams
+    emit: Callable[[Event], None]
+    adapter: str | None = None
+    deadline: float | None = None  # time.monotonic() after which the request is dropped with "timeout"
+    id: int = field(default_factory=itertools.count().__next__)
+    cancelled: bool = False
+    submitted: float = field(default_factory=time.monotonic)
+
+    def cancel(self) -> None:
+        """Ask the engine to drop this request at the next step (safe from any thread)."""
+        self.cancelled = True
+
+
+@dataclass
+class _Sequence:
+    request: EngineRequest
+    text: TextStream
+    generator: torch.Generator | None
+    position: int  # position id of the next token fed to the model
+    next_token: int = -1  # sampled but not yet fed
+    generated: int = 0
+    finished: FinishReason | None = None
+
+
+class Engine:
+    """Runs generation for many concurrent requests on one model in a background thread."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: PreTrainedTokenizerBase,
+        stop_token_ids: Sequence[int],
+        max_batch_size: int = 16,
+        max_waiting: int = 256,
+        prefill_token_budget: int = 4096,
+        max_context: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        import torch
+
+        self.model = model
+        self.tokenizer = tokenizer
+        self.stop_token_ids = frozenset(stop_token_ids)
+        self.max_batch_size = max_batch_size
+        self.max_waiting = max_waiting
+        self.prefill_token_budget = prefill_token_budget
+        self.max_context = max_context
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.uses_adapters = False  # set by the adapter registry when the model is a PeftModel
+        self._generator = torch.Generator().manual_seed(seed)
+        self._waiting: deque[EngineRequest] = deque()
+        self._commands: deque[tuple[Callable[[], Any], Future]] = deque()
+        self._wake = threading.Condition()
+        self._running: list[_Sequence] = []
+        self._joining: list[EngineRequest] = []
+        self._cache: Any = None
+        self._mask: torch.Tensor | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self.steps = 0
+        self.tokens_generated = 0
+
+    # -- public, thread-safe ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="r1tune-engine", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish every request with "cancelled" and stop the thread."""
+        with self._wake:
+            self._stopping = True
+            self._wake.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def submit(self, request: EngineRequest) -> None:
+        """Queue a request; raises EngineBusy when `max_waiting` requests are already queued."""
+        with self._wake:
+            if self._stopping:
+                raise EngineBusy("the server is shutting down")
+            if len(self._waiting) >= self.max_waiting:
+                raise EngineBusy(f"{len(self._waiting)} requests are already waiting")
+            self._waiting.append(request)
+            self._wake.notify()
+
+    def call(self, fn: Callable[[], Any]) -> Future:
+        """Run `fn` on the engine thread between two steps (e.g. load an adapter) and return its future,
+        so model changes never race with a forward pass."""
+        future: Future = Future()
+        with self._wake:
+            self._commands.append((fn, future))
+            self._wake.notify()
+        if self._thread is None:  # not started (tests, CLI tools): run inline
+            self._run_commands()
+        return future
+
+    @property
+    def num_running(self) -> int:
+        return len(self._running)
+
+    @property
+    def num_waiting(self) -> int:
+        return len(self._waiting)
+
+    def adapters_in_use(self) -> set[str]:
+        """Adapters of running or waiting requests (an adapter is unloaded only when unused)."""
+        with self._wake:
+            waiting = {r.adapter for r in self._waiting}
+        running = {s.request.adapter for s in list(self._running)}
+        return {name for name in running | waiting if name is not None}
+
+    # -- the loop -----------------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        import torch
+
+        with torch.inference_mode():
+            while not self._stopping:
+                self._run_commands()
+                self._iterate()
+        self._fail_all("cancelled", "the server is shutting down")
+
+    def _iterate(self) -> None:
+        with self._wake:
+            if not self._running and not self._waiting and not self._commands and not self._stopping:
+                self._wake.wait(timeout=0.5)
+        try:
+            self._drop_finished()
+            self._admit()
+            if self._running:
+                self._decode_step()
+                self._drop_finished()
+        except Exception as err:  # a failed forward must not take the server down with it
+            log.exception("engine step failed")
+            self._fail_all("error", f"generation failed: {type(err).__name__}: {err}")
+
+    def _run_commands(self) -> None:
+        while True:
+            with self._wake:
+                if not self._commands:
+                    return
+                fn, future = self._commands.popleft()
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn())
+                except BaseException as err:
+                    future.set_exception(err)
+
+    # -- admission and prefill ----------------------------------------------------------------------------
+
+    def _take_admissible(self) -> list[EngineRequest]:
+        taken: list[EngineRequest] = []
+        budget = self.prefill_token_budget
+        with self._wake:
+            while self._waiting and len(self._running) + len(taken) < self.max_batch_size:
+                request = self._waiting[0]
+                width = max([len(request.prompt_ids)] + [len(r.prompt_ids) for r in taken])
+                if taken and width * (len(taken) + 1) > budget:
+                    break
+                taken.append(self._waiting.popleft())
+        return taken
+
+    def _admit(self) -> None:
+        import torch
+
+        now = time.monotonic()
+        joining: list[EngineRequest] = []
+        loaded = set(self.model.peft_config) if self.uses_adapters else set()
+        for request in self._take_admissible():
+            if request.cancelled or (request.deadline is not None and now > request.deadline):
+                reason: FinishReason = "cancelled" if request.cancelled else "timeout"
+                _emit(request, Finished(reason, len(request.prompt_ids), 0))
+            elif request.adapter is not None and request.adapter not in loaded:
+                # unloaded between routing and admission: fail this request alone, not the whole batch
+                _emit(request, Finished("error", len(request.prompt_ids), 0,
+                                        f"the adapter {request.adapter!r} was unloaded"))
+            else:
+                joining.append(request)
+        if not joining:
+            return
+        self._joining = joining  # failed together with the running batch if the prefill raises
+        width = max(len(r.prompt_ids) for r in joining)
+        ids = torch.tensor([[self.pad_id] * (width - len(r.prompt_ids)) + r.prompt_ids for r in joining])
+        mask = torch.tensor([[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in joining])
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        from transformers import DynamicCache
+
+        cache = DynamicCache()
+        logits = self._forward(ids, mask, positions, cache, [r.adapter for r in joining])
+        seqs = [_Sequence(r, TextStream(self.tokenizer, r.params.stop), _seeded(r.params.seed), len(r.prompt_ids))
+                for r in joining]
+        self._merge(seqs, cache, mask)
+        self._joining = []
+        self._accept_tokens(seqs, self._sample(logits, seqs))
+
+    def _merge(self, seqs: list[_Sequence], cache: Any, mask: torch.Tensor) -> None:
+        """Append freshly prefilled rows to the running batch, left-padding whichever side is shorter."""
+        import torch
+
+        if not self._running:
+            self._running, self._cache, self._mask = seqs, cache, mask
+            return
+        assert self._mask is not None
+        old_len, new_len = self._mask.shape[1], mask.shape[1]
+        width = max(old_len, new_len)
+        for old_layer, new_layer in zip(self._cache.layers, cache.layers, strict=True):
+            old_layer.keys = torch.cat([_pad_time(old_layer.keys, width), _pad_time(new_layer.keys, width)])
+            old_layer.values = torch.cat([_pad_time(old_layer.values, width), _pad_time(new_layer.values, width)])
+        self._mask = torch.cat([_pad_mask(self._mask, width), _pad_mask(mask, width)])
+        self._running = self._running + seqs
+
+    # -- decoding -----------------------------------------------------------------------------------------
+
+    def _decode_step(self) -> None:
+        import torch
+
+        assert self._mask is not None
+        seqs = self._running
+        ids = torch.tensor([[s.next_token] for s in seqs])
+        positions = torch.tensor([[s.position] for s in seqs])
+        self._mask = torch.cat([self._mask, torch.ones(len(seqs), 1, dtype=self._mask.dtype)], dim=1)
+        logits = self._forward(ids, self._mask, positions, self._cache, [s.request.adapter for s in seqs])
+        for s in seqs:
+            s.position += 1
+        self._accept_tokens(seqs, self._sample(logits, seqs))
+        self.steps += 1
+
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any,
+                 adapters: list[str | None]) -> torch.Tensor:
+        """Logits of the last position of every row, `[batch, vocab]`, in the model's dtype."""
+        extra: dict[str, Any] = {}
+        if self.uses_adapters:
+            extra["adapter_names"] = [a or BASE_ADAPTER for a in adapters]
+        # Without padding (a single request, or equal lengths) no mask is needed, and the model then skips
+        # building a 4-D mask and runs attention on its unmasked (causal) path.
+        attention_mask = None if bool(mask.all()) else mask
+        out = self.model(input_ids=ids, attention_mask=attention_mask, position_ids=positions,
+                         past_key_values=cache, use_cache=True, logits_to_keep=1, **extra)
+        return out.logits[:, -1, :]
+
+    def _sample(self, logits: torch.Tensor, seqs: list[_Sequence]) -> list[int]:
+        """Greedy for temperature 0; otherwise temperature + nucleus (top-p) sampling, one row at a time
+        only for the final draw (each seeded request has its own generator)."""
+        import torch
+
+        chosen = logits.argmax(-1)
+        rows = [i for i, s in enumerate(seqs) if s.request.params.temperature > 0]
+        if rows:
+            index = torch.tensor(rows)
+            temperature = torch.tensor([seqs[i].request.params.temperature for i in rows])
+            top_p = torch.tensor([seqs[i].request.params.top_p for i in rows])
+            probs = torch.softmax(logits[index].float() / temperature[:, None], dim=-1)
+            if bool((top_p < 1).any()):
+                sorted_probs, order = probs.sort(dim=-1, descending=True)
+                outside = (sorted_probs.cumsum(-1) - sorted_probs) > top_p[:, None]  # the top token always stays
+                sorted_probs[outside] = 0.0
+                probs = torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
+            for j, i in enumerate(rows):
+                generator = seqs[i].generator or self._generator
+                chosen[i] = torch.multinomial(probs[j], 1, generator=generator)[0]
+        return chosen.tolist()
+
+    def _accept_tokens(self, seqs: list[_Sequence], tokens: list[int]) -> None:
+        for seq, token in zip(seqs, tokens, strict=True):
+            request = seq.request
+            if seq.finished:
+                continue
+            seq.generated += 1
+            self.tokens_generated += 1
+            if token in self.stop_token_ids:
+                seq.finished = "stop"
+                continue
+            text = seq.text.push(token)
+            if text:
+                _emit(request, TextDelta(text))
+            if seq.text.stopped:
+                seq.finished = "stop"
+            elif seq.generated >= request.params.max_tokens or (
+                self.max_context is not None and seq.position >= self.max_context
+            ):
+                seq.finished = "length"
+            seq.next_token = token
+
+    def _drop_finished(self) -> None:
+        """Finish and remove rows that are done, cancelled or past their deadline; trim dead padding."""
+        import torch
+
+        now = time.monotonic()
+        keep: list[int] = []
+        for i, seq in enumerate(self._running):
+            request = seq.request
+            if seq.finished is None and request.cancelled:
+                seq.finished = "cancelled"
+            elif seq.finished is None and request.deadline is not None and now > request.deadline:
+                seq.finished = "timeout"
+            if seq.finished is None:
+                keep.append(i)
+                continue
+            if seq.finished in ("stop", "length"):
+                rest = seq.text.flush()
+                if rest:
+                    _emit(request, TextDelta(rest))
+            _emit(request, Finished(seq.finished, len(request.prompt_ids), seq.generated))
+        if len(keep) == len(self._running):
+            return
+        if not keep:
+            self._running, self._cache, self._mask = [], None, None
+            return
+        assert self._mask is not None
+        index = torch.tensor(keep)
+        mask = self._mask[index]
+        start = int(mask.any(dim=0).nonzero()[0])  # columns before this are padding in every remaining row
+        self._mask = mask[:, start:]
+        for layer in self._cache.layers:
+            layer.keys = layer.keys[index, :, start:]
+            layer.values = layer.values[index, :, start:]
+        self._running = [self._running[i] for i in keep]
+
+    def _fail_all(self, reason: FinishReason, message: str) -> None:
+        for seq in self._running:
+            _emit(seq.request, Finished(reason, len(seq.request.prompt_ids), seq.generated, message))
+        for request in self._joining:
+            _emit(request, Finished(reason, len(request.prompt_ids), 0, message))
+        self._running, self._joining, self._cache, self._mask = [], [], None, None
+        if reason == "cancelled":
+            with self._wake:
+                waiting, self._waiting = list(self._waiting), deque()
+            for request in waiting:
+                _emit(request, Finished(reason, len(request.prompt_ids), 0, message))
+
+
+def _emit(request: EngineRequest, event: Event) -> None:
+    try:
+        request.emit(event)
+    except Exception:  # the receiving side is gone (event loop closed); nothing is waiting for this
+        request.cancelled = True
+
+
+def _seeded(seed: int | None) -> torch.Generator | None:
+    if seed is None:
+        return None
+    import torch
+
+    return torch.Generator().manual_seed(seed)
+
+
+def _pad_time(tensor: torch.Tensor, width: int) -> torch.Tensor:
+    """Left-pad `[batch, heads, time, dim]` with zeros along time to `width` (masked out anyway)."""
+    import torch
+
+    missing = width - tensor.shape[2]
+    if missing == 0:
+        return tensor
+    pad = torch.zeros(tensor.shape[0], tensor.shape[1], missing, tensor.shape[3], dtype=tensor.dtype)
+    return torch.cat([pad, tensor], dim=2)
+
+
+def _pad_mask(mask: torch.Tensor, width: int) -> torch.Tensor:
+    import torch
+
+    missing = width - mask.shape[1]
+    if missing == 0:
+        return mask
+    return torch.cat([torch.zeros(mask.shape[0], missing, dtype=mask.dtype), mask], dim=1)

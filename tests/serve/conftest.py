@@ -1,0 +1,121 @@
+"""Fixtures for the server tests: tiny adapter runs, an in-process uvicorn server on a free loopback port."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import product_records, write_messages_jsonl, write_project
+
+from r1tune.data.records import Message, Record
+
+CLINIC_PROMPTS = [
+    "我头疼发烧三天了，应该吃什么药？", "孩子咳嗽有痰，需要去医院吗？", "血压高应该注意什么饮食？",
+    "胃疼是什么原因引起的？", "感冒了可以吃抗生素吗？", "失眠怎么办，有什么建议？",
+    "糖尿病人能吃水果吗？", "膝盖疼痛需要做什么检查？",
+]
+
+
+def clinic_records() -> list[Record]:
+    return [Record([Message("user", p), Message("assistant", "请及时就医，遵医嘱用药。")]) for p in CLINIC_PROMPTS]
+
+
+def make_adapter_run(root: Path, name: str, model_dir: Path, records: list[Record], seed: int) -> Path:
+    """A run folder shaped like `r1tune run` output: config.yaml, data/train.jsonl, train/adapter (random LoRA,
+    non-zero so it visibly changes the base model's output)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from r1tune.config import dump_config, load_config
+
+    run = root / name
+    (run / "data").mkdir(parents=True)
+    project = write_project(run, model_dir)
+    (run / "config.yaml").write_text(dump_config(load_config(project)))
+    write_messages_jsonl(run / "data" / "train.jsonl", records)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(model, lora).save_pretrained(run / "train" / "adapter")
+    return run
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """The tiny test models gain nothing from intra-op threads, and on a busy machine the threads' spin-waits
+    made each step ~10x slower; restored afterwards for the other test folders."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def adapter_runs(tiny_llama_dir, tmp_path_factory) -> dict[str, Path]:
+    """Two adapter runs on the tiny Llama: `shop` (English product copy) and `clinic` (Chinese medical)."""
+    root = tmp_path_factory.mktemp("adapter_runs")
+    return {"shop": make_adapter_run(root, "shop", tiny_llama_dir, product_records(12), seed=1),
+            "clinic": make_adapter_run(root, "clinic", tiny_llama_dir, clinic_records(), seed=2)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(runtime) -> Iterator[str]:
+    """Serve `runtime` with uvicorn in a thread on 127.0.0.1; yields the base URL."""
+    import uvicorn
+
+    from r1tune.serve import create_app
+
+    server = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=free_port(),
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(20)
+
+
+def build_project_runtime(folder: Path, model_dir: Path, serve_yaml: str = ""):
+    from r1tune.config import load_config
+    from r1tune.serve import ServeTarget, build_runtime
+
+    config = write_project(folder, model_dir, extra=serve_yaml)
+    return build_runtime(ServeTarget(load_config(config)))
+
+
+@pytest.fixture(scope="session")
+def serve_in_thread():
+    """`with serve_in_thread(runtime) as base_url: ...`"""
+    return running_server
+
+
+@pytest.fixture(scope="session")
+def project_runtime():
+    """`project_runtime(folder, model_dir, serve_yaml)` -> a ServeRuntime (not started)."""
+    return build_project_runtime
+
+
+@pytest.fixture
+def tcp_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    return free_port()
