@@ -290,8 +290,9 @@ class TrainConfig(_Section):
     max_steps: int | None = Field(None, gt=0, description="Stop after this many optimiser steps (overrides epochs).")
     batch_size: int = Field(
         8, gt=0,
-        description="Examples per micro-batch. With packing, a micro-batch is as many packed rows as hold this "
-                    "many examples on average, so packing changes speed, not the number of optimiser steps.",
+        description="Examples per micro-batch, on average: batches of similar-length records (or packed rows) "
+                    "hold as many tokens as this many average examples, so short records go many to a batch, long "
+                    "ones few; memory stays bounded and packing changes speed, not the number of steps.",
     )
     grad_accum: int = Field(1, gt=0, description="Micro-batches per optimiser step (per process).")
     max_seq_len: int = Field(

@@ -1,4 +1,6 @@
-"""The training recipe on tiny random models: loss falls, only LoRA weights change, adapter reloads."""
+"""The training recipe on tiny random models: loss falls, only LoRA weights change, adapter reloads;
+metrics and trackers, truncation reporting, early stopping that keeps the best, label smoothing,
+gradient checkpointing."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from r1tune.train import train
 def _train(model_dir, tmp_path, **overrides):
     loaded = models.load(ModelConfig(name=str(model_dir)))
     cfg = TrainConfig(**{"max_steps": 12, "batch_size": 4, "lr": 1e-2, "max_seq_len": 96, "log_every": 1,
-                         "warmup_ratio": 0.0, "precision": "fp32", **overrides})
+                         "warmup_ratio": 0.0, "precision": "fp32", "eval_every": 6, **overrides})
     before = {k: v.detach().clone() for k, v in loaded.model.state_dict().items()}
     model, result = train(cfg, loaded.model, loaded.renderer, product_records(8), product_records(4),
                           tmp_path / "train", seed=0, default_target_modules=loaded.target_modules,
@@ -55,9 +57,12 @@ def test_adapter_is_peft_loadable_and_metrics_written(tiny_llama_dir, tmp_path):
         assert torch.allclose(model(input_ids=ids).logits, reloaded(input_ids=ids).logits, atol=1e-5)
     rows = [json.loads(line) for line in (tmp_path / "train" / "train_metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3]
-    assert {"loss", "lr", "grad_norm", "trained_tokens_per_s"} <= set(rows[0])
+    assert {"loss", "lr", "grad_norm", "tokens_per_s", "trained_tokens_per_s", "trained_tokens"} <= set(rows[0])
+    assert rows[0]["trained_tokens"] < rows[2]["trained_tokens"]  # cumulative
+    assert "val_loss" in rows[-1]  # always validated at the end
     summary = json.loads((tmp_path / "train" / "train_summary.json").read_text())
-    assert summary["steps"] == 3
+    assert summary["steps"] == 3 and summary["packing"] is False and 0 < summary["fill_rate"] <= 1
+    assert list((tmp_path / "train" / "tensorboard").glob("events.out.tfevents.*"))
 
 
 def test_unknown_target_module_is_a_config_error(tiny_llama_dir, tmp_path):
@@ -68,3 +73,48 @@ def test_unknown_target_module_is_a_config_error(tiny_llama_dir, tmp_path):
 def test_everything_truncated_is_a_config_error(tiny_llama_dir, tmp_path):
     with pytest.raises(ConfigError, match="max_seq_len"):
         _train(tiny_llama_dir, tmp_path, max_seq_len=16)
+
+
+def test_truncation_is_counted_and_reported(tiny_llama_dir, tmp_path, caplog):
+    from r1tune.data.records import Message, Record
+
+    records = product_records(6)
+    records.append(Record([Message("user", "Describe the mug."), Message("assistant", "Lovely. " * 80)],
+                          source="long.jsonl:1"))  # answer cut short, still trained
+    records.append(Record([Message("user", "word " * 200), Message("assistant", "Fine.")],
+                          source="long.jsonl:2"))  # nothing of the answer survives: skipped, named
+    loaded = models.load(ModelConfig(name=str(tiny_llama_dir)))
+    cfg = TrainConfig(max_steps=1, max_seq_len=96, precision="fp32", trackers=[])
+    with caplog.at_level("WARNING"):
+        _, result = train(cfg, loaded.model, loaded.renderer, records, [], tmp_path, seed=0,
+                          default_target_modules=loaded.target_modules, show_progress=False)
+    assert (result.truncated, result.dropped_empty) == (2, 1)
+    assert "long.jsonl:2: no answer token left" in caplog.text
+    assert "2 of 8 records were longer than train.max_seq_len=96" in caplog.text
+
+
+def test_early_stopping_stops_on_patience_and_keeps_the_best(tiny_llama_dir, tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    from r1tune.models.scoring import LossSummary
+    from r1tune.train import recipe
+
+    scripted = iter([3.0, 2.0, 2.5, 2.6, 2.7, 2.8])  # best at the 2nd validation, then worse
+    monkeypatch.setattr(recipe, "answer_loss", lambda *a, **k: LossSummary(next(scripted), 10))
+    _, model, result, _ = _train(tiny_llama_dir, tmp_path, eval_every=1, early_stopping_patience=2)
+    assert result.stopped_early and result.steps == 4
+    assert (result.best_step, result.best_val_loss, result.val_loss) == (2, 2.0, 2.0)
+    best = load_file(tmp_path / "train" / "checkpoints" / "step-000002" / "trainable.safetensors")
+    final = load_file(result.adapter_dir / "adapter_model.safetensors")
+    # The saved adapter holds the best step's weights, not the last step's (peft drops the adapter name).
+    assert {k.replace(".default", "") for k in best} == set(final)
+    assert all(torch.equal(final[k.replace(".default", "")], v) for k, v in best.items())
+
+
+def test_label_smoothing_and_gradient_checkpointing(tiny_llama_dir, tmp_path):
+    base = {"max_steps": 2, "lora_dropout": 0.0, "trackers": [], "eval_every": None}
+    plain = _train(tiny_llama_dir, tmp_path / "a", **base)[2].history
+    recomputed = _train(tiny_llama_dir, tmp_path / "b", gradient_checkpointing=True, **base)[2].history
+    smoothed = _train(tiny_llama_dir, tmp_path / "c", label_smoothing=0.1, **base)[2].history
+    assert [r["loss"] for r in recomputed] == pytest.approx([r["loss"] for r in plain], abs=1e-5)
+    assert smoothed[0]["loss"] != pytest.approx(plain[0]["loss"], abs=1e-3)  # the setting reaches the loss

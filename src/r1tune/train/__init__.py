@@ -1,5 +1,11 @@
-"""Train stage: LoRA fine-tuning on answer tokens, with progress, metrics and a PEFT adapter at the end."""
+"""Train stage: every tuning method (LoRA, DoRA, QLoRA, full, freeze, prefix, prompt) on answer tokens,
+packed, resumable after a crash, on one process or many."""
 
-from r1tune.train.recipe import TrainResult, train
+from r1tune.train.distributed import is_launched_worker, is_main_process, launch_on_gpus
+from r1tune.train.methods import check_method_runnable
+from r1tune.train.recipe import TrainResult, render_all, train
 
-__all__ = ["TrainResult", "train"]
+__all__ = [
+    "TrainResult", "check_method_runnable", "is_launched_worker", "is_main_process", "launch_on_gpus", "render_all",
+    "train",
+]

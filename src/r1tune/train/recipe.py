@@ -1,17 +1,17 @@
-"""The training recipe, top to bottom: render → wrap with LoRA → loop → validate → save the adapter.
+"""The training recipe, top to bottom: render → choose what trains → plan batches → optimise, validate and
+checkpoint → keep the best → save.
 
-Loss is taken on answer tokens only (the renderer's mask), weights stay fp32 and matmuls run under bf16
-autocast where the hardware supports it. Batches group records of similar length so little compute goes
-to padding. The adapter is saved in PEFT format, loadable with `PeftModel.from_pretrained`.
+Loss is taken on answer tokens only (the renderer's mask) and the vocabulary projection runs only there;
+batches group examples of similar length (or pack them into rows with no attention across their borders);
+weights stay fp32 and matmuls run under bf16 autocast where the hardware supports it. Every optimiser step is normalised by the number of
+answer tokens in the whole step (all micro-batches, all processes), so the update does not depend on how
+the step is split up. A run killed at any point resumes from its last checkpoint exactly.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import random
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -20,28 +20,53 @@ from typing import TYPE_CHECKING, Any
 
 from r1tune.config import TrainConfig
 from r1tune.data.records import Record
-from r1tune.errors import ConfigError
+from r1tune.errors import ConfigError, DataError
 from r1tune.models.chat_format import ChatRenderer, Rendered
 from r1tune.models.precision import autocast, resolve_precision
-from r1tune.models.scoring import answer_loss, collate
+from r1tune.models.scoring import answer_loss
+from r1tune.train import checkpoint as ckpt
+from r1tune.train.batching import BatchPlan, collate_micro_batch, curriculum_order, trained_targets
+from r1tune.train.distributed import Runtime, start_runtime
+from r1tune.train.methods import apply_method, saves_whole_model, trainable_named_parameters
+from r1tune.train.tracking import MetricsLog, print_summary
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
 log = logging.getLogger(__name__)
 
+# Settings that shape the trajectory: a resumed run must have the same ones to continue exactly.
+TRAJECTORY_FIELDS = (
+    "method", "lora_rank", "lora_alpha", "lora_dropout", "target_modules", "freeze_trainable_layers",
+    "num_virtual_tokens", "lr", "epochs", "max_steps", "batch_size", "grad_accum", "max_seq_len", "packing",
+    "warmup_ratio", "weight_decay", "max_grad_norm", "label_smoothing", "neftune_alpha", "train_on_prompt",
+    "reasoning", "precision", "curriculum", "difficulty_key",
+)
+
 
 @dataclass
 class TrainResult:
-    adapter_dir: Path
+    adapter_dir: Path  # the PEFT adapter, or the whole model for `full` / `freeze`
     steps: int
     epochs: float
     precision: str
     seconds: float
-    trained_tokens: int
+    trained_tokens: int  # answer tokens that took loss
     truncated: int
     dropped_empty: int
-    val_loss: float | None
+    val_loss: float | None  # of the saved weights
+    method: str = "lora"
+    packing: bool = False
+    fill_rate: float = 1.0
+    real_tokens: int = 0  # every non-pad token processed (prompts included)
+    tokens_per_s: float = 0.0  # real tokens per second of optimiser-step compute
+    step_seconds: float = 0.0  # time in optimiser steps (the rest: rendering, validation, checkpoints, saving)
+    eval_seconds: float = 0.0  # time spent validating
+    best_val_loss: float | None = None
+    best_step: int | None = None
+    stopped_early: bool = False
+    resumed_from: int | None = None
+    processes: int = 1
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -49,6 +74,22 @@ class TrainResult:
         out["adapter_dir"] = str(self.adapter_dir)
         out.pop("history")
         return out
+
+
+@dataclass
+class TrainState:
+    """Progress that a checkpoint carries besides tensors."""
+
+    step: int = 0
+    trained_tokens: int = 0
+    real_tokens: int = 0
+    compute_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    best_val_loss: float | None = None
+    best_step: int | None = None
+    evals_without_improvement: int = 0
+    stopped_early: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 def train(
@@ -61,187 +102,311 @@ def train(
     seed: int,
     default_target_modules: Sequence[str],
     show_progress: bool = True,
+    *,
+    resume: bool = False,
 ) -> tuple[PreTrainedModel, TrainResult]:
-    """Fine-tune `model` with LoRA on `train_records`; returns the PEFT-wrapped model and a summary."""
+    """Fine-tune `model` on `train_records` with `cfg.method`; returns the trained model and a summary.
+
+    With `resume`, continue from the newest complete checkpoint in `out_dir/checkpoints`.
+    """
     import torch
+    from transformers import get_cosine_schedule_with_warmup
 
+    from r1tune.train.objective import AnswerObjective
+
+    runtime = start_runtime()
     torch.manual_seed(seed)
-    rng = random.Random(seed)
     precision = resolve_precision(cfg.precision)
+    t_start = time.perf_counter()
 
-    # 1. Render every record to ids + trained mask; count what truncation cut, drop what it emptied.
-    examples, truncated, dropped = _render_all(renderer, train_records, cfg.max_seq_len)
-    val_examples, _, _ = _render_all(renderer, val_records, cfg.max_seq_len)
+    # 1. Render every record to ids + trained mask; truncation is counted and reported, never silent.
+    examples, kept, truncated, dropped = render_all(renderer, train_records, cfg.max_seq_len)
+    val_examples = render_all(renderer, val_records, cfg.max_seq_len)[0]
     if not examples:
-        raise ConfigError("no training example keeps any answer token after truncation", hint="raise train.max_seq_len")
+        raise ConfigError("no training example keeps any answer token after truncation",
+                          hint="raise train.max_seq_len")
+    if cfg.early_stopping_patience and not val_examples:
+        raise ConfigError("train.early_stopping_patience needs a validation split, and it is empty",
+                          hint="set data.val_ratio > 0 or unset train.early_stopping_patience")
 
-    # 2. Wrap the base model with LoRA adapters on every linear layer of the blocks.
-    model = _add_lora(model, cfg, default_target_modules)
-
-    # 3. Optimiser and schedule: AdamW, linear warm-up then cosine decay to zero.
-    batches_per_epoch = math.ceil(len(examples) / cfg.batch_size)
-    steps_per_epoch = max(1, batches_per_epoch // cfg.grad_accum)
-    total_steps = cfg.max_steps or max(1, round(steps_per_epoch * cfg.epochs))
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = _cosine_with_warmup(optimizer, round(total_steps * cfg.warmup_ratio), total_steps)
-
-    # 4. The loop. Each optimiser step averages `grad_accum` micro-batches.
-    pad_id = renderer.tokenizer.pad_token_id
-    metrics_path = out_dir / "train_metrics.jsonl"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    history: list[dict[str, Any]] = []
-    step, trained_tokens, t_start = 0, 0, time.perf_counter()
-    window_loss, window_batches, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
+    # 2. The method decides which parameters train.
+    model = apply_method(model, cfg, default_target_modules)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()
-    with _progress(show_progress, total_steps) as (bar, task), metrics_path.open("w") as metrics_file:
-        micro_batches = _epoch_batches(examples, cfg.batch_size, rng)
-        while step < total_steps:
-            for _ in range(cfg.grad_accum):
-                batch = next(micro_batches, None)
-                if batch is None:  # epoch finished: reshuffle
-                    micro_batches = _epoch_batches(examples, cfg.batch_size, rng)
-                    batch = next(micro_batches)
-                tensors = collate(batch, pad_id)
-                with autocast(precision):
-                    loss = model(**tensors).loss / cfg.grad_accum
-                loss.backward()
-                window_loss += float(loss.detach()) * cfg.grad_accum
-                window_batches += 1
-                n_tokens = int((tensors["labels"][:, 1:] != -100).sum())
-                trained_tokens += n_tokens
-                window_tokens += n_tokens
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            epoch_end = step % steps_per_epoch == 0 or step == total_steps
-            if step % cfg.log_every == 0 or epoch_end:
-                elapsed = time.perf_counter() - window_start
-                row = {
-                    "step": step,
-                    "epoch": round(step / steps_per_epoch, 3),
-                    "loss": window_loss / window_batches,
-                    "lr": scheduler.get_last_lr()[0],
-                    "grad_norm": float(grad_norm),
-                    "trained_tokens_per_s": window_tokens / max(elapsed, 1e-9),
-                }
-                if val_examples and epoch_end:
-                    row["val_loss"] = answer_loss(model, val_examples, pad_id, cfg.batch_size, precision).mean_nll
-                history.append(row)
-                metrics_file.write(json.dumps(row) + "\n")
-                metrics_file.flush()
-                log.info("step %d/%d loss %.4f", step, total_steps, row["loss"])
-                window_loss, window_batches, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
-                bar.update(task, loss=f"loss {row['loss']:.3f}", speed=f"{row['trained_tokens_per_s']:.0f} tok/s")
-            bar.update(task, advance=1)
 
-    # 5. Final validation and an atomic save of the adapter (a crash never leaves a half-written folder).
-    val_loss = answer_loss(model, val_examples, pad_id, cfg.batch_size, precision).mean_nll if val_examples else None
-    adapter_dir = out_dir / "adapter"
-    _save_atomically(model, adapter_dir)
+    # 3. The batch plan: packed (or length-grouped) micro-batches, in curriculum order when asked.
+    difficulties = None
+    if cfg.curriculum == "difficulty":
+        difficulties = [_difficulty(train_records[i], cfg.difficulty_key) for i in kept]
+    plan = BatchPlan(examples, cfg.batch_size, cfg.grad_accum * runtime.world_size, seed, cfg.packing,
+                     cfg.max_seq_len, curriculum_order(examples, difficulties, cfg.curriculum, seed))
+    total_steps = cfg.max_steps or max(1, math.ceil(plan.steps_per_epoch * cfg.epochs))
+
+    # 4. AdamW (no decay on biases and norms); linear warm-up, then cosine decay to zero.
+    params = trainable_named_parameters(model)
+    optimizer = _adamw(params, cfg)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, round(total_steps * cfg.warmup_ratio), total_steps)
+    objective, optimizer = runtime.prepare(AnswerObjective(model, cfg.label_smoothing), optimizer)
+
+    # 5. Resume: weights, optimiser, schedule, random state and progress from the newest checkpoint.
+    checkpoints = out_dir / "checkpoints"
+    fingerprint = _fingerprint(cfg, examples, runtime.world_size)
+    state, resumed_from = TrainState(), None
+    if resume:
+        state = _resume(checkpoints, params, optimizer, scheduler, fingerprint, runtime.rank)
+        resumed_from = state.step
+    elif ckpt.complete_checkpoints(checkpoints):
+        raise ConfigError(f"{checkpoints} holds checkpoints of an earlier run of this folder",
+                          hint="pass --resume to continue it, or delete that folder to start over")
+    if runtime.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        ckpt.remove_stale_staging(checkpoints)
+
+    # 6. The loop: one optimiser step per iteration; validate, checkpoint and log when due.
+    pad_id = renderer.tokenizer.pad_token_id
+    metrics = MetricsLog(out_dir, cfg.trackers, cfg.model_dump(mode="json"), state.step, enabled=runtime.is_main)
+    neftune = _start_neftune(model, cfg.neftune_alpha)
+    with _progress(show_progress and runtime.is_main, total_steps, state.step) as bar:
+        while state.step < total_steps and not state.stopped_early:
+            row = _optimizer_step(objective, optimizer, scheduler, plan, state, runtime, cfg, precision, pad_id)
+            state.step += 1
+            row["epoch"] = round(state.step / plan.steps_per_epoch, 3)
+            new_best = False
+            if val_examples and _validation_due(cfg, state.step, plan.steps_per_epoch, total_steps):
+                started = time.perf_counter()
+                row["val_loss"] = answer_loss(model, val_examples, pad_id, cfg.batch_size, precision).mean_nll
+                state.eval_seconds += time.perf_counter() - started
+                new_best = _track_best(state, row["val_loss"], cfg.early_stopping_patience)
+            state.history.append(row)
+            metrics.write(row)
+            last = state.step == total_steps or state.stopped_early
+            if (state.step % cfg.save_every == 0 or (new_best and cfg.keep_best)) and not last:
+                _save_checkpoint(checkpoints, state, params, optimizer, scheduler, fingerprint, runtime, cfg)
+            bar.advance(row, cfg.log_every)
+    if neftune is not None:
+        from transformers.integrations.neftune import deactivate_neftune
+
+        deactivate_neftune(model, neftune)
+
+    # 7. Keep the best validated weights, save the result atomically, summarise.
+    val_loss = state.history[-1].get("val_loss") if state.history else None
+    if cfg.keep_best and state.best_step is not None and state.best_step != state.step:
+        ckpt.load_trainable(ckpt.checkpoint_dir(checkpoints, state.best_step), params)
+        val_loss = state.best_val_loss
+    model.eval()
+    result_dir = out_dir / ("model" if saves_whole_model(cfg.method) else "adapter")
+    if runtime.is_main:
+        _save_atomically(runtime.unwrap(objective).model, renderer, result_dir, saves_whole_model(cfg.method))
+    runtime.barrier()
+    metrics.close()
     result = TrainResult(
-        adapter_dir=adapter_dir,
-        steps=step,
-        epochs=round(step / steps_per_epoch, 3),
-        precision=precision,
-        seconds=round(time.perf_counter() - t_start, 2),
-        trained_tokens=trained_tokens,
-        truncated=truncated,
-        dropped_empty=dropped,
-        val_loss=val_loss,
-        history=history,
+        adapter_dir=result_dir, steps=state.step, epochs=round(state.step / plan.steps_per_epoch, 3),
+        precision=precision, seconds=round(time.perf_counter() - t_start, 2), trained_tokens=state.trained_tokens,
+        truncated=truncated, dropped_empty=dropped, val_loss=val_loss, method=cfg.method,
+        packing=cfg.packing, fill_rate=round(plan.fill_rate(), 4), real_tokens=state.real_tokens,
+        tokens_per_s=round(state.real_tokens / max(state.compute_seconds, 1e-9), 1),
+        step_seconds=round(state.compute_seconds, 2), eval_seconds=round(state.eval_seconds, 2),
+        best_val_loss=state.best_val_loss, best_step=state.best_step, stopped_early=state.stopped_early,
+        resumed_from=resumed_from, processes=runtime.world_size, history=state.history,
     )
-    (out_dir / "train_summary.json").write_text(json.dumps(result.to_dict(), indent=2))
+    if runtime.is_main:
+        import json
+
+        (out_dir / "train_summary.json").write_text(json.dumps(result.to_dict(), indent=2))
+        if show_progress:
+            print_summary(result)
     return model, result
 
 
-def _render_all(renderer: ChatRenderer, records: Sequence[Record], max_len: int) -> tuple[list[Rendered], int, int]:
-    examples, truncated, dropped = [], 0, 0
-    for record in records:
+def _optimizer_step(objective, optimizer, scheduler, plan: BatchPlan, state: TrainState, runtime: Runtime,
+                    cfg: TrainConfig, precision: str, pad_id: int) -> dict[str, Any]:
+    """Accumulate this process's share of the step's micro-batches, then clip and update."""
+    started = time.perf_counter()
+    step_batches = plan.step(state.step)
+    step_targets = sum(trained_targets(plan.examples[i]) for batch in step_batches for row in batch for i in row)
+    share = step_batches[runtime.rank * cfg.grad_accum : (runtime.rank + 1) * cfg.grad_accum]
+    weight = 1.0
+    if not share:  # the epoch's last step has fewer micro-batches than processes: join the all-reduce idly
+        share, weight = step_batches[:1], 0.0
+    # DDP averages gradients over processes and DeepSpeed divides by its accumulation steps: undo both.
+    scale = weight * runtime.world_size * (cfg.grad_accum if runtime.uses_deepspeed else 1) / max(step_targets, 1)
+    nll_sum, real_tokens = 0.0, 0
+    for index, batch in enumerate(share):
+        tensors = {name: value.to(runtime.device) for name, value in
+                   collate_micro_batch(batch, plan.examples, pad_id, plan.packing).items()}
+        last = index == len(share) - 1
+        with runtime.sync_gradients_on(objective, sync=last), autocast(precision, runtime.device.type):
+            nll = objective(tensors)
+            runtime.backward(nll * scale)
+        nll_sum += float(nll.detach()) * weight
+        real_tokens += int(weight) * sum(len(plan.examples[i].input_ids) for row in batch for i in row)
+    grad_norm = runtime.clip_grad_norm([p for p in objective.parameters() if p.requires_grad], cfg.max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    seconds = time.perf_counter() - started
+    real_tokens = int(runtime.sum(real_tokens))
+    state.trained_tokens += step_targets
+    state.real_tokens += real_tokens
+    state.compute_seconds += seconds
+    return {
+        "step": state.step + 1, "loss": runtime.sum(nll_sum) / max(step_targets, 1),
+        "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm, "tokens_per_s": real_tokens / seconds,
+        "trained_tokens_per_s": step_targets / seconds, "trained_tokens": state.trained_tokens,
+    }
+
+
+def render_all(
+    renderer: ChatRenderer, records: Sequence[Record], max_len: int
+) -> tuple[list[Rendered], list[int], int, int]:
+    """Render records; returns (examples, their record indices, how many were truncated, how many lost
+    every answer token and were skipped)."""
+    examples, kept, truncated, dropped = [], [], 0, 0
+    for index, record in enumerate(records):
         rendered = renderer.render_training(record, max_len)
         truncated += rendered.truncated
-        if rendered.num_trained == 0:
+        if trained_targets(rendered) == 0:
             dropped += 1
             log.warning("%s: no answer token left after truncation to %d tokens; skipped", record.source, max_len)
             continue
         examples.append(rendered)
+        kept.append(index)
     if truncated:
         log.warning("%d of %d records were longer than train.max_seq_len=%d and were cut",
                     truncated, len(records), max_len)
-    return examples, truncated, dropped
+    return examples, kept, truncated, dropped
 
 
-def _add_lora(model: PreTrainedModel, cfg: TrainConfig, default_targets: Sequence[str]) -> PreTrainedModel:
-    from peft import LoraConfig, get_peft_model
-
-    targets = list(cfg.target_modules or default_targets)
-    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    missing = [t for t in targets if t not in present]
-    if missing:
-        raise ConfigError(f"train.target_modules {missing} do not exist in this model; linear layers include "
-                         f"{sorted(n for n in present if n.endswith('proj'))}")
-    config = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                        target_modules=targets, task_type="CAUSAL_LM")
-    return get_peft_model(model, config)
+def _difficulty(record: Record, key: str) -> float:
+    """`meta[key]` as a number; a missing or non-numeric value is an error naming the record."""
+    raw = record.meta.get(key)
+    try:
+        return float(raw)
+    except (TypeError, ValueError):
+        raise DataError(f"{record.source or record.id}: curriculum: difficulty needs a number in meta.{key}, "
+                        f"got {raw!r}", hint="add it to every record, or use train.curriculum: length") from None
 
 
-def _epoch_batches(examples: list[Rendered], batch_size: int, rng: random.Random):
-    """Shuffle, then sort within windows of 16 batches by length, so batches pad little but stay random."""
-    order = list(range(len(examples)))
-    rng.shuffle(order)
-    window = batch_size * 16
-    batches = []
-    for start in range(0, len(order), window):
-        chunk = sorted(order[start : start + window], key=lambda i: len(examples[i].input_ids))
-        batches += [chunk[k : k + batch_size] for k in range(0, len(chunk), batch_size)]
-    rng.shuffle(batches)
-    return iter([[examples[i] for i in b] for b in batches])
-
-
-def _cosine_with_warmup(optimizer, warmup: int, total: int):
+def _adamw(params: dict[str, Any], cfg: TrainConfig):
     import torch
 
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    decay = [p for p in params.values() if p.ndim >= 2]
+    no_decay = [p for p in params.values() if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr)
 
 
-def _save_atomically(model: PreTrainedModel, target: Path) -> None:
+def _validation_due(cfg: TrainConfig, step: int, steps_per_epoch: int, total_steps: int) -> bool:
+    if step == total_steps:
+        return True
+    return step % (cfg.eval_every or steps_per_epoch) == 0
+
+
+def _track_best(state: TrainState, val_loss: float, patience: int | None) -> bool:
+    """Record a validation; returns True for a new best. Sets `stopped_early` when patience runs out."""
+    if state.best_val_loss is None or val_loss < state.best_val_loss:
+        state.best_val_loss, state.best_step, state.evals_without_improvement = val_loss, state.step, 0
+        return True
+    state.evals_without_improvement += 1
+    if patience and state.evals_without_improvement >= patience:
+        log.warning("validation loss has not improved for %d evaluations: stopping at step %d (best %.4f at %d)",
+                    patience, state.step, state.best_val_loss, state.best_step)
+        state.stopped_early = True
+    return False
+
+
+def _fingerprint(cfg: TrainConfig, examples: list[Rendered], world_size: int) -> dict[str, Any]:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for e in examples:
+        digest.update(repr((e.input_ids, e.trained)).encode())
+    settings = {k: getattr(cfg, k) for k in TRAJECTORY_FIELDS}
+    return {"settings": settings, "data_sha256": digest.hexdigest(), "processes": world_size}
+
+
+def _save_checkpoint(root: Path, state: TrainState, params, optimizer, scheduler, fingerprint, runtime: Runtime,
+                     cfg: TrainConfig) -> None:
+    staged = ckpt.staging_dir(root, state.step)
+    if runtime.is_main:
+        staged.mkdir(parents=True, exist_ok=True)
+    runtime.barrier()
+    ckpt.write_rng_state(staged, runtime.rank)
+    runtime.barrier()
+    if runtime.is_main:
+        payload = {"fingerprint": fingerprint, **asdict(state)}
+        ckpt.write_main_files(staged, params, optimizer, scheduler, payload)
+        ckpt.publish(root, state.step)
+        ckpt.prune(root, cfg.keep_checkpoints, {state.best_step} if state.best_step is not None else set())
+    runtime.barrier()
+
+
+def _resume(root: Path, params, optimizer, scheduler, fingerprint: dict[str, Any], rank: int) -> TrainState:
+    found = ckpt.complete_checkpoints(root)
+    if not found:
+        raise ConfigError(f"nothing to resume: no complete checkpoint in {root}",
+                          hint="start the run again without --resume")
+    latest = found[-1]
+    saved = latest.state.pop("fingerprint")
+    changed = [k for k in saved["settings"] if saved["settings"][k] != fingerprint["settings"].get(k)]
+    if changed or saved["data_sha256"] != fingerprint["data_sha256"] or saved["processes"] != fingerprint["processes"]:
+        what = changed or (["training data"] if saved["data_sha256"] != fingerprint["data_sha256"] else ["processes"])
+        raise ConfigError(f"cannot resume {latest.path}: {', '.join(map(str, what))} changed since it was written",
+                          hint="resume with the run's own config, data and number of processes")
+    ckpt.load_trainable(latest.path, params)
+    ckpt.load_optimizer_and_scheduler(latest.path, optimizer, scheduler)
+    ckpt.restore_rng_state(latest.path, rank)
+    log.warning("resuming from %s (step %d)", latest.path, latest.step)
+    return TrainState(**latest.state)
+
+
+def _start_neftune(model, alpha: float | None):
+    if alpha is None:
+        return None
+    from transformers.integrations.neftune import activate_neftune
+
+    return activate_neftune(model, alpha)
+
+
+def _save_atomically(model, renderer: ChatRenderer, target: Path, whole_model: bool) -> None:
+    """Write into a temporary folder, then swap it in: a crash never leaves a half-written result."""
+    import shutil
+
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    model.save_pretrained(tmp, safe_serialization=True)
+    if whole_model:
+        renderer.tokenizer.save_pretrained(tmp)
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
 
 
-class _NoBar:
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-
 class _progress:
-    """A rich progress bar (steps, loss, tokens/s, ETA), or a no-op when disabled."""
+    """A rich progress bar (steps, loss, tokens/s, ETA) plus a log line every `log_every` steps."""
 
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled, self.total = enabled, total
+    def __init__(self, enabled: bool, total: int, done: int) -> None:
+        self.enabled, self.total, self.done = enabled, total, done
 
-    def __enter__(self):
-        if not self.enabled:
-            return _NoBar(), None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    def __enter__(self) -> _progress:
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.bar = Progress(
-            TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[loss]}"),
-            TextColumn("{task.fields[speed]}"), TimeRemainingColumn(),
-        )
-        self.bar.__enter__()
-        return self.bar, self.bar.add_task("train", total=self.total, loss="", speed="")
+            self.bar = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[loss]}"), TextColumn("{task.fields[speed]}"),
+                                TimeRemainingColumn())
+            self.bar.__enter__()
+            self.task = self.bar.add_task("train", total=self.total, completed=self.done, loss="", speed="")
+        return self
+
+    def advance(self, row: dict[str, Any], log_every: int) -> None:
+        if row["step"] % log_every == 0 or "val_loss" in row:
+            val = f" val {row['val_loss']:.4f}" if "val_loss" in row else ""
+            log.info("step %d/%d loss %.4f%s  %.0f tok/s", row["step"], self.total, row["loss"], val,
+                     row["tokens_per_s"])
+        if self.enabled:
+            self.bar.update(self.task, advance=1, loss=f"loss {row['loss']:.3f}",
+                            speed=f"{row['tokens_per_s']:.0f} tok/s")
 
     def __exit__(self, *exc: Any) -> None:
         if self.enabled:

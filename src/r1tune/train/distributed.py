@@ -1,0 +1,189 @@
+"""One process or many: the same recipe runs alone, under `torchrun` (CPU, gloo) or `accelerate launch`
+(GPUs: DDP, FSDP, DeepSpeed ZeRO-2/3). accelerate reads the launcher's environment and wraps the training
+objective accordingly; `r1tune train --gpus N` writes the accelerate (and DeepSpeed) config and launches.
+
+Every process computes the same batch plan and takes its own share of each optimiser step's micro-batches
+(see recipe.py), so N processes with `grad_accum` A see exactly what one process sees with A x N.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from r1tune.config import TrainConfig
+from r1tune.errors import ConfigError
+
+Strategy = Literal["ddp", "fsdp", "zero2", "zero3"]
+STRATEGIES: tuple[str, ...] = ("ddp", "fsdp", "zero2", "zero3")
+
+
+def is_main_process() -> bool:
+    """True unless this is a non-zero rank of a launched run (usable before any runtime exists)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def is_launched_worker() -> bool:
+    """True inside a process started by torchrun / accelerate launch."""
+    return "LOCAL_RANK" in os.environ
+
+
+@dataclass
+class Runtime:
+    """The accelerate handle plus the few collective operations the recipe needs."""
+
+    accelerator: Any
+
+    @property
+    def rank(self) -> int:
+        return self.accelerator.process_index
+
+    @property
+    def world_size(self) -> int:
+        return self.accelerator.num_processes
+
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    @property
+    def device(self) -> Any:
+        return self.accelerator.device
+
+    @property
+    def uses_deepspeed(self) -> bool:
+        return self.accelerator.state.deepspeed_plugin is not None
+
+    def prepare(self, module: Any, optimizer: Any) -> tuple[Any, Any]:
+        return self.accelerator.prepare(module, optimizer)
+
+    def sync_gradients_on(self, module: Any, sync: bool) -> contextlib.AbstractContextManager:
+        """Skip the gradient all-reduce on all but the last micro-batch of a step."""
+        if sync or self.world_size == 1:
+            return contextlib.nullcontext()
+        return self.accelerator.no_sync(module)
+
+    def backward(self, loss: Any) -> None:
+        self.accelerator.backward(loss)
+
+    def clip_grad_norm(self, params: list[Any], max_norm: float) -> float:
+        norm = self.accelerator.clip_grad_norm_(params, max_norm)
+        return float(norm) if norm is not None else float("nan")
+
+    def sum(self, value: float) -> float:
+        if self.world_size == 1:
+            return value
+        import torch
+
+        return float(self.accelerator.reduce(torch.tensor([value], device=self.device), reduction="sum")[0])
+
+    def barrier(self) -> None:
+        self.accelerator.wait_for_everyone()
+
+    def unwrap(self, module: Any) -> Any:
+        return self.accelerator.unwrap_model(module)
+
+
+def start_runtime() -> Runtime:
+    import torch
+    from accelerate import Accelerator
+
+    return Runtime(Accelerator(cpu=not torch.cuda.is_available()))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Launching on several GPUs
+
+
+def accelerate_config(num_gpus: int, strategy: Strategy, precision: str, deepspeed_file: Path | None) -> dict:
+    """The accelerate config (as `accelerate config` would write it) for one machine with `num_gpus` GPUs."""
+    config: dict[str, Any] = {
+        "compute_environment": "LOCAL_MACHINE", "num_machines": 1, "machine_rank": 0, "num_processes": num_gpus,
+        "gpu_ids": "all", "mixed_precision": "bf16" if precision != "fp32" else "no", "use_cpu": False,
+        "rdzv_backend": "static", "same_network": True, "main_training_function": "main",
+    }
+    if strategy == "ddp":
+        config["distributed_type"] = "MULTI_GPU"
+    elif strategy == "fsdp":
+        config["distributed_type"] = "FSDP"
+        config["fsdp_config"] = {
+            "fsdp_version": 2, "fsdp_auto_wrap_policy": "TRANSFORMER_BASED_WRAP",  # the model's block class
+            "fsdp_state_dict_type": "FULL_STATE_DICT", "fsdp_reshard_after_forward": True,
+            "fsdp_cpu_ram_efficient_loading": False, "fsdp_offload_params": False,
+        }
+    else:
+        config["distributed_type"] = "DEEPSPEED"
+        config["deepspeed_config"] = {"deepspeed_config_file": str(deepspeed_file), "zero3_init_flag": False}
+        config.pop("mixed_precision")  # DeepSpeed takes it from its own file
+    return config
+
+
+def deepspeed_config(cfg: TrainConfig, stage: int, precision: str) -> dict:
+    """ZeRO stage 2 or 3; micro-batch, accumulation and clipping mirror the r1tune config (DeepSpeed
+    accumulates and clips itself, so these must agree with the recipe's)."""
+    zero: dict[str, Any] = {"stage": stage, "overlap_comm": True, "contiguous_gradients": True}
+    if stage == 3:
+        zero["stage3_gather_16bit_weights_on_model_save"] = True
+    return {
+        "train_micro_batch_size_per_gpu": cfg.batch_size,
+        "gradient_accumulation_steps": cfg.grad_accum,
+        "gradient_clipping": cfg.max_grad_norm,
+        "bf16": {"enabled": precision != "fp32"},
+        "zero_optimization": zero,
+        "steps_per_print": 10**9,
+    }
+
+
+def write_launch_config(folder: Path, cfg: TrainConfig, num_gpus: int, strategy: Strategy, precision: str) -> Path:
+    """Write `accelerate.yaml` (and `deepspeed.json` for ZeRO) into `folder`; returns the accelerate file.
+    `precision` is the resolved one (`bf16` or `fp32`)."""
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"unknown strategy {strategy!r}", hint=f"choose one of: {', '.join(STRATEGIES)}")
+    folder.mkdir(parents=True, exist_ok=True)
+    ds_file = None
+    if strategy.startswith("zero"):
+        ds_file = folder / "deepspeed.json"
+        ds_file.write_text(json.dumps(deepspeed_config(cfg, int(strategy[-1]), precision), indent=2))
+    path = folder / "accelerate.yaml"
+    path.write_text(yaml.safe_dump(accelerate_config(num_gpus, strategy, precision, ds_file), sort_keys=False))
+    return path
+
+
+def launch_command(config_file: Path, run_dir: Path, resume: bool) -> list[str]:
+    """`accelerate launch` running `r1tune train RUN` in every process."""
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config_file),
+           "-m", "r1tune", "train", str(run_dir), "--no-progress"]
+    return cmd + (["--resume"] if resume else [])
+
+
+def torchrun_command(run_dir: Path, processes: int, resume: bool = False) -> list[str]:
+    """Several CPU processes (gloo) on this machine: how the distributed path is tested without GPUs."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+           "-m", "r1tune", "train", str(run_dir), "--no-progress"]
+    return cmd + (["--resume"] if resume else [])
+
+
+def launch_on_gpus(cfg: TrainConfig, run_dir: Path, num_gpus: int, strategy: Strategy, resume: bool) -> int:
+    """Check the GPUs, write the launch config under the run's train folder, launch, return the exit code."""
+    import torch
+
+    from r1tune.models.precision import resolve_precision
+
+    available = torch.cuda.device_count()
+    if num_gpus < 1 or available < num_gpus:
+        raise ConfigError(f"--gpus {num_gpus} asks for more CUDA GPUs than this machine has ({available})",
+                          hint="drop --gpus to train in this process (CPU or one GPU)")
+    if strategy.startswith("zero") and shutil.which("deepspeed") is None:
+        raise ConfigError(f"--strategy {strategy} needs DeepSpeed", hint="pip install 'deepspeed>=0.16'")
+    config_file = write_launch_config(run_dir / "train" / "launch", cfg, num_gpus, strategy,
+                                      resolve_precision(cfg.precision))
+    return subprocess.run(launch_command(config_file, run_dir, resume), check=False).returncode
