@@ -11,7 +11,9 @@ from r1tune.config import SourceConfig
 from r1tune.data import Quarantine, read_source
 from r1tune.errors import DataError
 
-PEER = Path(__file__).resolve().parents[2].parent / "shared" / "peer-datasets" / "llamafactory"
+# CI clones the repo with shared/ beside it; a developer's checkout may live elsewhere on this machine.
+_PEER_CANDIDATES = [Path(__file__).resolve().parents[2].parent / "shared", Path("/work/shared")]
+PEER = next((c for c in _PEER_CANDIDATES if c.is_dir()), _PEER_CANDIDATES[0]) / "peer-datasets" / "llamafactory"
 
 
 def _read(path: Path, **kwargs):

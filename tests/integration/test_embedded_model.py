@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from helpers import product_records
+
 from r1tune import models
 from r1tune.config import ModelConfig, TrainConfig
 from r1tune.train import train
