@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+import torch
 from helpers import write_project
 from typer.testing import CliRunner
 
@@ -48,6 +50,43 @@ def test_run_writes_a_self_describing_run_folder(tiny_llama_dir, tmp_path):
     exported = tmp_path / "merged"
     assert _invoke("export", str(run), "--out", str(exported)).exit_code == 0
     assert (exported / "model.safetensors").is_file() and (exported / "r1tune_export.json").is_file()
+
+
+def test_a_whole_model_run_is_evaluated_exported_chatted_and_served_from_its_trained_weights(tiny_llama_dir,
+                                                                                              tmp_path):
+    """`freeze` (like `full`) trains the weights themselves: every later stage must read train/model/."""
+    from safetensors.torch import load_file
+
+    from r1tune.rundir import RunDir
+    from r1tune.serve.runtime import resolve_target
+
+    config = write_project(tmp_path, tiny_llama_dir)
+    result = _invoke("run", str(config), "train.method=freeze", "train.freeze_trainable_layers=1", "train.max_steps=3",
+                     "eval.redteam=[]", "--no-progress")
+    assert result.exit_code == 0, result.output
+    run = RunDir(next((tmp_path / "runs").iterdir()))
+    assert run.trains_whole_model and not run.adapter.exists()
+    assert str(run.whole_model) in result.output.replace("\n", "")  # the printed run files name the model
+    metrics = json.loads(run.metrics.read_text())
+    # The base is the untouched model loaded beside the tuned one, so the two perplexities differ.
+    assert metrics["base"]["perplexity"] != metrics["tuned"]["perplexity"]
+
+    assert _invoke("eval", str(run.path), "--no-progress").exit_code == 0
+    again = json.loads(run.metrics.read_text())
+    assert again["tuned"]["perplexity"] == pytest.approx(metrics["tuned"]["perplexity"], rel=1e-4)
+    assert again["base"]["perplexity"] == pytest.approx(metrics["base"]["perplexity"], rel=1e-4)
+
+    exported = tmp_path / "exported"
+    result = _invoke("export", str(run.path), "--out", str(exported))
+    assert result.exit_code == 0, result.output
+    trained, copied = (load_file(next(d.glob("*.safetensors"))) for d in (run.whole_model, exported))
+    assert trained.keys() == copied.keys() and all(torch.equal(trained[k], copied[k]) for k in trained)
+    assert json.loads((exported / "r1tune_export.json").read_text())["trained_weights"] == str(run.whole_model)
+
+    target = resolve_target(run.path)
+    assert target.weights_dir == run.whole_model and target.run_adapter_name is None
+    result = _invoke("generate", str(run.path), "Describe a mug", "--max-new-tokens", "4")
+    assert result.exit_code == 0, result.output
 
 
 def test_show_sample_highlights_trained_tokens(tiny_llama_dir, tmp_path):

@@ -403,11 +403,11 @@ def _load_for_chat(target: Path, base: bool):
     if (target / "config.yaml").is_file():
         run_dir = RunDir(target)
         cfg = run_dir.load_config()
-        adapter = None if base else run_dir.adapter
+        trained = {} if base else run_dir.trained_weights()
     else:
         cfg = _load(target, [])
-        adapter = None
-    loaded = models.load(cfg.model, cfg.train.reasoning, adapter=adapter)
+        trained = {}
+    loaded = models.load(cfg.model, cfg.train.reasoning, **trained)
     return loaded, resolve_precision(cfg.train.precision)
 
 
@@ -426,13 +426,19 @@ def export(
     run_folder: RunArg,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the merged model.")],
 ) -> None:
-    """Merge a run's LoRA adapter into the base weights and save a standalone safetensors model."""
-    from r1tune.export import merge_adapter
+    """Save a run's result as a standalone safetensors model: a LoRA adapter is merged into the base
+    weights; a full/freeze run's trained weights are copied."""
+    from r1tune.export import copy_whole_model, merge_adapter
     from r1tune.rundir import open_run
 
     run_dir = open_run(run_folder)
     info = run_dir.read_info()
-    path = merge_adapter(run_dir.load_config().model, run_dir.adapter, out_dir, info.get("chat_format", "auto"))
+    chat_format = info.get("chat_format", "auto")
+    if run_dir.trains_whole_model:
+        path = copy_whole_model(run_dir.whole_model, out_dir, info.get("model", "?"), chat_format)
+        out.print(f"trained model written to {path}")
+        return
+    path = merge_adapter(run_dir.load_config().model, run_dir.adapter, out_dir, chat_format)
     out.print(f"merged model written to {path}")
 
 
@@ -545,7 +551,8 @@ def _print_comparison(metrics: dict) -> None:
 
 def _print_run_files(run_dir) -> None:
     out.print(f"\n[bold]run folder[/] {run_dir.path}")
-    for label, path in (("report", run_dir.report), ("metrics", run_dir.metrics), ("adapter", run_dir.adapter),
+    result = ("model", run_dir.whole_model) if run_dir.trains_whole_model else ("adapter", run_dir.adapter)
+    for label, path in (("report", run_dir.report), ("metrics", run_dir.metrics), result,
                         ("data", run_dir.data), ("config", run_dir.config_file)):
         out.print(f"  {label:8} {path}")
 

@@ -3,7 +3,7 @@
     config.yaml          the resolved config (all defaults filled, paths absolute)
     run.json             run id, status, timings, model identity, library versions
     data/                train/val/test.jsonl, quarantine.jsonl, data_report.json (hashes, funnel)
-    train/               adapter/ (PEFT), train_metrics.jsonl, train_summary.json
+    train/               adapter/ (PEFT) or model/ (full, freeze), train_metrics.jsonl, train_summary.json
     eval/                samples.jsonl (prompt, reference, base and tuned answers)
     metrics.json         base vs tuned metrics
     report.html          the human-readable summary
@@ -42,6 +42,19 @@ class RunDir:
     @property
     def adapter(self) -> Path:
         return self.path / "train" / "adapter"
+
+    @property
+    def whole_model(self) -> Path:
+        """Where `full` and `freeze` runs save their trained weights (a standalone safetensors model)."""
+        return self.path / "train" / "model"
+
+    @property
+    def trains_whole_model(self) -> bool:
+        return self.whole_model.is_dir() and not self.adapter.is_dir()
+
+    def trained_weights(self) -> dict[str, Path]:
+        """How `r1tune.models.load` attaches this run's result: `{"adapter": ...}` or `{"weights_dir": ...}`."""
+        return {"weights_dir": self.whole_model} if self.trains_whole_model else {"adapter": self.adapter}
 
     @property
     def eval(self) -> Path:

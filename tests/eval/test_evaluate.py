@@ -168,3 +168,26 @@ def test_reasoning_stats_on_known_outputs():
     assert stats["unclosed"] == 25.0 and stats["empty"] == 25.0
     # ROUGE-L F vs "think": 100, 0, 0, and 50 for "a</think>b" (tokens a/think/b: p = 1/3, r = 1) -> 37.5
     assert stats["reference_n"] == 4 and stats["rougeL_vs_reference"] == pytest.approx(37.5)
+
+
+def test_tuned_decoding_through_merged_weights_matches_unmerged_and_restores_the_base(tiny_llama_dir):
+    from peft import LoraConfig, get_peft_model
+
+    from r1tune.eval.evaluate import adapter_merged
+    from r1tune.models.generation import generate
+
+    loaded = models.load(ModelConfig(name=str(tiny_llama_dir)))
+    model = get_peft_model(loaded.model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
+                                                    init_lora_weights=False))
+    prompts = [loaded.renderer.render_prompt(r.messages[:-1]) for r in product_records(3)]
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    unmerged = [g.text for g in generate(model, loaded.renderer, prompts, max_new_tokens=8)]
+    with adapter_merged(model):
+        assert any(getattr(m, "merged", False) for m in model.modules())
+        merged = [g.text for g in generate(model, loaded.renderer, prompts, max_new_tokens=8)]
+    assert merged == unmerged
+    assert not any(getattr(m, "merged", False) for m in model.modules())
+    for name, param in model.named_parameters():
+        torch.testing.assert_close(param, before[name], rtol=0, atol=1e-6)
+    with adapter_merged(model, active=False):  # the base pass: nothing is merged
+        assert not any(getattr(m, "merged", False) for m in model.modules())

@@ -168,3 +168,30 @@ def test_report_of_a_real_tiny_model_evaluation_renders(tiny_llama_dir, tmp_path
     images, requests = load_in_chromium(report, tmp_path)
     assert len(images) == 2 and all(i["decoded"] and i["width"] > 0 for i in images)  # deltas + red-team
     assert not _leaks(requests, report), requests
+
+
+def test_report_of_the_bundled_example_renders(tiny_llama_dir, tmp_path):
+    """The report `make demo` shows, on the bundled example's real data (English and Chinese products, the
+    e-commerce red-team set), from the real pipeline; only the model is the tiny one, to keep it fast."""
+    from typer.testing import CliRunner
+
+    from r1tune.cli import app
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["init", str(tmp_path / "shop"), "--example", "ecommerce"]).exit_code == 0
+    result = runner.invoke(app, ["run", str(tmp_path / "shop" / "r1tune.yaml"), f"model.name={tiny_llama_dir}",
+                                 "train.max_steps=2", "train.log_every=1", "eval.max_examples=8",
+                                 "eval.max_new_tokens=8", "--no-progress"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    run = RunDir(next((tmp_path / "shop" / "runs").iterdir()))
+    report = run.report
+    images, requests = load_in_chromium(report, tmp_path)
+    # loss curve, data funnel, metric deltas, red-team: all present and decoded
+    assert len(images) == 4, images
+    assert all(i["decoded"] and i["width"] > 0 and i["height"] > 0 for i in images), images
+    assert requests and not _leaks(requests, report), requests
+    samples = [json.loads(line) for line in (run.eval / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
+    html = report.read_text(encoding="utf-8")
+    assert any("Chinese" in s["prompt"] for s in samples)  # the Chinese share reached the report's samples
+    redteam = json.loads(run.metrics.read_text())["redteam"]
+    assert redteam["n"] == 9 and redteam["domains"] == ["ecommerce"] and "Red-team probes" in html

@@ -75,15 +75,22 @@ def train_stage(cfg: R1TuneConfig, run: RunDir, data: PreparedData | None = None
 
 def eval_stage(cfg: R1TuneConfig, run: RunDir, data: PreparedData | None = None, loaded=None,
                show_progress: bool = True) -> dict[str, Any]:
-    """Evaluate the run's adapter (loaded from disk unless given) against its base; writes metrics.json."""
+    """Evaluate the run's result (loaded from disk unless given) against its base; writes metrics.json.
+
+    An adapter run scores its base by switching the adapter off; a `full`/`freeze` run changed the weights
+    themselves, so the base is loaded a second time beside it."""
     from r1tune import models
     from r1tune.eval import evaluate
     from r1tune.models.precision import resolve_precision
 
     data = data or load_prepared(run.data)
     if loaded is None:
-        loaded = models.load(cfg.model, cfg.train.reasoning, cfg.train.train_on_prompt, adapter=run.adapter)
+        loaded = models.load(cfg.model, cfg.train.reasoning, cfg.train.train_on_prompt,
+                             **run.trained_weights())
+    base_model = None
+    if cfg.eval.compare_base and not hasattr(loaded.model, "disable_adapter"):
+        base_model = models.load_model(loaded.source, cfg.model)
     metrics = evaluate(cfg.eval, loaded, data.test, run.eval, resolve_precision(cfg.train.precision),
-                       cfg.train.max_seq_len, show_progress, seed=cfg.project.seed)
+                       cfg.train.max_seq_len, show_progress, seed=cfg.project.seed, base_model=base_model)
     run.metrics.write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
     return metrics

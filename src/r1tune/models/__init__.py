@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CHAT_FORMATS", "ChatFormat", "ChatRenderer", "LoadedModel", "ModelSource", "Preset", "ReasoningMode",
     "Rendered", "chat_format_for", "find_preset", "load", "load_adapter", "load_model", "load_tokenizer",
-    "presets", "r1tune_home", "resolve_model_source", "split_reasoning",
+    "presets", "r1tune_home", "resolve_model_source", "split_reasoning", "weights_source",
 ]
 
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -61,18 +61,28 @@ def load(
     train_on_prompt: bool = False,
     with_weights: bool = True,
     adapter: Path | None = None,
+    weights_dir: Path | None = None,
 ) -> LoadedModel:
-    """Resolve, load tokenizer (+ weights, + an optional PEFT adapter) and build the chat renderer."""
+    """Resolve, load tokenizer (+ weights, + an optional PEFT adapter) and build the chat renderer.
+
+    `weights_dir` holds whole trained weights (a `full`/`freeze` run's `train/model/`): they replace the
+    base weights, while the preset (chat format, default system prompt, sampling) stays the base's, so a
+    tuned model is prompted exactly as it was trained."""
     source = resolve_model_source(cfg)
     tokenizer = load_tokenizer(source, cfg)
     preset = source.preset
     name = cfg.chat_format if cfg.chat_format != "auto" or preset is None else preset.chat_format
     fmt = chat_format_for(name, tokenizer, preset.default_system if preset else None)
     renderer = ChatRenderer(fmt, tokenizer, reasoning=reasoning, train_on_prompt=train_on_prompt)
-    model = load_model(source, cfg) if with_weights else None
+    model = load_model(weights_source(cfg, weights_dir) if weights_dir else source, cfg) if with_weights else None
     if model is not None and adapter is not None:
         model = load_adapter(model, adapter)
     return LoadedModel(source, tokenizer, renderer, model)
+
+
+def weights_source(cfg: ModelConfig, weights_dir: Path) -> ModelSource:
+    """A local source for trained whole-model weights (checked like any local folder: safetensors only)."""
+    return resolve_model_source(cfg.model_copy(update={"name": str(weights_dir)}))
 
 
 def load_adapter(model: Any, adapter_dir: Path) -> Any:

@@ -87,6 +87,9 @@ def resolve_adapter_dir(path: Path, allowed_roots: list[Path] | None = None) -> 
         run_dir = resolved.parent.parent
         is_run = resolved.parent.name == "train" and (run_dir / "config.yaml").is_file()
         return resolved, run_dir if is_run else None
+    if (resolved / "train" / "model").is_dir():
+        raise AdapterError(f"{path} is a full/freeze run: it trained whole weights, not an adapter", status=400,
+                           hint=f"serve it on its own with `r1tune serve {path}`")
     raise AdapterError(f"{path} is neither a run folder nor a PEFT adapter folder (no adapter_config.json)",
                        status=404)
 

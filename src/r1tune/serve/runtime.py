@@ -23,22 +23,28 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ServeTarget:
-    """What `r1tune serve PATH` resolved to: a config, plus the run whose adapter to serve (if PATH is a run)."""
+    """What `r1tune serve PATH` resolved to: a config, plus the run whose adapter to serve (if PATH is a run),
+    or the whole trained weights of a `full`/`freeze` run, served in place of the base."""
 
     cfg: R1TuneConfig
     run_dir: Path | None = None
     run_adapter_name: str | None = None
+    weights_dir: Path | None = None
 
 
 def resolve_target(path: Path, overrides: list[str] | None = None) -> ServeTarget:
     """A run folder serves the base model plus that run's adapter (named after its project); a project
     file serves the base model plus `serve.adapters`."""
     from r1tune.config import load_config
+    from r1tune.rundir import RunDir
 
     path = Path(path)
-    if (path / "config.yaml").is_file() and (path / "train" / "adapter").is_dir():
-        cfg = load_config(path / "config.yaml", overrides or [])
-        return ServeTarget(cfg, path.resolve(), _adapter_id(cfg.project.name))
+    run = RunDir(path.resolve())
+    if run.config_file.is_file() and run.adapter.is_dir():
+        cfg = load_config(run.config_file, overrides or [])
+        return ServeTarget(cfg, run.path, _adapter_id(cfg.project.name))
+    if run.config_file.is_file() and run.trains_whole_model:
+        return ServeTarget(load_config(run.config_file, overrides or []), run.path, weights_dir=run.whole_model)
     return ServeTarget(load_config(path, overrides or []))
 
 
@@ -153,14 +159,16 @@ def build_runtime(target: ServeTarget) -> ServeRuntime:
     keys = ApiKeys.load(serve.api_keys_file, serve.api_keys_env)
     check_security(serve, keys)
     loaded = models.load(cfg.model, cfg.train.reasoning, with_weights=False)
-    loaded.model = model = load_serving_model(loaded.source, cfg.model, resolve_precision(serve.precision))
+    source = models.weights_source(cfg.model, target.weights_dir) if target.weights_dir else loaded.source
+    loaded.model = model = load_serving_model(source, cfg.model, resolve_precision(serve.precision))
     max_context = getattr(model.config, "max_position_embeddings", None)
     engine = Engine(model, loaded.tokenizer, loaded.renderer.stop_token_ids, max_batch_size=serve.max_batch_size, max_waiting=serve.max_waiting,
                     prefill_token_budget=serve.prefill_token_budget, max_context=max_context,
                     seed=cfg.project.seed)
     roots = serve.adapter_dirs or [cfg.project.runs_dir]
     registry = AdapterRegistry(engine, allowed_roots=roots)
-    base_id = serve.base_model_id or _adapter_id(loaded.source.display_name.rstrip("/").split("/")[-1])
+    served_name = cfg.project.name if target.weights_dir else loaded.source.display_name.rstrip("/").split("/")[-1]
+    base_id = serve.base_model_id or _adapter_id(served_name)
     store = FeedbackStore(default_database_url(cfg)) if serve.log_completions else None
     runtime = ServeRuntime(cfg, base_id, loaded, engine, registry, Guards(serve.guards), store, keys,
                            RateLimiter(serve.rate_limit_per_minute),
