@@ -1,5 +1,9 @@
 """PII detector quality and speed: per-type precision/recall/F1 on tests/data/pii_cases.jsonl, plus throughput.
 
+Baseline, scored in the same run on the same cases and corpus: the usual regexes a script without r1tune
+would use (the same ones as the pandas baseline in bench_data.py): no checksums, no written variants beyond
+spaces and dashes, no names or addresses.
+
 Why: the masking step sits in the data pipeline that must push 1,000,000 records at >= 2,000 records/s on
 2 cores (clean + dedup + PII), so both numbers are tracked together. Results go to bench-results/pii_eval.json.
 
@@ -11,10 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import time
 from pathlib import Path
 
-from r1tune.data.pii import PII_TYPES, PiiDetector, PiiMasker, evaluate_pii
+from r1tune.data.pii import PII_TYPES, PiiDetector, PiiMasker, PiiSpan, evaluate_pii
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "tests" / "data" / "pii_cases.jsonl"
@@ -48,6 +53,35 @@ EN_PII = [
 ]
 
 
+class NaiveRegexDetector:
+    """The baseline: one regex per type, first match wins where two overlap (order below)."""
+
+    PATTERNS = {
+        "EMAIL": r"[\w.+-]+@[\w-]+\.[\w.]+",
+        "CN_ID": r"\d{17}[\dXx]",
+        "BANK_CARD": r"(?:\d{4}[ -]?){3}\d{4}(?:\d{1,3})?",
+        "PHONE": r"(?:\+?86[ -]?)?1[3-9]\d[ -]?\d{4}[ -]?\d{4}",
+        "IP": r"\d{1,3}(?:\.\d{1,3}){3}",
+    }
+
+    def __init__(self) -> None:
+        self.compiled = [(t, re.compile(p)) for t, p in self.PATTERNS.items()]
+
+    def detect(self, text: str) -> list[PiiSpan]:
+        taken: list[PiiSpan] = []
+        for pii_type, pattern in self.compiled:
+            for m in pattern.finditer(text):
+                if not any(m.start() < s.end and s.start < m.end() for s in taken):
+                    taken.append(PiiSpan(m.start(), m.end(), pii_type, m.group(), 1.0))
+        return sorted(taken, key=lambda s: s.start)
+
+    def mask(self, text: str) -> tuple[str, list[PiiSpan]]:
+        spans = self.detect(text)
+        for span in reversed(spans):
+            text = text[: span.start] + f"[{span.type}]" + text[span.end :]
+        return text, spans
+
+
 def make_corpus(n: int, seed: int = 7) -> list[str]:
     """~200-character records (capped at 240), half Chinese and half English, about 40% with one or two PII snippets."""
     rng = random.Random(seed)
@@ -63,7 +97,7 @@ def make_corpus(n: int, seed: int = 7) -> list[str]:
     return out
 
 
-def throughput(texts: list[str], masker: PiiMasker) -> dict[str, float]:
+def throughput(texts: list[str], masker: PiiMasker | NaiveRegexDetector) -> dict[str, float]:
     """Records per wall-clock second and per CPU second (the machine is shared, so wall time is noisy)."""
     masker.mask("联系人张伟先生")  # warm-up: loads jieba once
     w0, c0 = time.perf_counter(), time.process_time()
@@ -73,12 +107,15 @@ def throughput(texts: list[str], masker: PiiMasker) -> dict[str, float]:
     return {"wall": len(texts) / wall, "cpu": len(texts) / max(cpu, 1e-9)}
 
 
-def print_table(scores: dict[str, dict[str, float]]) -> None:
-    """Human-readable per-type table."""
-    print(f"{'type':<11} {'prec':>6} {'recall':>6} {'F1':>6} {'tp':>4} {'fp':>4} {'fn':>4}")
+def print_table(scores: dict[str, dict[str, float]], baseline: dict[str, dict[str, float]]) -> None:
+    """Human-readable per-type table, r1tune beside the regex baseline."""
+    print(f"{'':<11} {'r1tune':^34} | {'regex baseline':^20}")
+    print(f"{'type':<11} {'prec':>6} {'recall':>6} {'F1':>6} {'tp':>4} {'fp':>4} {'fn':>4} | "
+          f"{'prec':>6} {'recall':>6} {'F1':>6}")
     for t in PII_TYPES:
-        s = scores[t]
-        print(f"{t:<11} {s['precision']:6.3f} {s['recall']:6.3f} {s['f1']:6.3f} {s['tp']:4d} {s['fp']:4d} {s['fn']:4d}")
+        s, b = scores[t], baseline[t]
+        print(f"{t:<11} {s['precision']:6.3f} {s['recall']:6.3f} {s['f1']:6.3f} {s['tp']:4d} {s['fp']:4d} "
+              f"{s['fn']:4d} | {b['precision']:6.3f} {b['recall']:6.3f} {b['f1']:6.3f}")
 
 
 def main() -> None:
@@ -89,17 +126,20 @@ def main() -> None:
     args = ap.parse_args()
     cases = [json.loads(line) for line in CASES.read_text(encoding="utf-8").splitlines() if line.strip()]
     scores = evaluate_pii(cases, PiiDetector(zh_name_scan=args.zh_name_scan))
+    baseline = evaluate_pii(cases, NaiveRegexDetector())
     print(f"{len(cases)} cases ({sum(1 for c in cases if not c['spans'])} hard negatives), zh_name_scan={args.zh_name_scan}")
-    print_table(scores)
+    print_table(scores, baseline)
     corpus = make_corpus(args.records)
     avg_len = sum(map(len, corpus)) / len(corpus)
     speed = {s: throughput(corpus, PiiMasker(s, salt="bench", zh_name_scan=args.zh_name_scan))
              for s in ("placeholder", "pseudonym", "hash")}
+    speed["regex baseline"] = throughput(corpus, NaiveRegexDetector())
     for strategy, rps in speed.items():
-        print(f"throughput {strategy:<11} {rps['wall']:7.0f} records/s wall, {rps['cpu']:7.0f} records/CPU-s "
+        print(f"throughput {strategy:<14} {rps['wall']:7.0f} records/s wall, {rps['cpu']:7.0f} records/CPU-s "
               f"(1 process, {len(corpus)} records, avg {avg_len:.0f} chars)")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"cases": len(cases), "zh_name_scan": args.zh_name_scan, "per_type": scores,
+                               "baseline_per_type": baseline,
                                "throughput_records_per_s": speed, "corpus_records": len(corpus),
                                "corpus_avg_chars": avg_len}, indent=2), encoding="utf-8")
     print(f"wrote {OUT}")
