@@ -129,6 +129,26 @@ def test_same_seed_same_sample_and_temperature_changes_output(tiny):
     assert other != first or greedy.text != first
 
 
+def test_requests_arriving_together_at_an_idle_engine_share_one_prefill(tiny):
+    # Generous gap and window so a loaded CI machine cannot split the group; the default is 5/25 ms.
+    engine = Engine(tiny.model, tiny.tokenizer, tiny.renderer.stop_token_ids, gather_gap_s=0.5, gather_max_s=5)
+    engine.start()
+    try:
+        prompts = _prompts(tiny, 4)
+        collectors = []
+        for prompt in prompts:  # a burst: each request 20 ms after the previous one
+            collectors.append(_submit(engine, prompt, SamplingParams(max_tokens=4))[1])
+            time.sleep(0.02)
+        for collector in collectors:
+            assert collector.wait().reason in ("stop", "length")
+        assert engine.prefills == 1
+        lone = time.monotonic()  # a request alone waits one gap, not the whole window
+        _submit(engine, prompts[0], SamplingParams(max_tokens=1))[1].wait()
+        assert engine.prefills == 2 and time.monotonic() - lone < 4
+    finally:
+        engine.stop()
+
+
 def test_full_queue_refuses_new_requests(tiny):
     engine = Engine(tiny.model, tiny.tokenizer, [], max_waiting=2)  # not started: nothing is admitted
     prompt = _prompts(tiny, 1)[0]

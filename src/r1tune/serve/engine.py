@@ -118,6 +118,8 @@ class Engine:
         prefill_token_budget: int = 4096,
         max_context: int | None = None,
         seed: int = 0,
+        gather_gap_s: float = 0.005,
+        gather_max_s: float = 0.025,
     ) -> None:
         import torch
 
@@ -128,6 +130,7 @@ class Engine:
         self.max_waiting = max_waiting
         self.prefill_token_budget = prefill_token_budget
         self.max_context = max_context
+        self.gather_gap_s, self.gather_max_s = gather_gap_s, gather_max_s
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.uses_adapters = False  # set by the adapter registry when the model is a PeftModel
         self._generator = torch.Generator().manual_seed(seed)
@@ -141,6 +144,7 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self.steps = 0
+        self.prefills = 0  # prefill forward passes; fewer per request means arrivals were batched
         self.tokens_generated = 0
 
     # -- public, thread-safe ------------------------------------------------------------------------------
@@ -210,6 +214,8 @@ class Engine:
         with self._wake:
             if not self._running and not self._waiting and not self._commands and not self._stopping:
                 self._wake.wait(timeout=0.5)
+            if not self._running and self._waiting:
+                self._gather_arrivals()
         try:
             self._drop_finished()
             self._admit()
@@ -219,6 +225,25 @@ class Engine:
         except Exception as err:  # a failed forward must not take the server down with it
             log.exception("engine step failed")
             self._fail_all("error", f"generation failed: {type(err).__name__}: {err}")
+
+    def _gather_arrivals(self) -> None:
+        """Before prefilling into an idle engine, wait while requests keep arriving (each within
+        `gather_gap_s` of the last, at most `gather_max_s` in all), so they share one prefill.
+
+        Why: clients whose answers finished in the same step send their next requests a few milliseconds
+        apart. Without the wait, the first one was prefilled alone and the rest joined a step later: with 16
+        clients the server logged prefill groups of 1+15, 2+1+13 and 2+2+3+9. Each extra group is one more
+        forward pass and one more copy of the whole KV cache (`_merge`). A lone request waits one gap
+        (5 ms, against about 2 s for a 64-token answer). Called with `_wake` held."""
+        deadline = time.monotonic() + self.gather_max_s
+        while len(self._waiting) < self.max_batch_size and not self._stopping:
+            seen = len(self._waiting)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._wake.wait(timeout=min(self.gather_gap_s, left))
+            if len(self._waiting) == seen:
+                return
 
     def _run_commands(self) -> None:
         while True:
@@ -273,6 +298,7 @@ class Engine:
 
         cache = DynamicCache()
         logits = self._forward(ids, mask, positions, cache, [r.adapter for r in joining])
+        self.prefills += 1
         seqs = [_Sequence(r, TextStream(self.tokenizer, r.params.stop), _seeded(r.params.seed), len(r.prompt_ids))
                 for r in joining]
         self._merge(seqs, cache, mask)
