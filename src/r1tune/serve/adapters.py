@@ -27,6 +27,7 @@ from typing import Any
 
 from r1tune.config import ADAPTER_NAME_PATTERN
 from r1tune.errors import R1TuneError
+from r1tune.rundir import RunDir
 from r1tune.serve.engine import BASE_ADAPTER, Engine
 
 log = logging.getLogger(__name__)
@@ -81,13 +82,14 @@ def resolve_adapter_dir(path: Path, allowed_roots: list[Path] | None = None) -> 
                 + " (serve.adapter_dirs)",
                 status=403,
             )
-    if (resolved / "train" / "adapter" / "adapter_config.json").is_file():
-        return resolved / "train" / "adapter", resolved
+    run = RunDir(resolved)
+    if (run.adapter / "adapter_config.json").is_file():
+        return run.adapter, resolved
     if (resolved / "adapter_config.json").is_file():
         run_dir = resolved.parent.parent
         is_run = resolved.parent.name == "train" and (run_dir / "config.yaml").is_file()
         return resolved, run_dir if is_run else None
-    if (resolved / "train" / "model").is_dir():
+    if run.whole_model.is_dir():
         raise AdapterError(f"{path} is a full/freeze run: it trained whole weights, not an adapter", status=400,
                            hint=f"serve it on its own with `r1tune serve {path}`")
     raise AdapterError(f"{path} is neither a run folder nor a PEFT adapter folder (no adapter_config.json)",

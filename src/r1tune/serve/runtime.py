@@ -33,8 +33,9 @@ class ServeTarget:
 
 
 def resolve_target(path: Path, overrides: list[str] | None = None) -> ServeTarget:
-    """A run folder serves the base model plus that run's adapter (named after its project); a project
-    file serves the base model plus `serve.adapters`."""
+    """A run folder serves the base model plus that run's adapter (named after its project), or, for a
+    `full`/`freeze` run, its trained weights in place of the base; a project file serves the base model
+    plus `serve.adapters`."""
     from r1tune.config import load_config
     from r1tune.rundir import RunDir
 
