@@ -81,7 +81,8 @@ def naive_server(port: int, threads: int | None) -> None:
     if threads:
         torch.set_num_threads(threads)
     loaded = models.load(ModelConfig(), with_weights=False)
-    model = load_serving_model(loaded.source, ModelConfig(), resolve_precision("auto"))
+    # the seeds' model: same dtype as r1tune's server, but plain linear layers (packing is r1tune's own)
+    model = load_serving_model(loaded.source, ModelConfig(), resolve_precision("auto"), pack_weights=False)
     lock = threading.Lock()
     app = FastAPI()
 

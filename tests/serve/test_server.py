@@ -244,6 +244,19 @@ def test_runtime_adapter_load_and_unload(server, adapter_runs, tmp_path):
         server.client.chat.completions.create(model="clinic-v2", messages=USER, max_tokens=4)
 
 
+def test_served_base_layers_are_packed_under_the_adapters(server, tmp_path, tiny_llama_dir, project_runtime):
+    from r1tune.models.packing import PackedLinear, packing_supported
+
+    if not packing_supported():
+        pytest.skip("this PyTorch build has no oneDNN bf16 packing")
+    model = server.runtime.engine.model
+    q_proj = model.base_model.model.model.layers[0].self_attn.q_proj
+    assert isinstance(q_proj.base_layer, PackedLinear) and {"shop", "clinic"} <= set(q_proj.lora_A)
+    plain = project_runtime(tmp_path, tiny_llama_dir, "serve: {pack_weights: false}\n")
+    assert not any(isinstance(m, PackedLinear) for m in plain.engine.model.modules())
+    plain.close()
+
+
 def _wait_idle(engine, seconds=20.0) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
