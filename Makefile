@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: venv demo test browser lint bench bench-pii bench-data bench-train bench-serve clean
+.PHONY: venv demo test browser postgres lint bench bench-pii bench-data bench-train bench-serve clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,8 +28,14 @@ demo: $(STAMP)
 	$(BIN)/r1tune run demo/r1tune.yaml
 
 ## test: unit tests on tiny in-process models, plus a few integration tests on the embedded model
-test: $(STAMP) browser
-	$(BIN)/pytest -q
+test: $(STAMP) browser postgres
+	R1TUNE_TEST_POSTGRES_URL=$${R1TUNE_TEST_POSTGRES_URL:-$(TEST_POSTGRES_URL)} $(BIN)/pytest -q
+
+## postgres: start the machine's PostgreSQL for the feedback-store tests (tests/start_postgres.sh); where it
+## cannot (not root, no Debian), it warns and those tests are skipped with the reason.
+TEST_POSTGRES_URL := postgresql+psycopg://r1tune:r1tune@127.0.0.1:5432/r1tune_test
+postgres:
+	@bash tests/start_postgres.sh
 
 ## browser: headless Chromium (Debian package) for the report.html browser test; installed when missing.
 ## Where apt cannot run (not root, no Debian), it warns and that one test is skipped with the reason.

@@ -583,7 +583,8 @@ class ServeConfig(_Section):
     database_url: str | None = Field(
         None,
         description="SQLAlchemy URL of the completion and feedback store (e.g. "
-        "`postgresql+psycopg://user@host/db`); default: SQLite `<runs_dir>/feedback.db` in WAL mode.",
+        "`postgresql+psycopg://user@host/db`, with `pip install 'r1tune[postgres]'`); default: SQLite "
+        "`<runs_dir>/feedback.db` in WAL mode.",
     )
     log_completions: bool = Field(
         True, description="Store every completion (PII masked) so it can be rated and exported for retraining."

@@ -119,3 +119,48 @@ def project_runtime():
 def tcp_port() -> int:
     """A free TCP port on 127.0.0.1."""
     return free_port()
+
+
+POSTGRES_URL_ENV = "R1TUNE_TEST_POSTGRES_URL"  # a role allowed to create databases; `make test` sets it
+POSTGRES_REQUIRED_ENV = "R1TUNE_REQUIRE_POSTGRES"  # CI sets it: no PostgreSQL is then a failure, not a skip
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test (dropped afterwards); skipped without a server."""
+    import os
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    def unavailable(reason: str) -> None:
+        if os.environ.get(POSTGRES_REQUIRED_ENV):
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+    admin_url = os.environ.get(POSTGRES_URL_ENV)
+    if not admin_url:
+        unavailable(f"no PostgreSQL to test against ({POSTGRES_URL_ENV} is not set)")
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"r1tune_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as err:
+        admin.dispose()
+        unavailable(f"PostgreSQL at {make_url(admin_url).render_as_string()} is not usable: {str(err).splitlines()[0]}")
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path) -> str:
+    """The feedback store's URL on each supported backend: SQLite (the default) and PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'feedback.db'}"
+    return request.getfixturevalue("postgres_url")

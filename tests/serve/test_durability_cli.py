@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 
 import httpx
+import pytest
 from helpers import write_project
+from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from r1tune.cli import app
@@ -21,11 +22,12 @@ runner = CliRunner()
 USER = [{"role": "user", "content": "Describe the blue mug #3."}]
 
 
-def _serve(run, runs_dir, port) -> subprocess.Popen:
+def _serve(run, runs_dir, port, database_url: str | None = None) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    store = [f"serve.database_url={database_url}"] if database_url else []
     return subprocess.Popen(
         [sys.executable, "-m", "r1tune", "serve", str(run), f"project.runs_dir={runs_dir}", "serve.threads=1",
-         "--port", str(port)],
+         *store, "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
 
 
@@ -44,9 +46,12 @@ def _wait_for_health(url: str, proc: subprocess.Popen, seconds: float = 120) -> 
     raise AssertionError("server did not become healthy")
 
 
-def test_acknowledged_feedback_survives_sigkill_and_exports(adapter_runs, tmp_path, tcp_port):
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_acknowledged_feedback_survives_sigkill_and_exports(backend, adapter_runs, tmp_path, tcp_port, request):
+    # SQLite at its default place (<runs_dir>/feedback.db), or PostgreSQL through serve.database_url
+    database_url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
     url = f"http://127.0.0.1:{tcp_port}"
-    proc = _serve(adapter_runs["shop"], tmp_path, tcp_port)
+    proc = _serve(adapter_runs["shop"], tmp_path, tcp_port, database_url)
     try:
         health = _wait_for_health(url, proc)
         assert "tiny" in health["models"]  # the run's adapter, named after its project
@@ -68,15 +73,19 @@ def test_acknowledged_feedback_survives_sigkill_and_exports(adapter_runs, tmp_pa
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=30)
-    db = tmp_path / "feedback.db"
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT count(*) FROM completions").fetchone()[0] == 2
-        ratings = conn.execute("SELECT rating FROM feedback ORDER BY id").fetchall()
-    assert ratings == [("down",), ("5",), ("1",)]
+    if database_url is None:
+        assert (tmp_path / "feedback.db").is_file()
+        database_url = f"sqlite:///{tmp_path / 'feedback.db'}"
+    store = create_engine(database_url)
+    with store.connect() as conn:  # a new connection, after the server died without closing anything
+        assert conn.execute(text("SELECT count(*) FROM completions")).scalar() == 2
+        ratings = conn.execute(text("SELECT rating FROM feedback ORDER BY id")).all()
+    store.dispose()
+    assert [tuple(r) for r in ratings] == [("down",), ("5",), ("1",)]
 
     out = tmp_path / "export"
     result = runner.invoke(app, ["feedback", "export", str(adapter_runs["shop"]), "--out", str(out),
-                                 "--database-url", f"sqlite:///{db}"], catch_exceptions=False)
+                                 "--database-url", database_url], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     sft = list(read_jsonl(out / "sft.jsonl"))
     assert [r.answer.content for r in sft] == ["A blue mug."]  # the latest feedback of a completion counts

@@ -1,4 +1,4 @@
-"""The completion/feedback store (SQLite WAL) and its export to SFT records and preference pairs."""
+"""The completion/feedback store (SQLite in WAL mode, and PostgreSQL) and its export to SFT records and\npreference pairs."""
 
 from __future__ import annotations
 
@@ -31,12 +31,43 @@ def test_sqlite_store_uses_wal_and_rejects_unknown_completions(tmp_path):
         assert conn.execute("SELECT rating, score, tags FROM feedback").fetchone() == ("up", 1.0, '["tone"]')
 
 
+def test_feedback_is_committed_and_unknown_completions_refused_on_every_backend(store_url):
+    store = FeedbackStore(store_url)
+    _log(store, "c1", "A mug.", prompt="描述这个蓝色杯子")
+    with pytest.raises(UnknownCompletion):
+        store.add_feedback("nope", "up", None, [])
+    first = store.add_feedback("c1", "up", None, ["tone", "长度"])
+    second = store.add_feedback("c1", 2, "A blue ceramic mug.", [])
+    store.close()
+    reopened = FeedbackStore(store_url)  # a new connection sees exactly what was acknowledged
+    assert second > first and reopened.counts() == {"completions": 1, "feedback": 2}
+    [(completion, latest)] = reopened.rated_completions()
+    assert completion.messages == [{"role": "user", "content": "描述这个蓝色杯子"}]
+    assert (latest.rating, latest.score, latest.corrected_answer) == ("2", 0.25, "A blue ceramic mug.")
+    reopened.close()
+
+
+def test_bad_database_urls_name_the_problem_and_hide_the_password(tcp_port):
+    from r1tune.errors import R1TuneError
+
+    cases = {
+        f"postgresql+psycopg://shop:s3cret@127.0.0.1:{tcp_port}/feedback": "cannot connect",  # nothing listens
+        "postgresql+pg8000://shop:s3cret@127.0.0.1/feedback": "driver 'pg8000' is not installed",
+        "not a url": "cannot open",
+    }
+    for url, expected in cases.items():
+        with pytest.raises(R1TuneError) as caught:
+            FeedbackStore(url)
+        message = str(caught.value)
+        assert expected in message and "s3cret" not in message, message
+
+
 def test_rating_scales_share_one_score():
     assert [rating_score(r) for r in ("down", 1, 3, 5, "up", None)] == [0.0, 0.0, 0.5, 1.0, 1.0, None]
 
 
-def test_export_corrections_and_preference_pairs(tmp_path):
-    store = FeedbackStore(f"sqlite:///{tmp_path / 'fb.db'}")
+def test_export_corrections_and_preference_pairs(store_url, tmp_path):
+    store = FeedbackStore(store_url)
     _log(store, "c1", "A mug.")
     _log(store, "c2", "The blue mug is a ceramic classic for your morning coffee.")
     _log(store, "c3", "Other prompt answer", prompt="Describe the red scarf")

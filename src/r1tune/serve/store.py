@@ -94,14 +94,26 @@ class FeedbackStore:
             path = url.split("///", 1)[1] if "///" in url else ""
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+        shown = _without_password(url)
         try:
             self.engine = create_engine(url, connect_args=connect_args, pool_pre_ping=not self.is_sqlite)
+        except ModuleNotFoundError as err:
+            raise R1TuneError(f"cannot open the feedback database {shown}: its driver {err.name!r} is not installed",
+                              hint=f"pip install {err.name}; for PostgreSQL, use a postgresql+psycopg:// URL and "
+                              "pip install 'r1tune[postgres]'") from None
         except Exception as err:
-            raise R1TuneError(f"cannot open the feedback database {url!r}: {err}",
+            raise R1TuneError(f"cannot open the feedback database {shown}: {err}",
                               hint="check serve.database_url (an SQLAlchemy URL)") from None
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
+        try:
+            Base.metadata.create_all(self.engine)
+        except Exception as err:  # refused connection, bad credentials, missing database, read-only file
+            self.engine.dispose()
+            first = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+            raise R1TuneError(f"cannot connect to the feedback database {shown}: {first}",
+                              hint="is the database server running, and do the URL's user, password and "
+                              "database exist? (serve.database_url)") from None
         self.url = url
 
     def close(self) -> None:
@@ -145,6 +157,16 @@ class FeedbackStore:
                 latest[completion.id] = (completion, feedback)
             session.expunge_all()
             return list(latest.values())
+
+
+def _without_password(url: str) -> str:
+    """The URL as it may appear in messages and logs."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not even parseable: show only the scheme
+        return url.split(":", 1)[0] + ":…"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
