@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from r1tune.cli import app
 from r1tune.data.records import read_jsonl
+from r1tune.errors import R1TuneError
 
 runner = CliRunner()
 USER = [{"role": "user", "content": "Describe the blue mug #3."}]
@@ -100,3 +101,17 @@ def test_new_api_key_writes_only_its_hash(tiny_llama_dir, tmp_path):
     key = result.stdout.strip().splitlines()[-1]
     stored = (tmp_path / "keys.txt").read_text()
     assert key.startswith("r1t-") and key not in stored and stored.startswith("ci-bot admin sha256:")
+
+
+def test_serve_refuses_an_unreachable_database_before_loading_the_model(adapter_runs, tcp_port, monkeypatch):
+    import r1tune.models
+
+    def no_model_load(*_args, **_kwargs):
+        raise AssertionError("the model was loaded before the database was checked")
+
+    monkeypatch.setattr(r1tune.models, "load", no_model_load)
+    database = f"postgresql+psycopg://shop:s3cret@127.0.0.1:{tcp_port}/feedback"  # nothing listens there
+    result = runner.invoke(app, ["serve", str(adapter_runs["shop"]), f"serve.database_url={database}"])
+    message = str(result.exception)
+    assert isinstance(result.exception, R1TuneError)  # printed as one line by `main`, exit code 2
+    assert "cannot connect to the feedback database" in message and "s3cret" not in message

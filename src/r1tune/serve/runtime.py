@@ -162,6 +162,8 @@ def build_runtime(target: ServeTarget) -> ServeRuntime:
                           hint="set model.trust_remote_code: false (export a model in standard format first)")
     keys = ApiKeys.load(serve.api_keys_file, serve.api_keys_env)
     check_security(serve, keys)
+    # opened before the model loads, so a wrong database URL fails in seconds, not after a 70B load
+    store = FeedbackStore(default_database_url(cfg)) if serve.log_completions else None
     loaded = models.load(cfg.model, cfg.train.reasoning, with_weights=False)
     source = models.weights_source(cfg.model, target.weights_dir) if target.weights_dir else loaded.source
     loaded.model = model = load_serving_model(source, cfg.model, resolve_precision(serve.precision),
@@ -174,7 +176,6 @@ def build_runtime(target: ServeTarget) -> ServeRuntime:
     registry = AdapterRegistry(engine, allowed_roots=roots)
     served_name = cfg.project.name if target.weights_dir else loaded.source.display_name.rstrip("/").split("/")[-1]
     base_id = serve.base_model_id or _adapter_id(served_name)
-    store = FeedbackStore(default_database_url(cfg)) if serve.log_completions else None
     runtime = ServeRuntime(cfg, base_id, loaded, engine, registry, Guards(serve.guards), store, keys,
                            RateLimiter(serve.rate_limit_per_minute),
                            ServeMetrics(lambda: engine.num_running, lambda: engine.num_waiting),
