@@ -108,3 +108,29 @@ def test_without_support_nothing_is_packed(tiny_llama_dir, monkeypatch):
     model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.bfloat16)
     assert packing.pack_linear_layers(model) == 0
     assert not any(isinstance(m, PackedLinear) for m in model.modules())
+
+
+def test_packing_for_autocast_reproduces_autocast_and_restores_the_layers(tiny_llama_dir):
+    from transformers import AutoModelForCausalLM
+
+    from r1tune.models.packing import packed_for_autocast
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32).eval()
+    before = dict(model.named_modules())
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        reference = model(input_ids=ids).logits
+        plain_tokens = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=10,
+                                      do_sample=False, pad_token_id=0)
+        with packed_for_autocast(model) as count:
+            assert count == 2 * 7 + 1
+            packed = model(input_ids=ids).logits
+            packed_tokens = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=10,
+                                           do_sample=False, pad_token_id=0)
+    assert torch.equal(reference, packed) and torch.equal(plain_tokens, packed_tokens)
+    after = dict(model.named_modules())
+    assert after.keys() == before.keys() and all(after[k] is before[k] for k in before)  # the same objects
+    with torch.inference_mode():  # outside autocast a packed layer computes in fp32, like the plain one
+        with packed_for_autocast(model):
+            fp32 = model(input_ids=ids).logits
+        assert fp32.dtype == torch.float32 and torch.equal(fp32, model(input_ids=ids).logits)

@@ -8,10 +8,15 @@ outputs at about half the time. Measured on this 2-core AMX CPU, 1 torch thread,
 SmolLM2-135M with separate weights: 30.4 ms → 15.9 ms for 1 row, 40.6 → 21.9 ms for 16 rows,
 519 → 448 ms for 640 rows (a prefill), with `torch.equal` outputs at every size.
 
+Two uses:
+- `pack_linear_layers(model)`: for serving, permanently, on a model loaded with bf16 weights.
+- `packed_for_autocast(model)`: for evaluation decoding, temporarily, on a training model (fp32 weights)
+  run under bf16 autocast. Autocast casts every fp32 weight to bf16 on every call; the packed copy is cast
+  once, and the layer's input is cast to bf16 the way autocast would, so the results are again identical.
+
 The cost is memory: the packed copy sits beside the original weight (kept because PEFT reads the base
-layer's weight to attach adapters, and training code may read it), so a packed model's linear weights
-take twice their size. Packing is for serving and evaluation decoding, never for training: a layer whose
-input needs a gradient falls back to `F.linear`.
+layer's weight to attach adapters, and training code may read it). Packing is for inference only: a layer
+whose input needs a gradient falls back to `F.linear`.
 
 These ops are private to PyTorch, so `pack_linear_layers` checks them first: on a build without them, or
 where a packed layer's output differs from `F.linear` by a single bit, nothing is packed.
@@ -19,7 +24,9 @@ where a packed layer's output differs from `F.linear` by a single bit, nothing i
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -38,11 +45,22 @@ class PackedLinear(nn.Linear):
         self.weight = linear.weight  # the same Parameter, not a copy
         self.bias = linear.bias
         self.register_buffer("packed_weight", packed_weight, persistent=False)
+        packed_bias = None if linear.bias is None else linear.bias.detach().to(packed_weight.dtype)
+        self.register_buffer("packed_bias", packed_bias, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype != self.packed_weight.dtype or (torch.is_grad_enabled() and x.requires_grad):
+        dtype = self.packed_weight.dtype
+        if torch.is_grad_enabled() and x.requires_grad:
             return F.linear(x, self.weight, self.bias)
-        return torch.ops.mkldnn._linear_pointwise(x, self.packed_weight, self.bias, "none", [], "")
+        if x.dtype != dtype:
+            if not _autocasts_to(dtype):
+                return F.linear(x, self.weight, self.bias)
+            x = x.to(dtype)  # what autocast does to a linear layer's input
+        return torch.ops.mkldnn._linear_pointwise(x, self.packed_weight, self.packed_bias, "none", [], "")
+
+
+def _autocasts_to(dtype: torch.dtype) -> bool:
+    return torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == dtype
 
 
 def packing_supported() -> bool:
@@ -63,33 +81,55 @@ def pack_linear_layers(model: nn.Module) -> int:
     Call it on the bare model before adapters are attached: adapter layers loaded later stay plain
     (they are small), while their base layers stay packed. Returns 0, changing nothing, where packing is
     unsupported or does not reproduce `F.linear` exactly."""
+    return len(_pack(model, source_dtypes=(torch.bfloat16,)))
+
+
+@contextlib.contextmanager
+def packed_for_autocast(model: nn.Module, enabled: bool = True) -> Iterator[int]:
+    """Inside, every fp32 or bf16 `nn.Linear` on the CPU runs on a packed bf16 copy of its weight when
+    called under bf16 autocast (the same numbers as autocast, see the module docstring); on leaving, the
+    original layers are back. Yields how many layers were packed (0 where unsupported or not `enabled`).
+    Pack after merging an adapter into the weights, not before: the copy does not follow later changes."""
+    originals = _pack(model, source_dtypes=(torch.float32, torch.bfloat16)) if enabled else {}
+    try:
+        yield len(originals)
+    finally:
+        for name, linear in originals.items():
+            _set_submodule(model, name, linear)
+
+
+def _pack(model: nn.Module, source_dtypes: tuple[torch.dtype, ...]) -> dict[str, nn.Linear]:
+    """Swap in `PackedLinear`s (bf16 packed weights); returns the replaced layers by name."""
     if not packing_supported():
         log.info("not packing linear layers: this PyTorch build lacks oneDNN bf16 packing")
-        return 0
-    targets = [(name, module) for name, module in model.named_modules()
-               if type(module) is nn.Linear and module.weight.dtype == torch.bfloat16
-               and module.weight.device.type == "cpu"]
-    if not targets or not _reproduces_linear(targets[0][1]):
-        return 0
+        return {}
+    targets = {name: module for name, module in model.named_modules()
+               if type(module) is nn.Linear and module.weight.dtype in source_dtypes
+               and module.weight.device.type == "cpu"}
+    if not targets or not _reproduces_linear(next(iter(targets.values()))):
+        return {}
     with torch.no_grad():
-        for name, linear in targets:
-            packed = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), 1)
+        for name, linear in targets.items():
+            packed = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach().to(torch.bfloat16), 1)
             _set_submodule(model, name, PackedLinear(linear, packed))
-    extra = sum(linear.weight.numel() * linear.weight.element_size() for _, linear in targets)
+    extra = sum(linear.weight.numel() * 2 for linear in targets.values())
     log.info("packed %d linear layers for oneDNN (+%.0f MB)", len(targets), extra / 2**20)
-    return len(targets)
+    return targets
 
 
 def _reproduces_linear(linear: nn.Linear) -> bool:
-    """Whether the packed multiplication gives exactly `F.linear`'s result for a few batch shapes."""
+    """Whether the packed multiplication gives exactly what bf16 `F.linear` (which is also what bf16
+    autocast computes) gives, for a few batch shapes."""
     generator = torch.Generator().manual_seed(0)
+    weight = linear.weight.detach().to(torch.bfloat16)
+    bias = None if linear.bias is None else linear.bias.detach().to(torch.bfloat16)
     try:
         with torch.no_grad():
-            packed = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), 1)
+            packed = torch.ops.mkldnn._reorder_linear_weight(weight, 1)
             for rows in (1, 5):
-                x = torch.randn(rows, linear.in_features, generator=generator).to(linear.weight.dtype)
-                got = torch.ops.mkldnn._linear_pointwise(x, packed, linear.bias, "none", [], "")
-                if not torch.equal(got, F.linear(x, linear.weight, linear.bias)):
+                x = torch.randn(rows, linear.in_features, generator=generator).to(torch.bfloat16)
+                got = torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+                if not torch.equal(got, F.linear(x, weight, bias)):
                     log.warning("not packing linear layers: oneDNN's packed result differs from F.linear")
                     return False
     except RuntimeError as err:
