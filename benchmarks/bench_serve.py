@@ -3,7 +3,8 @@
 The naive endpoint is the seeds' recipe: a FastAPI route that calls `model.generate` for each request under
 a lock (no batching; it does not stream, so its time to first token is its latency). It runs the model in the
 same dtype and with the same number of torch threads as r1tune's server, on the same prompt token ids,
-greedy, with the same token limit.
+greedy, with the same token limit. Its linear layers are plain `nn.Linear`: pre-packing them
+(`serve.pack_weights`) is part of what r1tune's server does and is measured as such.
 
 r1tune's server is started with `r1tune serve` on a generated project (the embedded SmolLM2-135M, default
 settings: continuous batching up to 16, PII scrubbing, completion logging to SQLite), and is driven with
