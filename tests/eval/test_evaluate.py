@@ -66,6 +66,32 @@ def test_evaluate_compares_base_and_tuned(tiny_llama_dir, tmp_path):
     assert len(samples) == 5 and {"prompt", "reference", "base", "tuned"} <= set(samples[0])
 
 
+def test_the_base_is_scored_on_untouched_weights_whatever_the_adapter(tiny_llama_dir, tmp_path):
+    """The tuned pass merges the adapter into the weights and unmerges it, which leaves fp32 round-off;
+    the base must be scored before that, so its figures do not depend on which adapter was trained."""
+    from peft import LoraConfig, get_peft_model
+
+    records = product_records(5)
+    cfg = EvalConfig(max_new_tokens=6, batch_size=3, redteam=[], latency_prompts=0)
+    plain = models.load(ModelConfig(name=str(tiny_llama_dir)))
+    examples = [plain.renderer.render_training(r, 128) for r in records]
+    untouched = answer_loss(plain.model, examples, plain.tokenizer.pad_token_id, cfg.batch_size)
+    base_runs = []
+    for seed in (1, 2):
+        loaded = models.load(ModelConfig(name=str(tiny_llama_dir)))
+        torch.manual_seed(seed)
+        lora = LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False)
+        loaded.model = get_peft_model(loaded.model, lora)
+        out = tmp_path / f"adapter{seed}"
+        metrics = evaluate(cfg, loaded, records, out, precision="fp32", max_seq_len=128, show_progress=False)
+        samples = [json.loads(line)["base"] for line in (out / "samples.jsonl").read_text().splitlines()]
+        base_runs.append((metrics["base"]["answer_nll"], samples, metrics["tuned"]["answer_nll"]))
+    (nll_1, samples_1, tuned_1), (nll_2, samples_2, tuned_2) = base_runs
+    assert tuned_1 != tuned_2  # the two adapters differ...
+    assert nll_1 == nll_2 and samples_1 == samples_2  # ...their bases do not, to the last bit
+    assert nll_1 == pytest.approx(untouched.mean_nll, rel=1e-6)  # (summed per example here, so not bitwise)
+
+
 def test_empty_test_split_is_explained(tiny_llama_dir, tmp_path):
     loaded = models.load(ModelConfig(name=str(tiny_llama_dir)))
     with pytest.raises(R1TuneError, match="test split is empty"):

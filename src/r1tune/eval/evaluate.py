@@ -138,11 +138,14 @@ def evaluate(
 
     test = _test_set(loaded, test_records, cfg.max_examples)
     model = loaded.model
-    variants: list[tuple[str, Callable[[], Any]]] = [("tuned", contextlib.nullcontext)]
+    # The base goes first: the tuned pass decodes through merged weights (`adapter_merged`), and unmerging
+    # leaves fp32 round-off that would otherwise make the base's figures depend on the adapter.
+    variants: list[tuple[str, Callable[[], Any]]] = []
     if cfg.compare_base and hasattr(model, "disable_adapter"):
         variants.append(("base", model.disable_adapter))
     elif cfg.compare_base and base_model is not None:
         variants.append(("base", lambda: _model_swapped(loaded, base_model)))
+    variants.append(("tuned", contextlib.nullcontext))
     settings = _decoding_settings(cfg, loaded, seed)
     probes, patterns = load_probes(cfg.redteam, cfg.redteam_file) if (cfg.redteam or cfg.redteam_file) else ([], None)
     probe_prompts = [loaded.renderer.render_prompt(_probe_messages(p.prompt, test.records)) for p in probes]
