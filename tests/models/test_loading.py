@@ -93,3 +93,25 @@ def test_embedded_cache_is_written_atomically(monkeypatch, tmp_path):
         resolve_model_source(ModelConfig())
     models_dir = tmp_path / "models"
     assert list(models_dir.iterdir()) == []  # ...never becomes visible as the cache
+
+
+def test_an_export_is_prompted_like_the_preset_it_was_tuned_from(tiny_llama_dir, smol_tokenizer_dir, tmp_path):
+    import shutil
+
+    from r1tune.data.records import Message
+
+    export = tmp_path / "shop-v1"
+    shutil.copytree(tiny_llama_dir, export)
+    chat = [Message("user", "Describe the blue mug.")]
+    plain = load(ModelConfig(name=str(export)), with_weights=False).renderer.render_prompt(chat)
+    (export / "r1tune_export.json").write_text(json.dumps({"base_model": "smollm2-135m-instruct",
+                                                           "chat_format": "chatml"}))
+    exported = load(ModelConfig(name=str(export)), with_weights=False)
+    preset = load(ModelConfig(name="smollm2-135m-instruct"), with_weights=False)
+    assert exported.renderer.render_prompt(chat) == preset.renderer.render_prompt(chat) != plain
+    assert exported.source.preset.name == "smollm2-135m-instruct" and exported.sampling == preset.sampling
+    assert exported.source.display_name == str(export)  # served under its own name, not the base's
+
+    (export / "r1tune_export.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="r1tune_export.json is not valid JSON"):
+        resolve_model_source(ModelConfig(name=str(export)))

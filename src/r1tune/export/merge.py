@@ -2,7 +2,8 @@
 or copy the weights a `full`/`freeze` run trained.
 
 The result loads with `AutoModelForCausalLM.from_pretrained` anywhere, with no PEFT dependency, and carries
-`r1tune_export.json` (base model, source, chat format) so it can be traced back to its run.
+`r1tune_export.json` (base model, source, chat format) so it can be traced back to its run, and so r1tune
+prompts it as its base preset was prompted in training (`models.loading._exported_from`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from r1tune.config import ModelConfig
+from r1tune.models.loading import EXPORT_MARKER
 
 
 def merge_adapter(model_cfg: ModelConfig, adapter_dir: Path, out_dir: Path, chat_format: str) -> Path:
@@ -47,7 +49,7 @@ def _fresh_tmp(out_dir: Path) -> Path:
 
 def _finish(tmp: Path, out_dir: Path, provenance: dict[str, str]) -> Path:
     """Write the provenance file, then swap the finished folder in: a crash never leaves half an export."""
-    (tmp / "r1tune_export.json").write_text(json.dumps(provenance, indent=2))
+    (tmp / EXPORT_MARKER).write_text(json.dumps(provenance, indent=2))
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
     return out_dir

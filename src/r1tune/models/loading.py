@@ -10,6 +10,7 @@ interrupted conversion never leaves a half-written cache), and later uses load t
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+EXPORT_MARKER = "r1tune_export.json"  # written by `r1tune export` (export/merge.py)
 
 
 def r1tune_home() -> Path:
@@ -43,10 +45,13 @@ class ModelSource:
     location: str  # a folder for embedded/local, a hub id for hub
     preset: Preset | None
     revision: str | None = None
+    exported: bool = False  # an `r1tune export` folder; `preset` is then the base it was tuned from
 
     @property
     def display_name(self) -> str:
-        return self.preset.name if self.preset else self.location
+        if self.exported or not self.preset:
+            return self.location
+        return self.preset.name
 
 
 def resolve_model_source(cfg: ModelConfig) -> ModelSource:
@@ -54,6 +59,9 @@ def resolve_model_source(cfg: ModelConfig) -> ModelSource:
     path = Path(cfg.name).expanduser()
     if path.is_dir():
         _check_local_folder(path)
+        base = _exported_from(path)
+        if base is not None:
+            return ModelSource("local", str(path.resolve()), base, cfg.revision, exported=True)
         return ModelSource("local", str(path.resolve()), find_preset(path.name), cfg.revision)
     preset = find_preset(cfg.name)
     if preset is not None and preset.embedded is not None:
@@ -67,6 +75,25 @@ def resolve_model_source(cfg: ModelConfig) -> ModelSource:
         "and not a hub id (owner/name)",
         hint=f"use a preset ({known}), a local folder with safetensors weights, or a hub id like owner/name",
     )
+
+
+def _exported_from(path: Path) -> Preset | None:
+    """The preset an `r1tune export` folder was tuned from, read from its `r1tune_export.json`.
+
+    Why: the tuned model must be prompted exactly as it was trained (the preset's chat format and default
+    system prompt), not by whatever the copied tokenizer template does on its own. Serving an export of
+    the demo without this gave 33-token prompts instead of the 54 it was trained on, and other answers."""
+    marker = path / EXPORT_MARKER
+    if not marker.is_file():
+        return None
+    try:
+        base = json.loads(marker.read_text(encoding="utf-8")).get("base_model")
+    except (OSError, ValueError, AttributeError) as err:
+        raise ModelLoadError(f"{marker} is not valid JSON: {err}",
+                             hint="re-run `r1tune export`, or delete the file to load the folder as a plain model") from None
+    if not isinstance(base, str):
+        return None
+    return find_preset(base) or find_preset(Path(base).name)
 
 
 def _check_local_folder(path: Path) -> None:
