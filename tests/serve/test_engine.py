@@ -182,7 +182,8 @@ def test_a_failing_forward_fails_its_requests_and_the_engine_keeps_serving(tiny,
 
 
 def test_mixed_adapter_batch_matches_each_adapter_alone(tiny_llama_dir, adapter_runs):
-    """Base, `shop` and `clinic` rows in one batch give what each model gives on its own."""
+    """Base, `shop` and `clinic` rows in one batch give what each model gives on its own, and so do batches
+    of one kind."""
     loaded = models.load(ModelConfig(name=str(tiny_llama_dir)))
     engine = Engine(loaded.model.eval(), loaded.tokenizer, loaded.renderer.stop_token_ids, max_batch_size=8)
     registry = AdapterRegistry(engine)
@@ -209,6 +210,14 @@ def test_mixed_adapter_batch_matches_each_adapter_alone(tiny_llama_dir, adapter_
         for collector in results.values():
             collector.wait()
         assert {k: c.text for k, c in results.items()} == expected
+        # Batches of one kind skip mixing (adapter layers off, or the one adapter active), switching back
+        # and forth between batches; the answers stay the same.
+        for adapter in ("shop", None, "clinic", "shop"):
+            group = [_submit(engine, prompt, SamplingParams(max_tokens=8), adapter=adapter)[1] for prompt in prompts]
+            for collector in group:
+                collector.wait()
+            assert [c.text for c in group] == [expected[adapter, i] for i in range(len(prompts))], adapter
+            assert engine._adapter_state == (("base", None) if adapter is None else ("one", adapter))
         registry.unload("clinic")
         registry.unload("shop")
         assert not engine.uses_adapters  # the last unload removed the LoRA layers

@@ -17,7 +17,11 @@ computes bf16 natively, see `runtime.load_serving_model`); sampling runs in floa
 
 Several LoRA adapters share one forward pass: PEFT's mixed-batch inference (`adapter_names=[...]`, one
 name per row, `__base__` for the plain model) computes the base layers once for the whole batch and each
-adapter's low-rank update only for its rows.
+adapter's low-rank update only for its rows. Mixing costs an index and a scatter per layer and step, so a
+batch whose rows all want the same thing skips it (`_adapter_mode`): all base rows run with the adapter
+layers switched off, all rows of one adapter run with that adapter active. Measured with the demo adapter
+on SmolLM2-135M (bf16, packed, 1 thread, batch 1): 44 ms per step mixed vs 32 ms with the adapter active,
+and 32-37 ms vs 24 ms for base rows.
 """
 
 from __future__ import annotations
@@ -133,6 +137,7 @@ class Engine:
         self.gather_gap_s, self.gather_max_s = gather_gap_s, gather_max_s
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.uses_adapters = False  # set by the adapter registry when the model is a PeftModel
+        self._adapter_state: tuple[str, str | None] | None = None  # what the PeftModel is set to (see _adapter_mode)
         self._generator = torch.Generator().manual_seed(seed)
         self._waiting: deque[EngineRequest] = deque()
         self._commands: deque[tuple[Callable[[], Any], Future]] = deque()
@@ -251,6 +256,7 @@ class Engine:
                 if not self._commands:
                     return
                 fn, future = self._commands.popleft()
+            self._adapter_state = None  # a command may load or unload adapters: set the PeftModel up afresh
             if future.set_running_or_notify_cancel():
                 try:
                     future.set_result(fn())
@@ -341,7 +347,7 @@ class Engine:
                  adapters: list[str | None]) -> torch.Tensor:
         """Logits of the last position of every row, `[batch, vocab]`, in the model's dtype."""
         extra: dict[str, Any] = {}
-        if self.uses_adapters:
+        if self.uses_adapters and self._adapter_mode(adapters) == "mixed":
             extra["adapter_names"] = [a or BASE_ADAPTER for a in adapters]
         # Without padding (a single request, or equal lengths) no mask is needed, and the model then skips
         # building a 4-D mask and runs attention on its unmasked (causal) path.
@@ -349,6 +355,30 @@ class Engine:
         out = self.model(input_ids=ids, attention_mask=attention_mask, position_ids=positions,
                          past_key_values=cache, use_cache=True, logits_to_keep=1, **extra)
         return out.logits[:, -1, :]
+
+    def _adapter_mode(self, adapters: list[str | None]) -> str:
+        """Set the PeftModel up for this batch and say how to call it: "base" (adapter layers off), "one"
+        (the rows' single adapter active) or "mixed" (pass `adapter_names`). Switches only on a change.
+
+        The "one" path adds the fp32 LoRA update before rounding to bf16, the mixed path after, so a
+        request's bf16 output can differ in the last bit between a batch of its own adapter and a mixed
+        batch (in fp32 they are identical; in bf16 the batch shape already makes such differences)."""
+        names = set(adapters)
+        if len(names) > 1:
+            state: tuple[str, str | None] = ("mixed", None)
+        elif None in names:
+            state = ("base", None)
+        else:
+            state = ("one", next(iter(names)))
+        if state != self._adapter_state:
+            if state[0] == "base":
+                self.model.base_model.disable_adapter_layers()
+            else:
+                self.model.base_model.enable_adapter_layers()
+                if state[0] == "one":
+                    self.model.set_adapter(state[1])
+            self._adapter_state = state
+        return state[0]
 
     def _sample(self, logits: torch.Tensor, seqs: list[_Sequence]) -> list[int]:
         """Greedy for temperature 0; otherwise temperature + nucleus (top-p) sampling, one row at a time
