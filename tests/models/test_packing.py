@@ -89,6 +89,10 @@ def test_a_layer_that_needs_gradients_falls_back_to_plain_linear(bf16_pair):
     x.grad = None
     layer_plain(x).float().sum().backward()
     assert torch.equal(grad_packed, x.grad)
+    # a trainable weight gets its gradient even when the input needs none (e.g. the first layer)
+    layer_packed.weight.requires_grad_(True)
+    layer_packed(torch.randn(3, 64, dtype=torch.bfloat16)).float().sum().backward()
+    assert layer_packed.weight.grad is not None and layer_packed.weight.grad.abs().sum() > 0
 
 
 def test_fp32_models_are_left_alone(tiny_llama_dir):

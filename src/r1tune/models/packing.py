@@ -15,8 +15,8 @@ Two uses:
   once, and the layer's input is cast to bf16 the way autocast would, so the results are again identical.
 
 The cost is memory: the packed copy sits beside the original weight (kept because PEFT reads the base
-layer's weight to attach adapters, and training code may read it). Packing is for inference only: a layer
-whose input needs a gradient falls back to `F.linear`.
+layer's weight to attach adapters, and training code may read it). Packing is for inference only: where
+autograd is on and the input or the weight needs a gradient, a layer falls back to `F.linear`.
 
 These ops are private to PyTorch, so `pack_linear_layers` checks them first: on a build without them, or
 where a packed layer's output differs from `F.linear` by a single bit, nothing is packed.
@@ -50,8 +50,8 @@ class PackedLinear(nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = self.packed_weight.dtype
-        if torch.is_grad_enabled() and x.requires_grad:
-            return F.linear(x, self.weight, self.bias)
+        if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
+            return F.linear(x, self.weight, self.bias)  # training: the packed copy has no gradient
         if x.dtype != dtype:
             if not _autocasts_to(dtype):
                 return F.linear(x, self.weight, self.bias)
