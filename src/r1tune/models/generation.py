@@ -75,54 +75,44 @@ def generate(
     if seed is not None:
         torch.manual_seed(seed)
     stops = [s for s in stop_strings if s]
-    sampling_args = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {
         "do_sample": False, "temperature": None, "top_p": None, "top_k": None}
-
-    model.eval()
-    # bf16 decoding on packed weight copies: the same tokens as plain autocast, made faster (models/packing.py)
-    with packed_for_autocast(model, enabled=precision == "bf16"):
-        return _generate_batches(model, renderer, prompts, max_new_tokens, batch_size, precision, sampling_args,
-                                 on_batch, stops)
-
-
-def _generate_batches(model: PreTrainedModel, renderer: ChatRenderer, prompts: Sequence[list[int]],
-                      max_new_tokens: int, batch_size: int, precision: Precision, sampling_args: dict,
-                      on_batch: Callable[[int], None] | None, stops: list[str]) -> list[Generation]:
-    import torch
+    if stops:
+        sampling.update(stop_strings=stops, tokenizer=renderer.tokenizer)
 
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     results: list[Generation | None] = [None] * len(prompts)
     pad_id = renderer.tokenizer.pad_token_id
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        batch = [prompts[i] for i in idx]
-        width = max(len(p) for p in batch)
-        input_ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in batch])
-        attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch])
-        sampling = dict(sampling_args)
-        if stops:
-            sampling.update(stop_strings=stops, tokenizer=renderer.tokenizer)
-        clock = _StepClock()
-        t0 = time.perf_counter()
-        with torch.no_grad(), autocast(precision):
-            out = model.generate(
-                input_ids=input_ids,
-                attention_mask=attention,
-                max_new_tokens=max_new_tokens,
-                eos_token_id=renderer.stop_token_ids,
-                pad_token_id=pad_id,
-                use_cache=True,
-                streamer=clock,
-                **sampling,
-            )
-        seconds = (time.perf_counter() - t0) / len(batch)
-        for row, i in enumerate(idx):
-            gen = _decode(out[row, width:].tolist(), renderer, seconds, stops)
-            gen.first_token_seconds = clock.at_token(t0, 1)
-            gen.finish_seconds = clock.at_token(t0, gen.num_tokens)
-            results[i] = gen
-        if on_batch:
-            on_batch(len(batch))
+    model.eval()
+    # bf16 decoding on packed weight copies: the same tokens as plain autocast, made faster (models/packing.py)
+    with packed_for_autocast(model, enabled=precision == "bf16"):
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch = [prompts[i] for i in idx]
+            width = max(len(p) for p in batch)
+            input_ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in batch])
+            attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch])
+            clock = _StepClock()
+            t0 = time.perf_counter()
+            with torch.no_grad(), autocast(precision):
+                out = model.generate(
+                    input_ids=input_ids,
+                    attention_mask=attention,
+                    max_new_tokens=max_new_tokens,
+                    eos_token_id=renderer.stop_token_ids,
+                    pad_token_id=pad_id,
+                    use_cache=True,
+                    streamer=clock,
+                    **sampling,
+                )
+            seconds = (time.perf_counter() - t0) / len(batch)
+            for row, i in enumerate(idx):
+                gen = _decode(out[row, width:].tolist(), renderer, seconds, stops)
+                gen.first_token_seconds = clock.at_token(t0, 1)
+                gen.finish_seconds = clock.at_token(t0, gen.num_tokens)
+                results[i] = gen
+            if on_batch:
+                on_batch(len(batch))
     return [r for r in results if r is not None]
 
 
