@@ -362,7 +362,7 @@ class Engine:
 
         The "one" path adds the fp32 LoRA update before rounding to bf16, the mixed path after, so a
         request's bf16 output can differ in the last bit between a batch of its own adapter and a mixed
-        batch (in fp32 they are identical; in bf16 the batch shape already makes such differences)."""
+        batch; in fp32 the two are identical (tested)."""
         names = set(adapters)
         if len(names) > 1:
             state: tuple[str, str | None] = ("mixed", None)
