@@ -230,20 +230,24 @@ def adapter_merged(model: Any, active: bool = True) -> Iterator[None]:
 
     Why: LoRA on every linear layer costs two extra small matmuls per layer and decoding step. Measured on the
     demo adapter (SmolLM2-135M, batch 12, bf16 autocast, fp32 weights): 149 ms/step unmerged, 90 merged, with
-    the same greedy tokens. Only fp32 LoRA weights are merged, so unmerging restores the base to fp32
-    round-off before the base model is scored; anything else (prompt tuning, quantized or half-precision
-    weights, `active=False` for the base pass) decodes unmerged. Perplexity is always computed before, on
-    the unmerged model."""
+    the same greedy tokens. Only fp32 base weights are merged into; unmerging restores them to fp32
+    round-off, which is why `evaluate` scores the base before the tuned model. Anything else (prompt tuning,
+    quantized or half-precision weights, `active=False` for the base pass) decodes unmerged. Perplexity is
+    always computed before, on the unmerged model."""
     import torch
 
     merge = getattr(model, "merge_adapter", None)
-    lora_params = [p for n, p in model.named_parameters() if "lora_" in n]
-    base_params = [p for n, p in model.named_parameters() if "lora_" not in n]
+    has_lora, base_fp32 = False, True
+    for name, param in model.named_parameters():
+        if "lora_" in name:
+            has_lora = True
+        elif param.dtype != torch.float32:
+            base_fp32 = False
     mergeable = (
         active
         and callable(merge)
-        and lora_params
-        and all(p.dtype == torch.float32 for p in base_params)
+        and has_lora
+        and base_fp32
         and not getattr(model, "is_loaded_in_4bit", False)
     )
     if not mergeable:
