@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed batch
+# What a client hears when a forward pass failed: the cause is logged, never sent, because the batch it
+# failed in held other clients' requests.
+INTERNAL_ERROR = "generation failed because of a server error; the details are in the server log"
 FinishReason = Literal["stop", "length", "cancelled", "timeout", "error"]
 
 
@@ -107,6 +110,10 @@ class _Sequence:
     next_token: int = -1  # sampled but not yet fed
     generated: int = 0
     finished: FinishReason | None = None
+    error: str = ""  # this sequence's own failure, reported to its own client only
+
+    def fail(self, message: str) -> None:
+        self.finished, self.error = "error", message
 
 
 class Engine:
@@ -143,7 +150,6 @@ class Engine:
         self._commands: deque[tuple[Callable[[], Any], Future]] = deque()
         self._wake = threading.Condition()
         self._running: list[_Sequence] = []
-        self._joining: list[EngineRequest] = []
         self._cache: Any = None
         self._mask: torch.Tensor | None = None
         self._thread: threading.Thread | None = None
@@ -224,12 +230,13 @@ class Engine:
         try:
             self._drop_finished()
             self._admit()
+            self._drop_finished()  # a sequence ended by its first token must never be fed to a decode step
             if self._running:
                 self._decode_step()
                 self._drop_finished()
-        except Exception as err:  # a failed forward must not take the server down with it
+        except Exception:  # a bug outside the guarded forward passes: never take the server down
             log.exception("engine step failed")
-            self._fail_all("error", f"generation failed: {type(err).__name__}: {err}")
+            self._fail_all("error", INTERNAL_ERROR)
 
     def _gather_arrivals(self) -> None:
         """Before prefilling into an idle engine, wait while requests keep arriving (each within
@@ -278,7 +285,6 @@ class Engine:
         return taken
 
     def _admit(self) -> None:
-        import torch
 
         now = time.monotonic()
         joining: list[EngineRequest] = []
@@ -293,23 +299,59 @@ class Engine:
                                         f"the adapter {request.adapter!r} was unloaded"))
             else:
                 joining.append(request)
-        if not joining:
+        seqs = [seq for seq in map(self._new_sequence, joining) if seq is not None]
+        if seqs:
+            self._prefill_isolated(seqs)
+
+    def _new_sequence(self, request: EngineRequest) -> _Sequence | None:
+        """The per-request decoding state; a request whose own settings cannot be set up (a seed torch
+        refuses, a stop list the detokeniser refuses) fails alone, before it can share a forward pass."""
+        try:
+            return _Sequence(request, TextStream(self.tokenizer, request.params.stop), _seeded(request.params.seed),
+                             len(request.prompt_ids))
+        except Exception as err:
+            _emit(request, Finished("error", len(request.prompt_ids), 0,
+                                    f"invalid request settings: {type(err).__name__}: {err}"))
+            return None
+
+    def _prefill_isolated(self, seqs: list[_Sequence]) -> None:
+        """Prefill the joining sequences together; if that forward pass fails (out of memory, say), retry
+        once in two halves, and fail only a half that fails again. The running batch is never touched: a
+        prefill fills a cache of its own."""
+        try:
+            self._prefill(seqs)
             return
-        self._joining = joining  # failed together with the running batch if the prefill raises
-        width = max(len(r.prompt_ids) for r in joining)
-        ids = torch.tensor([[self.pad_id] * (width - len(r.prompt_ids)) + r.prompt_ids for r in joining])
-        mask = torch.tensor([[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in joining])
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        except Exception:
+            log.exception("prefill of %d request(s) failed", len(seqs))
+        groups = _halves(seqs) if len(seqs) > 1 else []
+        if not groups:
+            self._fail_sequences(seqs)
+        for group in groups:
+            try:
+                self._prefill(group)
+            except Exception:
+                log.exception("prefill retry of %d request(s) failed", len(group))
+                self._fail_sequences(group)
+
+    def _prefill(self, seqs: list[_Sequence]) -> None:
+        import torch
         from transformers import DynamicCache
 
+        requests = [s.request for s in seqs]
+        width = max(len(r.prompt_ids) for r in requests)
+        ids = torch.tensor([[self.pad_id] * (width - len(r.prompt_ids)) + r.prompt_ids for r in requests])
+        mask = torch.tensor([[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in requests])
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache()
-        logits = self._forward(ids, mask, positions, cache, [r.adapter for r in joining])
+        logits = self._forward(ids, mask, positions, cache, [r.adapter for r in requests])
         self.prefills += 1
-        seqs = [_Sequence(r, TextStream(self.tokenizer, r.params.stop), _seeded(r.params.seed), len(r.prompt_ids))
-                for r in joining]
+        tokens = self._sample(logits, seqs)  # before the merge: a failure here leaves the running batch as it was
         self._merge(seqs, cache, mask)
-        self._joining = []
-        self._accept_tokens(seqs, self._sample(logits, seqs))
+        self._accept_tokens(seqs, tokens)
+
+    def _fail_sequences(self, seqs: list[_Sequence]) -> None:
+        for seq in seqs:
+            _emit(seq.request, Finished("error", len(seq.request.prompt_ids), seq.generated, INTERNAL_ERROR))
 
     def _merge(self, seqs: list[_Sequence], cache: Any, mask: torch.Tensor) -> None:
         """Append freshly prefilled rows to the running batch, left-padding whichever side is shorter."""
@@ -330,18 +372,73 @@ class Engine:
     # -- decoding -----------------------------------------------------------------------------------------
 
     def _decode_step(self) -> None:
+        """One token for every running sequence. If the batched forward pass fails (out of memory, say),
+        the cache is rolled back and the step retried once in two halves; only a half that fails again is
+        failed, with a message that names no other request's error."""
         import torch
 
         assert self._mask is not None
         seqs = self._running
+        mask = torch.cat([self._mask, torch.ones(len(seqs), 1, dtype=self._mask.dtype)], dim=1)
+        old_len = self._mask.shape[1]
+        try:
+            logits = self._decode_rows(seqs, mask)
+        except Exception:
+            log.exception("decode step of %d sequence(s) failed; retrying in halves", len(seqs))
+            for layer in self._cache.layers:  # layers that ran before the failure appended a column
+                layer.keys, layer.values = layer.keys[:, :, :old_len], layer.values[:, :, :old_len]
+            self._decode_in_halves(mask)
+        else:
+            self._mask = mask
+            self._finish_step(seqs, logits)
+
+    def _decode_rows(self, seqs: list[_Sequence], mask: torch.Tensor) -> torch.Tensor:
+        import torch
+
         ids = torch.tensor([[s.next_token] for s in seqs])
         positions = torch.tensor([[s.position] for s in seqs])
-        self._mask = torch.cat([self._mask, torch.ones(len(seqs), 1, dtype=self._mask.dtype)], dim=1)
-        logits = self._forward(ids, self._mask, positions, self._cache, [s.request.adapter for s in seqs])
+        return self._forward(ids, mask, positions, self._cache, [s.request.adapter for s in seqs])
+
+    def _finish_step(self, seqs: list[_Sequence], logits: torch.Tensor) -> None:
         for s in seqs:
             s.position += 1
         self._accept_tokens(seqs, self._sample(logits, seqs))
         self.steps += 1
+
+    def _decode_in_halves(self, mask: torch.Tensor) -> None:
+        """Step each half of the running batch on its own slice of the cache, then rebuild the batch from
+        the halves that succeeded; the rows of a failed half are finished with `INTERNAL_ERROR`."""
+        import torch
+
+        full = [(layer.keys, layer.values) for layer in self._cache.layers]
+        kept: list[tuple[list[int], list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]] = []
+        for rows in _halves(list(range(len(self._running)))):
+            index = torch.tensor(rows)
+            for layer, (keys, values) in zip(self._cache.layers, full, strict=True):
+                layer.keys, layer.values = keys[index], values[index]
+            group = [self._running[i] for i in rows]
+            try:
+                logits = self._decode_rows(group, mask[index])
+            except Exception:
+                log.exception("decode retry of %d sequence(s) failed", len(group))
+                self._fail_sequences(group)
+                continue
+            kept.append((rows, [(layer.keys, layer.values) for layer in self._cache.layers], logits))
+        self._rebuild_from(kept, mask)
+
+    def _rebuild_from(self, kept: list, mask: torch.Tensor) -> None:
+        import torch
+
+        if not kept:
+            self._running, self._cache, self._mask = [], None, None
+            return
+        rows = [i for group_rows, _, _ in kept for i in group_rows]
+        for n, layer in enumerate(self._cache.layers):
+            layer.keys = torch.cat([tensors[n][0] for _, tensors, _ in kept])
+            layer.values = torch.cat([tensors[n][1] for _, tensors, _ in kept])
+        seqs = [self._running[i] for i in rows]
+        self._running, self._mask = seqs, mask[torch.tensor(rows)]
+        self._finish_step(seqs, torch.cat([logits for _, _, logits in kept]))
 
     def _forward(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any,
                  adapters: list[str | None]) -> torch.Tensor:
@@ -401,29 +498,39 @@ class Engine:
                 probs = torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
             for j, i in enumerate(rows):
                 generator = seqs[i].generator or self._generator
-                chosen[i] = torch.multinomial(probs[j], 1, generator=generator)[0]
+                try:
+                    chosen[i] = torch.multinomial(probs[j], 1, generator=generator)[0]
+                except RuntimeError as err:  # e.g. probabilities that are not finite: this row alone
+                    seqs[i].fail(f"sampling failed: {err}")
         return chosen.tolist()
 
     def _accept_tokens(self, seqs: list[_Sequence], tokens: list[int]) -> None:
         for seq, token in zip(seqs, tokens, strict=True):
-            request = seq.request
             if seq.finished:
                 continue
-            seq.generated += 1
-            self.tokens_generated += 1
-            if token in self.stop_token_ids:
-                seq.finished = "stop"
-                continue
-            text = seq.text.push(token)
-            if text:
-                _emit(request, TextDelta(text))
-            if seq.text.stopped:
-                seq.finished = "stop"
-            elif seq.generated >= request.params.max_tokens or (
-                self.max_context is not None and seq.position >= self.max_context
-            ):
-                seq.finished = "length"
-            seq.next_token = token
+            try:
+                self._accept_token(seq, token)
+            except Exception as err:  # detokenising or stop handling of this sequence: fail it alone
+                log.exception("sequence %d failed", seq.request.id)
+                seq.fail(f"generation failed: {type(err).__name__}")
+
+    def _accept_token(self, seq: _Sequence, token: int) -> None:
+        request = seq.request
+        seq.generated += 1
+        self.tokens_generated += 1
+        if token in self.stop_token_ids:
+            seq.finished = "stop"
+            return
+        text = seq.text.push(token)
+        if text:
+            _emit(request, TextDelta(text))
+        if seq.text.stopped:
+            seq.finished = "stop"
+        elif seq.generated >= request.params.max_tokens or (
+            self.max_context is not None and seq.position >= self.max_context
+        ):
+            seq.finished = "length"
+        seq.next_token = token
 
     def _drop_finished(self) -> None:
         """Finish and remove rows that are done, cancelled or past their deadline; trim dead padding."""
@@ -444,7 +551,7 @@ class Engine:
                 rest = seq.text.flush()
                 if rest:
                     _emit(request, TextDelta(rest))
-            _emit(request, Finished(seq.finished, len(request.prompt_ids), seq.generated))
+            _emit(request, Finished(seq.finished, len(request.prompt_ids), seq.generated, seq.error))
         if len(keep) == len(self._running):
             return
         if not keep:
@@ -463,9 +570,7 @@ class Engine:
     def _fail_all(self, reason: FinishReason, message: str) -> None:
         for seq in self._running:
             _emit(seq.request, Finished(reason, len(seq.request.prompt_ids), seq.generated, message))
-        for request in self._joining:
-            _emit(request, Finished(reason, len(request.prompt_ids), 0, message))
-        self._running, self._joining, self._cache, self._mask = [], [], None, None
+        self._running, self._cache, self._mask = [], None, None
         if reason == "cancelled":
             with self._wake:
                 waiting, self._waiting = list(self._waiting), deque()
@@ -478,6 +583,11 @@ def _emit(request: EngineRequest, event: Event) -> None:
         request.emit(event)
     except Exception:  # the receiving side is gone (event loop closed); nothing is waiting for this
         request.cancelled = True
+
+
+def _halves(items: list) -> list[list]:
+    middle = (len(items) + 1) // 2
+    return [part for part in (items[:middle], items[middle:]) if part]
 
 
 def _seeded(seed: int | None) -> torch.Generator | None:
