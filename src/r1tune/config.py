@@ -576,6 +576,14 @@ class ServeConfig(_Section):
     rate_limit_per_minute: int = Field(
         600, ge=0, description="Requests per minute per API key (per client address without keys); 0: off."
     )
+    auth_failures_per_minute: int = Field(
+        10, ge=1, description="Failed API-key attempts allowed per client address and minute (bursts up to "
+        "this many); past it every attempt from that address, right or wrong, gets 429 until the budget refills."
+    )
+    allow_weak_keys: bool = Field(
+        False, description="Accept keys shorter than 32 characters in `api_keys_env`; off, such a key stops "
+        "the server at start-up (a short key can be guessed)."
+    )
     max_request_bytes: int = Field(1_000_000, gt=0, description="Larger request bodies are refused with 413.")
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS (e.g. `https://app.example.com`); empty: off."

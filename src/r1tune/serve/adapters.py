@@ -38,9 +38,10 @@ RESERVED_NAMES = frozenset({"auto", BASE_ADAPTER})
 class AdapterError(R1TuneError):
     """An adapter cannot be registered; `status` is the HTTP status the admin endpoint answers with."""
 
-    def __init__(self, message: str, hint: str | None = None, status: int = 400) -> None:
+    def __init__(self, message: str, hint: str | None = None, status: int = 400, param: str = "lora_path") -> None:
         super().__init__(message, hint)
         self.status = status
+        self.param = param  # the request field the error is about
 
 
 @dataclass
@@ -60,40 +61,51 @@ def validate_adapter_name(name: str, taken: set[str] = frozenset()) -> str:  # t
     if not isinstance(name, str) or not re.fullmatch(ADAPTER_NAME_PATTERN, name):
         raise AdapterError(
             f"invalid adapter name {name!r}",
-            hint="use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+            hint="use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", param="lora_name",
         )
     if name in RESERVED_NAMES or name in taken:
-        raise AdapterError(f"the model id {name!r} is already in use", status=409)
+        raise AdapterError(f"the model id {name!r} is already in use", status=409, param="lora_name")
     return name
 
 
-def resolve_adapter_dir(path: Path, allowed_roots: list[Path] | None = None) -> tuple[Path, Path | None]:
-    """Find the PEFT folder for a run folder or adapter folder; returns (adapter_dir, run_dir or None)."""
+def confine(path: Path, roots: list[Path] | None, param: str = "lora_path") -> Path:
+    """`path` with every symlink and `..` resolved, which must exist and, when `roots` are given, lie inside
+    one of them. "Missing" and "not allowed" are one error, so the admin endpoint cannot be used to learn
+    which files exist outside the adapter folders."""
     try:
         resolved = Path(path).expanduser().resolve(strict=True)
-    except (OSError, RuntimeError):
-        raise AdapterError(f"adapter path {path} does not exist", status=404) from None
-    if allowed_roots is not None:
-        roots = [Path(r).expanduser().resolve() for r in allowed_roots]
-        if not any(resolved == root or resolved.is_relative_to(root) for root in roots):
-            raise AdapterError(
-                f"adapter path {path} is outside the allowed adapter folders",
-                hint="put the adapter under one of: " + ", ".join(str(r) for r in roots)
-                + " (serve.adapter_dirs)",
-                status=403,
-            )
+    except (OSError, RuntimeError, ValueError):
+        resolved = None
+    allowed = roots is None or (resolved is not None and any(resolved.is_relative_to(r) for r in roots))
+    if resolved is None or not allowed:
+        where = " inside the allowed adapter folders (serve.adapter_dirs)" if roots is not None else ""
+        raise AdapterError(f"{path} does not exist{where}", status=404, param=param)
+    return resolved
+
+
+def resolve_adapter_dir(path: Path, allowed_roots: list[Path] | None = None) -> tuple[Path, Path | None]:
+    """Find the PEFT folder for a run folder or adapter folder; returns (adapter_dir, run_dir or None).
+    With `allowed_roots`, the folder, the adapter folder inside a run and the files PEFT reads must all
+    resolve inside them: a `train/adapter` or weights file that links elsewhere is refused."""
+    roots = None if allowed_roots is None else [Path(r).expanduser().resolve() for r in allowed_roots]
+    resolved = confine(path, roots)
     run = RunDir(resolved)
     if (run.adapter / "adapter_config.json").is_file():
-        return run.adapter, resolved
-    if (resolved / "adapter_config.json").is_file():
+        adapter_dir, run_dir = confine(run.adapter, roots), resolved
+    elif (resolved / "adapter_config.json").is_file():
         run_dir = resolved.parent.parent
         is_run = resolved.parent.name == "train" and (run_dir / "config.yaml").is_file()
-        return resolved, run_dir if is_run else None
-    if run.whole_model.is_dir():
+        adapter_dir, run_dir = resolved, (run_dir if is_run else None)
+    elif run.whole_model.is_dir():
         raise AdapterError(f"{path} is a full/freeze run: it trained whole weights, not an adapter", status=400,
                            hint=f"serve it on its own with `r1tune serve {path}`")
-    raise AdapterError(f"{path} is neither a run folder nor a PEFT adapter folder (no adapter_config.json)",
-                       status=404)
+    else:
+        raise AdapterError(f"{path} is neither a run folder nor a PEFT adapter folder (no adapter_config.json)",
+                           status=404)
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        if (adapter_dir / name).exists() or (adapter_dir / name).is_symlink():
+            confine(adapter_dir / name, roots)
+    return adapter_dir, run_dir
 
 
 def inspect_adapter(adapter_dir: Path) -> tuple[int, str]:
@@ -116,11 +128,25 @@ def inspect_adapter(adapter_dir: Path) -> tuple[int, str]:
             + (" (refusing the pickle adapter_model.bin: loading it can execute code)" if pickled else ""),
             hint="save adapters with safe_serialization=True",
         )
+    _check_weights_readable(weights)
     digest = hashlib.sha256()
     with weights.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return int(config.get("r") or 0), digest.hexdigest()[:12]
+
+
+def _check_weights_readable(weights: Path) -> None:
+    """Read every tensor once before the model is touched: a truncated or corrupt file is refused here with
+    a 400 instead of failing half-way through attaching. LoRA weights are small (MBs), so this is cheap."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(weights), framework="pt") as fh:
+            for key in fh.keys():  # noqa: SIM118 (safe_open has keys(), no iteration)
+                fh.get_tensor(key)
+    except Exception as err:  # safetensors raises its own error types for every kind of damage
+        raise AdapterError(f"{weights} is not a readable safetensors file: {err}") from None
 
 
 def router_prompts(run_dir: Path | None, router_data: Path | None, limit: int = 5000) -> list[str]:
@@ -129,16 +155,18 @@ def router_prompts(run_dir: Path | None, router_data: Path | None, limit: int = 
 
     source = router_data or (run_dir / "data" / "train.jsonl" if run_dir else None)
     if source is None or not source.is_file():
-        if router_data is not None:
-            raise AdapterError(f"router data {router_data} does not exist", status=404)
         return []
     prompts: list[str] = []
-    for record in read_jsonl(source):
-        users = [m.content for m in record.prompt_messages if m.role == "user"]
-        if users:
-            prompts.append(users[-1])
-        if len(prompts) >= limit:
-            break
+    try:
+        for record in read_jsonl(source):
+            users = [m.content for m in record.prompt_messages if m.role == "user"]
+            if users:
+                prompts.append(users[-1])
+            if len(prompts) >= limit:
+                break
+    except Exception as err:  # a data error names the file and line; it is the operator's own file
+        raise AdapterError(f"router data {source} is not a JSONL file of chat records: {err}",
+                           param="router_data") from None
     return prompts
 
 
@@ -153,7 +181,8 @@ class AdapterRegistry:
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
-        return sorted(self.adapters)
+        """Adapters that take requests (one being unloaded no longer does)."""
+        return sorted(set(self.adapters) - self._unloading)
 
     def get(self, name: str) -> AdapterInfo | None:
         return None if name in self._unloading else self.adapters.get(name)
@@ -163,8 +192,12 @@ class AdapterRegistry:
         """Validate and attach an adapter (blocks until the engine thread has loaded it)."""
         with self._lock:
             validate_adapter_name(name, set(self.adapters) | set(reserved))
-            adapter_dir, run_dir = resolve_adapter_dir(path, self.allowed_roots if check_roots else None)
+            roots = self.allowed_roots if check_roots else None
+            adapter_dir, run_dir = resolve_adapter_dir(path, roots)
             rank, version = inspect_adapter(adapter_dir)
+            if router_data is not None:
+                resolved_roots = None if roots is None else [Path(r).expanduser().resolve() for r in roots]
+                router_data = confine(router_data, resolved_roots, param="router_data")
             prompts = router_prompts(run_dir, router_data)
             self.engine.call(lambda: self._attach(name, adapter_dir)).result()
             info = AdapterInfo(name, adapter_dir, version, rank, run_dir, prompts)
@@ -204,10 +237,9 @@ class AdapterRegistry:
                 model.load_adapter(str(adapter_dir), adapter_name=name, is_trainable=False)
             else:
                 model = PeftModel.from_pretrained(model, str(adapter_dir), adapter_name=name, is_trainable=False)
-        except (ValueError, KeyError, RuntimeError, OSError) as err:
-            if isinstance(model, PeftModel) and name in model.peft_config:
-                model.delete_adapter(name)  # do not leave a half-attached adapter behind
-            raise AdapterError(f"cannot attach adapter {name!r} from {adapter_dir}: {err}",
+        except Exception as err:  # any failure: the model must be left exactly as it was
+            _roll_back_attach(self.engine.model, name)
+            raise AdapterError(f"cannot attach adapter {name!r} from {adapter_dir}: {type(err).__name__}: {err}",
                                hint="was it trained on this base model?") from None
         model.eval()
         self.engine.model = model
@@ -223,3 +255,22 @@ class AdapterRegistry:
         # The last adapter: take the LoRA layers out again so the base model runs at full speed.
         self.engine.model = model.unload()
         self.engine.uses_adapters = False
+
+
+def _roll_back_attach(model: Any, name: str) -> None:
+    """Undo a failed attach. On a PeftModel, delete the half-loaded adapter. On a plain model, PEFT may
+    already have wrapped layers in place before the weights failed to load: put the base layers back."""
+    from peft import PeftModel
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    if isinstance(model, PeftModel):
+        if name in model.peft_config:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                model.delete_adapter(name)
+        return
+    wrapped = [(n, m) for n, m in model.named_modules() if isinstance(m, BaseTunerLayer)]
+    for module_name, module in wrapped:
+        parent_name, _, child = module_name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, module.get_base_layer())

@@ -12,10 +12,9 @@ import asyncio
 import json
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,12 +24,12 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from r1tune.data.records import Message
 from r1tune.serve.adapters import AdapterError
-from r1tune.serve.engine import EngineBusy, EngineRequest, Finished, SamplingParams, TextDelta
-from r1tune.serve.guards import GuardReport
+from r1tune.serve.engine import EngineBusy, Finished, TextDelta
+from r1tune.serve.jobs import Job, prepare_job
 from r1tune.serve.protocol import (
     ApiError,
+    BodyModel,
     ChatCompletionRequest,
     FeedbackRequest,
     LoadAdapterRequest,
@@ -38,9 +37,11 @@ from r1tune.serve.protocol import (
     chunk,
     error_body,
     now,
+    parse_body,
+    validation_error,
 )
 from r1tune.serve.runtime import ServeRuntime
-from r1tune.serve.security import ApiKey, BodySizeLimit
+from r1tune.serve.security import ApiKey, BodySizeLimit, UnexpectedErrors
 from r1tune.serve.store import UnknownCompletion
 from r1tune.serve.textstream import ReasoningSplitter
 
@@ -100,6 +101,7 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
 
         app.add_middleware(CORSMiddleware, allow_origins=runtime.serve.cors_origins,
                            allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(UnexpectedErrors)  # added last: outermost, so it also catches the others' errors
     app.state.runtime = runtime
     _install_error_handlers(app)
 
@@ -120,12 +122,12 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
         return {"object": "list", "data": _model_cards(runtime)}
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(body: ChatCompletionRequest, request: Request,
-                               who: CallerDep) -> Response:
-        return await _complete(runtime, body, request, who)
+    async def chat_completions(request: Request, who: CallerDep) -> Response:
+        return await _complete(runtime, await _body(request, ChatCompletionRequest), request, who)
 
     @app.post("/v1/feedback")
-    async def feedback(body: FeedbackRequest, who: CallerDep) -> dict[str, Any]:
+    async def feedback(request: Request, who: CallerDep) -> dict[str, Any]:
+        body = await _body(request, FeedbackRequest)
         store = runtime.store
         if store is None:
             raise ApiError(404, "completions are not logged on this server (serve.log_completions: false)",
@@ -145,16 +147,18 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
         return {"id": feedback_id, "object": "feedback", "completion_id": body.completion_id, "stored": True}
 
     @app.post("/v1/load_lora_adapter")
-    async def load_adapter(body: LoadAdapterRequest, _who: AdminDep) -> dict[str, Any]:
+    async def load_adapter(request: Request, _who: AdminDep) -> dict[str, Any]:
+        body = await _body(request, LoadAdapterRequest)
         router_data = Path(body.router_data) if body.router_data else None
         try:
             info = await run_in_threadpool(runtime.load_adapter, body.lora_name, Path(body.lora_path), router_data)
         except AdapterError as err:
-            raise ApiError(err.status, str(err), param="lora_path", code="adapter_error") from None
+            raise ApiError(err.status, str(err), param=err.param, code="adapter_error") from None
         return {"status": "loaded", "model": info.name, "version": info.version}
 
     @app.post("/v1/unload_lora_adapter")
-    async def unload_adapter(body: UnloadAdapterRequest, _who: AdminDep) -> dict[str, Any]:
+    async def unload_adapter(request: Request, _who: AdminDep) -> dict[str, Any]:
+        body = await _body(request, UnloadAdapterRequest)
         try:
             info = await run_in_threadpool(runtime.unload_adapter, body.lora_name)
         except AdapterError as err:
@@ -174,7 +178,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, err: RequestValidationError) -> JSONResponse:
-        return JSONResponse(_validation_error(err.errors()), status_code=400)
+        api = validation_error(list(err.errors()))
+        return JSONResponse(api.body(), status_code=api.status)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, err: StarletteHTTPException) -> JSONResponse:
@@ -182,38 +187,35 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(str(err.detail), code=code), status_code=err.status_code,
                             headers=getattr(err, "headers", None))
 
-    @app.exception_handler(Exception)
-    async def unexpected(_request: Request, err: Exception) -> JSONResponse:
-        log.exception("unexpected error")
-        return JSONResponse(error_body(f"internal error: {type(err).__name__}", "server_error"), status_code=500)
+
+# Bodies above this are decoded and validated in a worker thread (CPU work that would stall the event loop).
+_PARSE_INLINE_BYTES = 64 * 1024
 
 
-def _validation_error(errors: list[dict]) -> dict[str, Any]:
-    first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
-    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
-    if first.get("type") == "json_invalid":
-        return error_body(f"the request body is not valid JSON ({first.get('ctx', {}).get('error', 'decode error')})",
-                          code="invalid_json")
-    param = ".".join(loc) or None
-    where = f"{param}: " if param else ""
-    message = f"{where}{first.get('msg', 'invalid value')}"
-    if first.get("type") == "missing":
-        message = f"{param} is required"
-    if len(errors) > 1:
-        message += f" (and {len(errors) - 1} more problem(s))"
-    return error_body(message, param=param, code="invalid_value")
+async def _body(request: Request, model: type[BodyModel]) -> BodyModel:
+    raw = await request.body()
+    if len(raw) <= _PARSE_INLINE_BYTES:
+        return parse_body(raw, model)
+    return await run_in_threadpool(parse_body, raw, model)
 
 
 def _authenticate(runtime: ServeRuntime, request: Request) -> Caller:
     key = None
+    address = request.client.host if request.client else "?"
     if runtime.keys.enabled:
+        locked = runtime.auth_failures.peek(address)
+        if locked is not None:  # checked before the key, so guessing gets no answer at all while locked out
+            raise ApiError(429, "too many failed API-key attempts from this address; wait before retrying",
+                           "requests", code="too_many_auth_failures",
+                           headers={"Retry-After": str(max(1, round(locked)))})
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         key = runtime.keys.authenticate(token.strip() if scheme.lower() == "bearer" else None)
         if key is None:
+            runtime.auth_failures.check(address)
             raise ApiError(401, "missing or incorrect API key (send `Authorization: Bearer <key>`)",
                            code="invalid_api_key")
-    identity = f"key:{key.name}" if key else f"addr:{request.client.host if request.client else '?'}"
+    identity = f"key:{key.name}" if key else f"addr:{address}"
     retry_after = runtime.limiter.check(identity)
     if retry_after is not None:
         raise ApiError(429, f"rate limit of {runtime.serve.rate_limit_per_minute} requests per minute reached",
@@ -241,36 +243,12 @@ def _model_cards(runtime: ServeRuntime) -> list[dict[str, Any]]:
 # -- completions ------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Job:
-    """One chat completion in flight: its request to the engine and everything the response needs."""
-
-    id: str
-    created: int
-    model_id: str
-    adapter: str | None
-    adapter_version: str | None
-    messages: list[Message]
-    route: dict | None
-    engine_request: EngineRequest
-    queue: asyncio.Queue
-    started: float
-    report: GuardReport = field(default_factory=GuardReport)
-    first_text_at: float | None = None
-    finish_reason: str = "stop"
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    reasoning: str = ""
-    content: str = ""
-    failure: str = ""
-
-
 async def _complete(runtime: ServeRuntime, body: ChatCompletionRequest, request: Request, who: Caller) -> Response:
-    job = _prepare_job(runtime, body)
+    job = await run_in_threadpool(prepare_job, runtime, body, asyncio.get_running_loop())
     try:
         runtime.engine.submit(job.engine_request)
     except EngineBusy as err:
-        runtime.metrics.observe(job.model_id, "overloaded")
+        _observe(runtime, job, "overloaded")
         raise ApiError(503, f"the server is busy ({err}); retry later", "server_error",
                        code="overloaded") from None
     if body.stream:
@@ -285,7 +263,7 @@ async def _complete(runtime: ServeRuntime, body: ChatCompletionRequest, request:
     if job.finish_reason in ("timeout", "error", "cancelled"):
         status, code = {"timeout": (504, "timeout"), "error": (500, "generation_failed"),
                         "cancelled": (499, "client_closed")}[job.finish_reason]
-        runtime.metrics.observe(job.model_id, job.finish_reason)
+        _observe(runtime, job, job.finish_reason)
         raise ApiError(status, _failure_message(job), "server_error", code=code)
     await _record(runtime, job, who)
     message: dict[str, Any] = {"role": "assistant", "content": job.content}
@@ -299,88 +277,18 @@ async def _complete(runtime: ServeRuntime, body: ChatCompletionRequest, request:
     })
 
 
+def _observe(runtime: ServeRuntime, job: Job, outcome: str, **values: Any) -> None:
+    """Count a request once in `r1tune_requests_total`, whichever way it ended."""
+    if not job.counted:
+        job.counted = True
+        runtime.metrics.observe(job.model_id, outcome, **values)
+
+
 def _think(runtime: ServeRuntime) -> bool:
     return bool(runtime.loaded.renderer.fmt.think)  # type: ignore[attr-defined]
 
 
-def _prepare_job(runtime: ServeRuntime, body: ChatCompletionRequest) -> _Job:
-    serve = runtime.serve
-    messages = _to_messages(body)
-    blocked = runtime.guards.blocked_input([m.content for m in messages])
-    if blocked is not None:
-        runtime.metrics.guard_events.labels("input_blocked").inc()
-        raise ApiError(400, "the request was refused by the input filter", param="messages", code="content_filter")
-    adapter, model_id, route = _resolve_model(runtime, body.model, messages)
-    prompt = runtime.loaded.renderer.render_prompt(messages)  # type: ignore[attr-defined]
-    max_tokens = body.max_completion_tokens or body.max_tokens or serve.default_max_tokens
-    if max_tokens > serve.max_tokens_limit:
-        raise ApiError(400, f"max_tokens {max_tokens} is above this server's limit of {serve.max_tokens_limit}",
-                       param="max_tokens", code="max_tokens_too_large")
-    if len(prompt) > serve.max_prompt_tokens:
-        raise ApiError(400, f"the prompt has {len(prompt)} tokens; this server accepts at most "
-                       f"{serve.max_prompt_tokens}", param="messages", code="context_length_exceeded")
-    if runtime.max_context is not None and len(prompt) + max_tokens > runtime.max_context:
-        raise ApiError(400, f"prompt ({len(prompt)} tokens) plus max_tokens ({max_tokens}) exceeds the model's "
-                       f"context of {runtime.max_context} tokens", param="max_tokens",
-                       code="context_length_exceeded")
-    sampling = runtime.loaded.sampling  # type: ignore[attr-defined]
-    params = SamplingParams(
-        max_tokens=max_tokens,
-        temperature=sampling["temperature"] if body.temperature is None else body.temperature,
-        top_p=sampling["top_p"] if body.top_p is None else body.top_p,
-        stop=body.stop_list,
-        seed=body.seed,
-    )
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue = asyncio.Queue()
-
-    def emit(event: Any) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, event)
-
-    info = runtime.registry.adapters.get(adapter) if adapter else None
-    engine_request = EngineRequest(prompt, params, emit, adapter=adapter,
-                                   deadline=time.monotonic() + serve.request_timeout_s)
-    return _Job(id=f"chatcmpl-{uuid.uuid4().hex}", created=now(), model_id=model_id, adapter=adapter,
-                adapter_version=info.version if info else None, messages=messages, route=route,
-                engine_request=engine_request, queue=queue, started=time.perf_counter(),
-                prompt_tokens=len(prompt))
-
-
-def _to_messages(body: ChatCompletionRequest) -> list[Message]:
-    messages = []
-    for m in body.messages:
-        role = "system" if m.role == "developer" else m.role
-        messages.append(Message(role, m.text))  # type: ignore[arg-type]
-    if not any(m.role == "user" for m in messages):
-        raise ApiError(400, "messages must contain at least one user message", param="messages",
-                       code="invalid_value")
-    if messages[-1].role != "user":
-        raise ApiError(400, f"the last message must be from the user, got role {messages[-1].role!r}",
-                       param=f"messages.{len(messages) - 1}.role", code="invalid_value")
-    if not messages[-1].content.strip():
-        raise ApiError(400, "the last user message is empty", param=f"messages.{len(messages) - 1}.content",
-                       code="invalid_value")
-    return messages
-
-
-def _resolve_model(runtime: ServeRuntime, model: str, messages: list[Message]) -> tuple[str | None, str, dict | None]:
-    """(adapter or None for the base model, the model id to report, the routing decision for `auto`)."""
-    if model == "auto" and runtime.router.available:
-        route = runtime.router.route(messages[-1].content)
-        if route.adapter is None and not runtime.serve.serve_base:
-            raise ApiError(404, "no adapter matches this request and the base model is not served",
-                           param="model", code="model_not_found")
-        chosen = route.adapter or runtime.base_id
-        return route.adapter, chosen, {"chosen": chosen, "scores": route.scores}
-    if model == runtime.base_id and runtime.serve.serve_base:
-        return None, model, None
-    if runtime.registry.get(model) is not None:
-        return model, model, None
-    raise ApiError(404, f"the model {model!r} does not exist; available: {', '.join(runtime.model_ids())}",
-                   param="model", code="model_not_found")
-
-
-async def _events(job: _Job, request: Request | None) -> AsyncIterator[TextDelta | Finished]:
+async def _events(job: Job, request: Request | None) -> AsyncIterator[TextDelta | Finished]:
     """The engine's events for this job; stops the generation if the client of a non-streamed request
     disconnects (a streamed response is cancelled by Starlette itself, see `_stream`)."""
     last_check = time.monotonic()
@@ -403,7 +311,7 @@ async def _events(job: _Job, request: Request | None) -> AsyncIterator[TextDelta
             return
 
 
-async def _pieces(runtime: ServeRuntime, job: _Job, request: Request | None, stream: bool
+async def _pieces(runtime: ServeRuntime, job: Job, request: Request | None, stream: bool
                   ) -> AsyncIterator[tuple[str, str]]:
     """Guarded (channel, text) pieces in order; fills in the job's totals and finish reason."""
     splitter = ReasoningSplitter(_think(runtime))
@@ -460,7 +368,7 @@ async def _pieces(runtime: ServeRuntime, job: _Job, request: Request | None, str
         runtime.metrics.guard_events.labels("pii_masked").inc(sum(job.report.pii_masked.values()))
 
 
-def _append(job: _Job, channel: str, text: str) -> str:
+def _append(job: Job, channel: str, text: str) -> str:
     if channel == "reasoning":
         job.reasoning += text
     else:
@@ -468,7 +376,7 @@ def _append(job: _Job, channel: str, text: str) -> str:
     return text
 
 
-def _failure_message(job: _Job) -> str:
+def _failure_message(job: Job) -> str:
     detail = job.failure
     if job.finish_reason == "timeout":
         return "the request did not finish within the server's time limit (serve.request_timeout_s)"
@@ -477,7 +385,7 @@ def _failure_message(job: _Job) -> str:
     return detail or "generation failed"
 
 
-async def _stream(runtime: ServeRuntime, job: _Job, include_usage: bool, who: Caller) -> AsyncIterator[str]:
+async def _stream(runtime: ServeRuntime, job: Job, include_usage: bool, who: Caller) -> AsyncIterator[str]:
     """The SSE stream: role chunk, content/reasoning chunks, final chunk, optional usage chunk, [DONE]."""
     yield _sse(chunk(job.id, job.created, job.model_id, {"role": "assistant", "content": ""}))
     try:
@@ -485,7 +393,7 @@ async def _stream(runtime: ServeRuntime, job: _Job, include_usage: bool, who: Ca
             delta = {"content": text} if channel == "content" else {"reasoning_content": text, "reasoning": text}
             yield _sse(chunk(job.id, job.created, job.model_id, delta))
         if job.finish_reason in ("timeout", "error", "cancelled"):
-            runtime.metrics.observe(job.model_id, job.finish_reason)
+            _observe(runtime, job, job.finish_reason)
             yield _sse(error_body(_failure_message(job), "server_error", code=job.finish_reason))
             yield "data: [DONE]\n\n"
             return
@@ -502,28 +410,29 @@ async def _stream(runtime: ServeRuntime, job: _Job, include_usage: bool, who: Ca
     finally:
         # Runs when the client disconnects too (the response task is cancelled): stop generating.
         job.engine_request.cancel()
+        _observe(runtime, job, "cancelled")  # no-op unless the stream ended before being counted
 
 
 def _sse(payload: dict) -> str:
     return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
 
-def _usage(job: _Job) -> dict[str, int]:
+def _usage(job: Job) -> dict[str, int]:
     return {"prompt_tokens": job.prompt_tokens, "completion_tokens": job.completion_tokens,
             "total_tokens": job.prompt_tokens + job.completion_tokens}
 
 
-def _metadata(job: _Job) -> dict[str, Any]:
+def _metadata(job: Job) -> dict[str, Any]:
     return {"adapter": job.adapter, "adapter_version": job.adapter_version, "route": job.route,
             "guards": job.report.to_dict()}
 
 
-async def _record(runtime: ServeRuntime, job: _Job, who: Caller) -> None:
+async def _record(runtime: ServeRuntime, job: Job, who: Caller) -> None:
     """Log the completion (PII masked) before the client can see its id, so feedback can refer to it."""
     latency = time.perf_counter() - job.started
     ttft = None if job.first_text_at is None else job.first_text_at - job.started
-    runtime.metrics.observe(job.model_id, job.finish_reason, latency=latency, ttft=ttft,
-                            prompt_tokens=job.prompt_tokens, completion_tokens=job.completion_tokens)
+    _observe(runtime, job, job.finish_reason, latency=latency, ttft=ttft, prompt_tokens=job.prompt_tokens,
+             completion_tokens=job.completion_tokens)
     store = runtime.store
     if store is None:
         return

@@ -1,17 +1,19 @@
 """The OpenAI wire format: request bodies (validated by pydantic), response chunks and error objects.
 
-Unknown request fields are ignored, as OpenAI-compatible servers do (clients send what the official API
-accepts); known fields with wrong types or values are refused with 400 naming the field. Assistant turns
+Nothing a client asks for is silently ignored: types are strict, unknown fields are refused with 400
+`unknown_parameter`, and OpenAI parameters r1tune does not implement are refused with 400
+`unsupported_parameter` unless their value asks for nothing (`logprobs: false`, `tools: []`). Assistant turns
 may carry `reasoning_content` (DeepSeek) or `reasoning` (vLLM): they are accepted and not fed back to the
 model, because R1 is trained without earlier turns' reasoning in its context.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ApiError(Exception):
@@ -31,26 +33,67 @@ class ApiError(Exception):
         return error_body(self.message, self.type, self.param, self.code)
 
 
+BodyModel = TypeVar("BodyModel", bound=BaseModel)
+
+
 def error_body(message: str, type: str = "invalid_request_error", param: str | None = None,
                code: str | int | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
 
-class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+# OpenAI chat parameters r1tune does not implement, each with the values that ask for nothing (and so are
+# accepted). Any other value is refused with 400 `unsupported_parameter` naming the parameter: a client that
+# asks for JSON output or tool calls must learn it did not get them, not receive free text with a 200.
+UNSUPPORTED_PARAMETERS: dict[str, tuple[Any, ...]] = {
+    "response_format": ({"type": "text"},),
+    "tools": ([],),
+    "tool_choice": ("none",),
+    "parallel_tool_calls": (),  # only meaningful with tools
+    "functions": ([],),
+    "function_call": ("none",),
+    "logprobs": (False,),
+    "top_logprobs": (0,),
+    "reasoning_effort": (),
+    "modalities": (["text"],),
+    "audio": (),
+    "prediction": (),
+    "web_search_options": (),
+    "store": (False,),
+    "metadata": ({},),
+    "service_tier": ("auto", "default"),
+    "verbosity": (),
+    "prompt_cache_key": (),
+    "safety_identifier": (),
+}
+# Fields an assistant message echoed back by OpenAI's SDK carries; accepted while they hold nothing.
+_ECHOED_MESSAGE_FIELDS = ("refusal", "annotations", "audio", "function_call", "tool_calls")
+NUL = "\x00"
 
 
-class TextPart(_Lenient):
+class _Strict(BaseModel):
+    """Wire types are strict (no `"2"` for 2, no `"yes"` for true) and unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class TextPart(_Strict):
     type: Literal["text"]
     text: str
 
 
-class ChatMessageIn(_Lenient):
+class ChatMessageIn(_Strict):
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[TextPart] | None = None
     reasoning_content: str | None = None
     reasoning: str | None = None
-    name: str | None = None
+    name: str | None = Field(None, max_length=256)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_empty_echoed_fields(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: v for k, v in value.items() if not (k in _ECHOED_MESSAGE_FIELDS and v in (None, []))}
+        return value
 
     @property
     def text(self) -> str:
@@ -59,19 +102,23 @@ class ChatMessageIn(_Lenient):
         return self.content or ""
 
 
-class StreamOptions(_Lenient):
+class StreamOptions(_Strict):
     include_usage: bool = False
 
 
-class ChatCompletionRequest(_Lenient):
-    model: str = Field(min_length=1)
+class ChatCompletionRequest(_Strict):
+    model: str = Field(min_length=1, max_length=256)
     messages: list[ChatMessageIn] = Field(min_length=1)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    # torch's generators take a signed or unsigned 64-bit seed; anything wider is refused here, not by torch
+    seed: int | None = Field(None, ge=-(2**63), lt=2**64)
+    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    logit_bias: dict[str, float] = Field(default_factory=dict, max_length=300)
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: int = Field(1, ge=1, le=1, description="Only one choice per request is supported.")
@@ -84,6 +131,16 @@ class ChatCompletionRequest(_Lenient):
             raise ValueError("at most 4 stop sequences")
         return value
 
+    @field_validator("logit_bias")
+    @classmethod
+    def _token_ids_and_bounded_biases(cls, value: dict[str, float]) -> dict[str, float]:
+        for token, bias in value.items():
+            if not token.isdigit():
+                raise ValueError(f"keys are token ids written as strings, got {token!r}")
+            if not -100 <= bias <= 100:
+                raise ValueError(f"biases lie in [-100, 100], got {bias} for token {token}")
+        return value
+
     @property
     def stop_list(self) -> tuple[str, ...]:
         if self.stop is None:
@@ -91,11 +148,23 @@ class ChatCompletionRequest(_Lenient):
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
 
 
-class FeedbackRequest(_Lenient):
+Rating = Literal["up", "down", 1, 2, 3, 4, 5]
+
+
+class FeedbackRequest(_Strict):
     completion_id: str = Field(min_length=1, max_length=64)
-    rating: Literal["up", "down", 1, 2, 3, 4, 5] | None = None
+    rating: Rating | None = Field(
+        None, description="`up`/`down`, an integer 1-5, or a boolean (true → `up`, false → `down`); "
+        "floats are refused, so 5.0 never passes for 5 nor true for 1.")
     corrected_answer: str | None = Field(None, max_length=100_000)
     tags: list[str] = Field(default_factory=list, max_length=20)
+
+    @field_validator("rating", mode="before")
+    @classmethod
+    def _booleans_are_thumbs(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return "up" if value else "down"
+        return value
 
     @field_validator("tags")
     @classmethod
@@ -105,14 +174,71 @@ class FeedbackRequest(_Lenient):
         return value
 
 
-class LoadAdapterRequest(_Lenient):
+class LoadAdapterRequest(_Strict):
     lora_name: str
-    lora_path: str
-    router_data: str | None = None
+    lora_path: str = Field(min_length=1, max_length=4096)
+    router_data: str | None = Field(None, max_length=4096)
 
 
-class UnloadAdapterRequest(_Lenient):
+class UnloadAdapterRequest(_Strict):
     lora_name: str
+
+
+def parse_body(raw: bytes, model: type[BodyModel]) -> BodyModel:
+    """Decode and validate a JSON request body; every problem is an `ApiError` 400 naming the parameter.
+
+    Runs in a worker thread for large bodies: JSON decoding and validation of a 1 MB body is CPU work."""
+    if not raw.strip():
+        raise ApiError(400, "the request body is empty; send a JSON object", code="missing_body")
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ApiError(400, f"the request body is not valid JSON ({err})", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, f"the request body must be a JSON object, got {type(data).__name__}",
+                       code="invalid_value")
+    if model is ChatCompletionRequest:
+        data = _without_neutral_unsupported(data)
+    _refuse_nul(data, "")
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise validation_error(err.errors()) from None
+
+
+def _without_neutral_unsupported(data: dict[str, Any]) -> dict[str, Any]:
+    for name, neutral in UNSUPPORTED_PARAMETERS.items():
+        if name in data and data[name] is not None and not any(_same(data[name], n) for n in neutral):
+            raise ApiError(400, f"the parameter {name!r} is not supported by this server",
+                           param=name, code="unsupported_parameter")
+    return {k: v for k, v in data.items() if k not in UNSUPPORTED_PARAMETERS}
+
+
+def _same(value: Any, neutral: Any) -> bool:
+    return type(value) is type(neutral) and value == neutral  # False is not 0 here
+
+
+def _refuse_nul(value: Any, where: str) -> None:
+    """NUL characters are refused everywhere: they truncate paths and C strings further down."""
+    if isinstance(value, str) and NUL in value:
+        raise ApiError(400, f"{where or 'the body'} contains a NUL character", param=where or None,
+                       code="invalid_value")
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        _refuse_nul(item, f"{where}.{key}" if where else str(key))
+
+
+def validation_error(errors: list[dict]) -> ApiError:
+    """The first pydantic error as OpenAI's error object: the parameter's dotted path and what is wrong."""
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
+    param = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or None
+    kind = first.get("type", "")
+    if kind == "extra_forbidden":
+        return ApiError(400, f"unknown parameter {param!r}", param=param, code="unknown_parameter")
+    message = f"{param} is required" if kind == "missing" else f"{param}: {first.get('msg', 'invalid value')}"
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more problem(s))"
+    return ApiError(400, message, param=param, code="invalid_value")
 
 
 def chunk(completion_id: str, created: int, model: str, delta: dict[str, Any] | None,

@@ -92,8 +92,10 @@ class ServeRuntime:
     metrics: ServeMetrics
     router: DomainRouter = field(init=False)
     max_context: int | None = None
+    auth_failures: RateLimiter = field(init=False)  # failed key attempts, per client address
 
     def __post_init__(self) -> None:
+        self.auth_failures = RateLimiter(self.cfg.serve.auth_failures_per_minute)
         self.refresh_router()
 
     @property
@@ -160,7 +162,7 @@ def build_runtime(target: ServeTarget) -> ServeRuntime:
     if cfg.model.trust_remote_code:
         raise ConfigError("the server does not run models that need trust_remote_code",
                           hint="set model.trust_remote_code: false (export a model in standard format first)")
-    keys = ApiKeys.load(serve.api_keys_file, serve.api_keys_env)
+    keys = ApiKeys.load(serve.api_keys_file, serve.api_keys_env, serve.allow_weak_keys)
     check_security(serve, keys)
     # opened before the model loads, so a wrong database URL fails in seconds, not after a 70B load
     store = FeedbackStore(default_database_url(cfg)) if serve.log_completions else None

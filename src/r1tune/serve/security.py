@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import logging
 import os
 import secrets
 import threading
@@ -24,6 +26,8 @@ from r1tune.errors import ConfigError
 
 Role = Literal["user", "admin"]
 KEY_PREFIX = "r1t-"
+MIN_KEY_LENGTH = 32  # plain keys from the environment; generated keys have 47 characters
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,12 +52,19 @@ class ApiKeys:
         return bool(self.keys)
 
     @classmethod
-    def load(cls, keys_file: Path | None, env_var: str | None) -> ApiKeys:
+    def load(cls, keys_file: Path | None, env_var: str | None, allow_weak: bool = False) -> ApiKeys:
         keys = read_keys_file(keys_file) if keys_file is not None else []
         raw = os.environ.get(env_var, "") if env_var else ""
         for i, key in enumerate(k.strip() for k in raw.split(",")):
-            if key:
-                keys.append(ApiKey(f"{env_var}[{i}]", "user", bytes.fromhex(hash_key(key))))
+            if not key:
+                continue
+            if len(key) < MIN_KEY_LENGTH and not allow_weak:
+                raise ConfigError(
+                    f"{env_var}: key #{i + 1} has {len(key)} characters; at least {MIN_KEY_LENGTH} are required",
+                    hint="use a random key (`python -c 'import secrets; print(secrets.token_urlsafe(32))'`, or "
+                    "`r1tune serve CONFIG --new-api-key NAME` for a keys file), or set serve.allow_weak_keys: true",
+                )
+            keys.append(ApiKey(f"{env_var}[{i}]", "user", bytes.fromhex(hash_key(key))))
         return cls(keys)
 
     def authenticate(self, presented: str | None) -> ApiKey | None:
@@ -118,6 +129,15 @@ class RateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
+    def peek(self, identity: str) -> float | None:
+        """Like `check`, but counts nothing: None while a request would be allowed."""
+        if self.capacity <= 0:
+            return None
+        with self._lock:
+            tokens, last = self._buckets.get(identity, (self.capacity, time.monotonic()))
+        tokens = min(self.capacity, tokens + (time.monotonic() - last) * self.rate)
+        return None if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
     def check(self, identity: str) -> float | None:
         """None if allowed (and counted); otherwise the seconds until a request would be allowed."""
         if self.capacity <= 0:
@@ -177,3 +197,38 @@ class BodySizeLimit:
             return message
 
         await self.app(scope, counted_receive, send)
+
+
+class UnexpectedErrors:
+    """ASGI middleware answering any exception that escaped the app with OpenAI's error object and a 500.
+
+    Why not `app.exception_handler(Exception)`: Starlette hands that one to its outermost middleware, which
+    re-raises after answering, and uvicorn then closes the connection: the next request a client sent on the
+    same kept-alive connection was reset. Here the exception stops, so the connection stays usable."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked_send(message: dict) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked_send)
+        except Exception as err:
+            log.exception("unexpected error")
+            if started:  # half a response is out: only closing the connection can tell the client
+                raise
+            body = json.dumps({"error": {"message": f"internal error: {type(err).__name__}", "type": "server_error",
+                                         "param": None, "code": "internal_error"}}).encode()
+            await send({"type": "http.response.start", "status": 500,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})

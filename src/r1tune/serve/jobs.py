@@ -1,0 +1,141 @@
+"""From a validated request to an engine request: messages, model routing, the prompt's token ids and
+sampling settings, with every limit checked before anything reaches the engine.
+
+`prepare_job` is CPU work (tokenising and guarding a prompt of up to `serve.max_request_bytes`), so the
+app runs it in a worker thread: three clients sending 950 KB prompts must not stall `/health`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from r1tune.data.records import Message
+from r1tune.serve.engine import EngineRequest, SamplingParams
+from r1tune.serve.guards import GuardReport
+from r1tune.serve.protocol import ApiError, ChatCompletionRequest, now
+from r1tune.serve.runtime import ServeRuntime
+
+
+@dataclass
+class Job:
+    """One chat completion on its way through the server: the engine request, the queue its events arrive
+    on, and everything the response needs."""
+
+    id: str
+    created: int
+    model_id: str
+    adapter: str | None
+    adapter_version: str | None
+    messages: list[Message]
+    route: dict | None
+    engine_request: EngineRequest
+    queue: asyncio.Queue
+    started: float
+    report: GuardReport = field(default_factory=GuardReport)
+    first_text_at: float | None = None
+    finish_reason: str = "stop"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning: str = ""
+    content: str = ""
+    failure: str = ""
+    counted: bool = False  # in r1tune_requests_total already
+
+
+def prepare_job(runtime: ServeRuntime, body: ChatCompletionRequest, loop: asyncio.AbstractEventLoop) -> Job:
+    """Everything the engine needs, or an ApiError; `loop` receives the engine's events."""
+    messages = to_messages(body)
+    blocked = runtime.guards.blocked_input([m.content for m in messages])
+    if blocked is not None:
+        runtime.metrics.guard_events.labels("input_blocked").inc()
+        raise ApiError(400, "the request was refused by the input filter", param="messages", code="content_filter")
+    adapter, model_id, route = resolve_model(runtime, body.model, messages)
+    prompt = runtime.loaded.renderer.render_prompt(messages)  # type: ignore[attr-defined]
+    params = sampling_params(runtime, body, len(prompt))
+    queue: asyncio.Queue = asyncio.Queue()
+
+    def emit(event: Any) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, event)
+
+    info = runtime.registry.adapters.get(adapter) if adapter else None
+    engine_request = EngineRequest(prompt, params, emit, adapter=adapter,
+                                   deadline=time.monotonic() + runtime.serve.request_timeout_s)
+    return Job(id=f"chatcmpl-{uuid.uuid4().hex}", created=now(), model_id=model_id, adapter=adapter,
+               adapter_version=info.version if info else None, messages=messages, route=route,
+               engine_request=engine_request, queue=queue, started=time.perf_counter(), prompt_tokens=len(prompt))
+
+
+def sampling_params(runtime: ServeRuntime, body: ChatCompletionRequest, prompt_tokens: int) -> SamplingParams:
+    """The request's decoding settings, with the server's length limits and the model's defaults applied."""
+    serve = runtime.serve
+    max_tokens = body.max_completion_tokens or body.max_tokens or serve.default_max_tokens
+    if max_tokens > serve.max_tokens_limit:
+        raise ApiError(400, f"max_tokens {max_tokens} is above this server's limit of {serve.max_tokens_limit}",
+                       param="max_tokens", code="max_tokens_too_large")
+    if prompt_tokens > serve.max_prompt_tokens:
+        raise ApiError(400, f"the prompt has {prompt_tokens} tokens; this server accepts at most "
+                       f"{serve.max_prompt_tokens}", param="messages", code="context_length_exceeded")
+    if runtime.max_context is not None and prompt_tokens + max_tokens > runtime.max_context:
+        raise ApiError(400, f"prompt ({prompt_tokens} tokens) plus max_tokens ({max_tokens}) exceeds the model's "
+                       f"context of {runtime.max_context} tokens", param="max_tokens",
+                       code="context_length_exceeded")
+    defaults = runtime.loaded.sampling  # type: ignore[attr-defined]
+    return SamplingParams(
+        max_tokens=max_tokens,
+        temperature=defaults["temperature"] if body.temperature is None else body.temperature,
+        top_p=defaults["top_p"] if body.top_p is None else body.top_p,
+        stop=body.stop_list,
+        seed=body.seed,
+        frequency_penalty=body.frequency_penalty,
+        presence_penalty=body.presence_penalty,
+        logit_bias=logit_bias(runtime, body.logit_bias),
+    )
+
+
+def logit_bias(runtime: ServeRuntime, bias: dict[str, float]) -> tuple[tuple[int, float], ...]:
+    vocab = len(runtime.loaded.tokenizer)  # type: ignore[attr-defined]
+    out = []
+    for token, value in bias.items():
+        if int(token) >= vocab:
+            raise ApiError(400, f"logit_bias names token {token}, but the vocabulary has {vocab} tokens",
+                           param=f"logit_bias.{token}", code="invalid_value")
+        out.append((int(token), float(value)))
+    return tuple(out)
+
+
+def to_messages(body: ChatCompletionRequest) -> list[Message]:
+    messages = []
+    for m in body.messages:
+        role = "system" if m.role == "developer" else m.role
+        messages.append(Message(role, m.text))  # type: ignore[arg-type]
+    if not any(m.role == "user" for m in messages):
+        raise ApiError(400, "messages must contain at least one user message", param="messages",
+                       code="invalid_value")
+    if messages[-1].role != "user":
+        raise ApiError(400, f"the last message must be from the user, got role {messages[-1].role!r}",
+                       param=f"messages.{len(messages) - 1}.role", code="invalid_value")
+    if not messages[-1].content.strip():
+        raise ApiError(400, "the last user message is empty", param=f"messages.{len(messages) - 1}.content",
+                       code="invalid_value")
+    return messages
+
+
+def resolve_model(runtime: ServeRuntime, model: str, messages: list[Message]) -> tuple[str | None, str, dict | None]:
+    """(adapter or None for the base model, the model id to report, the routing decision for `auto`)."""
+    if model == "auto" and runtime.router.available:
+        route = runtime.router.route(messages[-1].content)
+        if route.adapter is None and not runtime.serve.serve_base:
+            raise ApiError(404, "no adapter matches this request and the base model is not served",
+                           param="model", code="model_not_found")
+        chosen = route.adapter or runtime.base_id
+        return route.adapter, chosen, {"chosen": chosen, "scores": route.scores}
+    if model == runtime.base_id and runtime.serve.serve_base:
+        return None, model, None
+    if runtime.registry.get(model) is not None:
+        return model, model, None
+    raise ApiError(404, f"the model {model!r} does not exist; available: {', '.join(runtime.model_ids())}",
+                   param="model", code="model_not_found")
