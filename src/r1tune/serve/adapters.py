@@ -232,14 +232,16 @@ class AdapterRegistry:
         from peft import PeftModel
 
         model = self.engine.model
+        had_config = hasattr(model, "peft_config")
         try:
             if isinstance(model, PeftModel):
                 model.load_adapter(str(adapter_dir), adapter_name=name, is_trainable=False)
             else:
                 model = PeftModel.from_pretrained(model, str(adapter_dir), adapter_name=name, is_trainable=False)
         except Exception as err:  # any failure: the model must be left exactly as it was
-            _roll_back_attach(self.engine.model, name)
-            raise AdapterError(f"cannot attach adapter {name!r} from {adapter_dir}: {type(err).__name__}: {err}",
+            _roll_back_attach(self.engine.model, name, had_config)
+            detail = " ".join(str(err).split("\n")[:2])[:300]  # a state-dict error lists every tensor
+            raise AdapterError(f"cannot attach adapter {name!r} from {adapter_dir}: {type(err).__name__}: {detail}",
                                hint="was it trained on this base model?") from None
         model.eval()
         self.engine.model = model
@@ -257,9 +259,11 @@ class AdapterRegistry:
         self.engine.uses_adapters = False
 
 
-def _roll_back_attach(model: Any, name: str) -> None:
+def _roll_back_attach(model: Any, name: str, had_config: bool) -> None:
     """Undo a failed attach. On a PeftModel, delete the half-loaded adapter. On a plain model, PEFT may
-    already have wrapped layers in place before the weights failed to load: put the base layers back."""
+    already have wrapped layers in place and set a `peft_config` attribute before the weights failed to
+    load: put the base layers back and drop the attribute (left behind, the next attach took the failed
+    adapter's config along and then loaded nothing for it without an error)."""
     from peft import PeftModel
     from peft.tuners.tuners_utils import BaseTunerLayer
 
@@ -274,3 +278,5 @@ def _roll_back_attach(model: Any, name: str) -> None:
         parent_name, _, child = module_name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, child, module.get_base_layer())
+    if not had_config and hasattr(model, "peft_config"):
+        del model.peft_config

@@ -164,6 +164,8 @@ class FeedbackRequest(_Strict):
     def _booleans_are_thumbs(cls, value: Any) -> Any:
         if isinstance(value, bool):
             return "up" if value else "down"
+        if isinstance(value, float):  # a Literal of 5 accepts 5.0 even in strict mode
+            raise ValueError(f"ratings are whole numbers 1-5, 'up' or 'down'; got the float {value}")
         return value
 
     @field_validator("tags")

@@ -3,6 +3,7 @@ the adapters, the router, the guards, the feedback store, the keys and the metri
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from dataclasses import dataclass, field
@@ -101,6 +102,12 @@ class ServeRuntime:
     @property
     def serve(self) -> ServeConfig:
         return self.cfg.serve
+
+    @functools.cached_property
+    def max_token_chars(self) -> int:
+        """Characters in the vocabulary's longest token: no token decodes to more (a byte-level entry has one
+        character per byte)."""
+        return max(len(token) for token in self.loaded.tokenizer.get_vocab())  # type: ignore[attr-defined]
 
     def refresh_router(self) -> None:
         prompts = {name: info.router_prompts for name, info in self.registry.adapters.items()}
