@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import torch
 from engine_helpers import Collector, _prompts, _reference
 
 from r1tune import models
@@ -204,3 +205,32 @@ def test_request_for_an_adapter_that_is_not_loaded_fails_alone(tiny):
     finally:
         engine.stop()
     assert failure.reason == "error" and "'gone' was unloaded" in failure.message
+
+
+def test_penalties_and_logit_bias_follow_openai_definitions():
+    from r1tune.serve.engine import adjust_logits
+
+    row = torch.zeros(8)
+    params = SamplingParams(frequency_penalty=0.5, presence_penalty=1.0, logit_bias=((2, 3.0), (5, -100.0)))
+    adjust_logits(row, params, {3: 2, 4: 1})
+    assert row.tolist() == [0.0, 0.0, 3.0, -2.0, -1.5, -100.0, 0.0, 0.0]
+
+
+def test_logit_bias_forces_a_token_and_penalties_stop_it_repeating(tiny):
+    prompt = _prompts(tiny, 1)[0]
+    token = tiny.tokenizer.encode(" blue", add_special_tokens=False)[0]
+    engine = Engine(tiny.model, tiny.tokenizer, [])
+    engine.start()
+    try:
+        forced = _submit(engine, prompt, SamplingParams(max_tokens=5, logit_bias=((token, 100.0),)))[1]
+        favoured = _submit(engine, prompt, SamplingParams(max_tokens=12, logit_bias=((token, 20.0),)))[1]
+        penalised = _submit(engine, prompt, SamplingParams(max_tokens=12, logit_bias=((token, 20.0),),
+                                                           frequency_penalty=2.0, presence_penalty=2.0))[1]
+        for collector in (forced, favoured, penalised):
+            collector.wait()
+    finally:
+        engine.stop()
+    assert forced.text == tiny.tokenizer.decode([token] * 5)
+    assert favoured.text == tiny.tokenizer.decode([token] * 12)  # +20 outweighs every logit of the model
+    # each use costs 2 (frequency) and the first another 2 (presence): the bias is used up after a few
+    assert 1 <= penalised.text.count("blue") < 12
