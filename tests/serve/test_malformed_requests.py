@@ -87,8 +87,6 @@ CORPUS: list[tuple[str, str, object, tuple[int, str | None]]] = [
     ("NUL in content", "chat", chat(messages=[{"role": "user", "content": "a\x00b"}]), (400, "invalid_value")),
     ("NUL in model", "chat", chat(model="x\x00"), (400, "invalid_value")),
     *[(f"unsupported {name}", "chat", chat(**{name: value}), (400, "unsupported_parameter")) for name, value in [
-        ("response_format", {"type": "json_object"}),
-        ("response_format", {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}),
         ("tools", [{"type": "function", "function": {"name": "f"}}]),
         ("tool_choice", "auto"),
         ("functions", [{"name": "f"}]),
@@ -110,6 +108,13 @@ CORPUS: list[tuple[str, str, object, tuple[int, str | None]]] = [
         ("modalities", ["text"]), ("tool_choice", "none"), ("service_tier", "auto"),
     ]],
     ("well-formed", "chat", chat(), OK),
+    ("json_object", "chat", chat(response_format={"type": "json_object"}), OK),
+    ("json_schema", "chat", chat(response_format={"type": "json_schema", "json_schema": {
+        "name": "x", "schema": {"type": "object", "properties": {"a": {"type": "integer"}}}}}), OK),
+    ("response_format unknown type", "chat", chat(response_format={"type": "yaml"}), (400, "invalid_value")),
+    ("json_schema without schema", "chat", chat(response_format={"type": "json_schema"}), (400, "invalid_value")),
+    ("json_schema invalid schema", "chat", chat(response_format={"type": "json_schema", "json_schema": {
+        "name": "x", "schema": {"type": 5}}}), (400, "invalid_value")),
     ("penalties and bias", "chat", chat(frequency_penalty=0.5, presence_penalty=-0.5, logit_bias={"5": -100}), OK),
     ("echoed empty assistant fields", "chat", chat(messages=[
         {"role": "user", "content": "a"},

@@ -63,6 +63,7 @@ class SamplingParams:
     frequency_penalty: float = 0.0  # subtracted from a token's logit once per time it was generated
     presence_penalty: float = 0.0  # subtracted once from every token generated at least once
     logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, added to its logit) for every step
+    grammar: Any = None  # a `structured.Grammar` the answer must follow (response_format), or None
 
     @property
     def adjusts_logits(self) -> bool:
@@ -119,6 +120,7 @@ class _Sequence:
     finished: FinishReason | None = None
     error: str = ""  # this sequence's own failure, reported to its own client only
     counts: dict[int, int] = field(default_factory=dict)  # generated token -> times, kept only for penalties
+    grammar: Any = None  # its `structured.GrammarState`, when the request asked for a response format
 
     def fail(self, message: str) -> None:
         self.finished, self.error = "error", message
@@ -315,8 +317,9 @@ class Engine:
         """The per-request decoding state; a request whose own settings cannot be set up (a seed torch
         refuses, a stop list the detokeniser refuses) fails alone, before it can share a forward pass."""
         try:
+            grammar = request.params.grammar.new_state() if request.params.grammar is not None else None
             return _Sequence(request, TextStream(self.tokenizer, request.params.stop), _seeded(request.params.seed),
-                             len(request.prompt_ids))
+                             len(request.prompt_ids), grammar=grammar)
         except Exception as err:
             _emit(request, Finished("error", len(request.prompt_ids), 0,
                                     f"invalid request settings: {type(err).__name__}: {err}"))
@@ -499,6 +502,11 @@ class Engine:
                     adjust_logits(logits[i], seq.request.params, seq.counts)
                 except (IndexError, RuntimeError) as err:  # a token id the model has no logit for
                     seq.fail(f"logit_bias or penalties could not be applied: {err}")
+            if seq.grammar is not None:
+                try:
+                    seq.grammar.mask(logits[i])
+                except Exception as err:
+                    seq.fail(f"the response format's grammar failed: {err}")
         chosen = logits.argmax(-1)
         rows = [i for i, s in enumerate(seqs) if s.request.params.temperature > 0]
         if rows:
@@ -538,6 +546,8 @@ class Engine:
         if token in self.stop_token_ids:
             seq.finished = "stop"
             return
+        if seq.grammar is not None:
+            seq.grammar.accept(token)
         text = seq.text.push(token)
         if text:
             _emit(request, TextDelta(text))

@@ -105,7 +105,12 @@ def sampling_params(runtime: ServeRuntime, body: ChatCompletionRequest, prompt_t
         frequency_penalty=body.frequency_penalty,
         presence_penalty=body.presence_penalty,
         logit_bias=logit_bias(runtime, body.logit_bias),
+        grammar=runtime.structured.compile(body.response_format) if _wants_json(body) else None,
     )
+
+
+def _wants_json(body: ChatCompletionRequest) -> bool:
+    return body.response_format is not None and body.response_format.type != "text"
 
 
 def logit_bias(runtime: ServeRuntime, bias: dict[str, float]) -> tuple[tuple[int, float], ...]:

@@ -45,7 +45,6 @@ def error_body(message: str, type: str = "invalid_request_error", param: str | N
 # accepted). Any other value is refused with 400 `unsupported_parameter` naming the parameter: a client that
 # asks for JSON output or tool calls must learn it did not get them, not receive free text with a 200.
 UNSUPPORTED_PARAMETERS: dict[str, tuple[Any, ...]] = {
-    "response_format": ({"type": "text"},),
     "tools": ([],),
     "tool_choice": ("none",),
     "parallel_tool_calls": (),  # only meaningful with tools
@@ -106,6 +105,24 @@ class StreamOptions(_Strict):
     include_usage: bool = False
 
 
+class JsonSchemaFormat(_Strict):
+    name: str = Field(min_length=1, max_length=64)
+    schema_: dict[str, Any] = Field(alias="schema")
+    description: str | None = None
+    strict: bool | None = None  # answers always follow the schema; accepted for OpenAI clients that send it
+
+
+class ResponseFormat(_Strict):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_iff_json_schema(self) -> ResponseFormat:
+        if (self.type == "json_schema") != (self.json_schema is not None):
+            raise ValueError("json_schema is required with type json_schema, and only then")
+        return self
+
+
 class ChatCompletionRequest(_Strict):
     model: str = Field(min_length=1, max_length=256)
     messages: list[ChatMessageIn] = Field(min_length=1)
@@ -119,6 +136,7 @@ class ChatCompletionRequest(_Strict):
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     logit_bias: dict[str, float] = Field(default_factory=dict, max_length=300)
+    response_format: ResponseFormat | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: int = Field(1, ge=1, le=1, description="Only one choice per request is supported.")

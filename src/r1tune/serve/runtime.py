@@ -8,6 +8,7 @@ import ipaddress
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from r1tune.config import R1TuneConfig, ServeConfig
 from r1tune.errors import ConfigError
@@ -18,6 +19,8 @@ from r1tune.serve.metrics import ServeMetrics
 from r1tune.serve.router import DomainRouter
 from r1tune.serve.security import ApiKeys, RateLimiter
 from r1tune.serve.store import FeedbackStore
+from r1tune.serve.structured import StructuredOutputs
+from r1tune.serve.textstream import THINK_CLOSE
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +111,14 @@ class ServeRuntime:
         """Characters in the vocabulary's longest token: no token decodes to more (a byte-level entry has one
         character per byte)."""
         return max(len(token) for token in self.loaded.tokenizer.get_vocab())  # type: ignore[attr-defined]
+
+    @functools.cached_property
+    def structured(self) -> StructuredOutputs:
+        """The response-format compiler (built on the first request that asks for JSON)."""
+        loaded: Any = self.loaded
+        vocab = loaded.tokenizer.get_vocab()
+        return StructuredOutputs(loaded.tokenizer, list(self.engine.stop_token_ids), loaded.model.config.vocab_size,
+                                 vocab.get(THINK_CLOSE), bool(loaded.renderer.fmt.think))
 
     def refresh_router(self) -> None:
         prompts = {name: info.router_prompts for name, info in self.registry.adapters.items()}
