@@ -18,6 +18,12 @@ rounds: total tokens over total wall time, and percentiles over every request. S
 level were 10% apart on this machine, which is as large as the margins the targets leave. Each round's
 tokens/s is kept in the JSON too.
 
+Structured output (`response_format: json_schema`, grammar-constrained decoding) is measured on r1tune's
+server alone, one client: for each prompt a JSON request, then a free-text request (the baseline, same run)
+for the same prompt and exactly as many tokens as the JSON answer had; the difference in latency per token
+is the grammar's cost. Every JSON answer is parsed and validated against the schema; the valid count is
+reported.
+
 Targets (issue 6): at 16 clients ≥ 8× the naive throughput and p95 latency ≤ 1/4 of the naive p95; at 1
 client, tokens/s no worse than naive.
 
@@ -140,6 +146,58 @@ async def r1tune_request(client, url: str, prompt: str, max_tokens: int, model: 
     return {"latency": latency, "ttft": ttft if ttft is not None else latency, "tokens": tokens}
 
 
+PRODUCT_SCHEMA = {
+    "type": "object",
+    "properties": {"product": {"type": "string", "maxLength": 40},
+                   "category": {"enum": ["kitchen", "clothing", "home", "garden"]},
+                   "price_eur": {"type": "number", "minimum": 0},
+                   "features": {"type": "array", "items": {"type": "string", "maxLength": 30}, "maxItems": 3}},
+    "required": ["product", "category", "price_eur", "features"], "additionalProperties": False,
+}
+
+
+async def structured_pair(client, url: str, prompt: str, max_tokens: int, model: str) -> dict:
+    """A json_schema request, then a free-text request for the same prompt with `max_tokens` set to the
+    JSON answer's length: same prompt, same number of tokens, so the time difference is the grammar's."""
+    import jsonschema
+
+    body = {"model": model, "messages": [{"role": "user", "content": prompt}], "temperature": 0}
+    json_format = {"type": "json_schema", "json_schema": {"name": "card", "schema": PRODUCT_SCHEMA}}
+    out = {}
+    for mode in ("json", "free"):
+        extra = {"response_format": json_format, "max_tokens": max_tokens} if mode == "json" else \
+            {"max_tokens": out["json"]["tokens"]}
+        start = time.perf_counter()
+        response = await client.post(url + "/v1/chat/completions", json={**body, **extra})
+        latency = time.perf_counter() - start
+        response.raise_for_status()
+        answer = response.json()
+        tokens = answer["usage"]["completion_tokens"]
+        valid = None
+        if mode == "json":
+            try:
+                jsonschema.validate(json.loads(answer["choices"][0]["message"]["content"]), PRODUCT_SCHEMA)
+                valid = True
+            except (ValueError, jsonschema.ValidationError):
+                valid = False
+        out[mode] = {"ms_per_token": 1000 * latency / max(1, tokens), "tokens": tokens, "valid": valid}
+    return out
+
+
+async def measure_structured(url: str, model: str, texts: list[str], n: int, max_tokens: int) -> dict:
+    import httpx
+
+    async with httpx.AsyncClient(timeout=httpx.Timeout(600)) as http:
+        await structured_pair(http, url, texts[0], max_tokens, model)  # warm-up: compiles the grammar
+        pairs = [await structured_pair(http, url, texts[i % len(texts)], max_tokens, model) for i in range(n)]
+    free = statistics.median(p["free"]["ms_per_token"] for p in pairs)
+    constrained = statistics.median(p["json"]["ms_per_token"] for p in pairs)
+    return {"requests_each": n, "free_ms_per_token_median": round(free, 2),
+            "json_ms_per_token_median": round(constrained, 2), "overhead_ms_per_token": round(constrained - free, 2),
+            "json_valid": sum(bool(p["json"]["valid"]) for p in pairs),
+            "json_tokens_mean": round(statistics.fmean(p["json"]["tokens"] for p in pairs), 1)}
+
+
 async def run_level(send, clients: int, per_client: int, texts: list[str]) -> tuple[list[dict], list[str], float]:
     """`clients` concurrent clients, each sending `per_client` requests back to back: (results, errors, wall)."""
     import httpx
@@ -236,6 +294,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="repeat the sweep, alternating which server goes first")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads in both servers (default: r1tune's default, cores - 1)")
+    parser.add_argument("--structured-requests", type=int, default=8,
+                        help="free-text / json_schema request pairs for the structured-output overhead")
+    parser.add_argument("--only-structured", action="store_true", help="skip the naive comparison")
     parser.add_argument("--naive-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -271,6 +332,12 @@ def main() -> None:
             r1_send = lambda http, p: r1tune_request(http, r1_url, p, max_tokens, model)  # noqa: E731
             for send in (naive_send, r1_send):  # warm-up, not measured
                 asyncio.run(run_level(send, 1, 1, texts))
+            structured = asyncio.run(measure_structured(r1_url, model, texts, args.structured_requests, 160))
+            print(f"structured output: {structured}", flush=True)
+            if args.only_structured:
+                OUT.parent.mkdir(parents=True, exist_ok=True)
+                OUT.with_name("serve-structured.json").write_text(json.dumps(structured, indent=2))
+                return
             raw: dict[tuple[str, int], list] = {}
             for round_ in range(args.rounds):
                 order = [("naive", naive_send), ("r1tune", r1_send)]
@@ -291,6 +358,7 @@ def main() -> None:
                 except subprocess.TimeoutExpired:
                     proc.kill()
     report = build_report(results, args, load_before)
+    report["structured_output"] = structured
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(report, indent=2))
     print_table(report)
@@ -340,6 +408,9 @@ def print_table(report: dict) -> None:
     print()
     for name, t in report["targets"].items():
         print(f"{name:40} {t['value']!s:>8}  target {t['target']:>7}  {'met' if t['met'] else 'NOT MET'}")
+    so = report["structured_output"]
+    print(f"\njson_schema decoding: {so['json_ms_per_token_median']} ms/token vs free text {so['free_ms_per_token_median']} "
+          f"(+{so['overhead_ms_per_token']}), {so['json_valid']}/{so['requests_each']} answers valid")
     env = report["environment"]
     print(f"\nload average before/after: {env['load_average_before']} / {env['load_average_after']} "
           f"on {env['cpus']} CPUs, torch threads {env['torch_threads_both_servers']} in both servers")
