@@ -90,8 +90,7 @@ CORPUS: list[tuple[str, str, object, tuple[int, str | None]]] = [
         ("tools", [{"type": "function", "function": {"name": "f"}}]),
         ("tool_choice", "auto"),
         ("functions", [{"name": "f"}]),
-        ("logprobs", True),
-        ("top_logprobs", 3),
+        ("logprobs", True),  # refused while the server masks PII in answers (the default)
         ("reasoning_effort", "low"),
         ("modalities", ["text", "audio"]),
         ("audio", {"voice": "alloy", "format": "wav"}),
@@ -100,8 +99,10 @@ CORPUS: list[tuple[str, str, object, tuple[int, str | None]]] = [
         ("metadata", {"k": "v"}),
         ("service_tier", "flex"),
         ("web_search_options", {}),
-        ("logprobs", 1),  # not a boolean false: asks for something
     ]],
+    ("logprobs not a boolean", "chat", chat(logprobs=1), (400, "invalid_value")),
+    ("top_logprobs without logprobs", "chat", chat(top_logprobs=3), (400, "invalid_value")),
+    ("top_logprobs above 20", "chat", chat(logprobs=True, top_logprobs=21), (400, "invalid_value")),
     # values that ask for nothing are accepted, so clients that always send them keep working
     *[(f"neutral {name}", "chat", chat(**{name: value}), OK) for name, value in [
         ("response_format", {"type": "text"}), ("tools", []), ("logprobs", False), ("store", False),

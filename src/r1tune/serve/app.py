@@ -272,7 +272,8 @@ async def _complete(runtime: ServeRuntime, body: ChatCompletionRequest, request:
         message["reasoning"] = job.reasoning or None
     return JSONResponse({
         "id": job.id, "object": "chat.completion", "created": job.created, "model": job.model_id,
-        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": job.finish_reason}],
+        "choices": [{"index": 0, "message": message, "finish_reason": job.finish_reason,
+                     "logprobs": {"content": job.logprobs} if job.reports_logprobs else None}],
         "usage": _usage(job), "r1tune": _metadata(job),
     })
 
@@ -330,6 +331,8 @@ async def _pieces(runtime: ServeRuntime, job: Job, request: Request | None, stre
         if isinstance(event, TextDelta):
             if job.first_text_at is None:
                 job.first_text_at = time.perf_counter()
+            if event.logprobs and job.top_logprobs is not None and splitter.channel == "content":
+                job.add_logprobs(runtime.logprob_formatter.entries(event.logprobs, job.top_logprobs))
             for channel, text in guarded(splitter.feed(event.text)):
                 yield channel, _append(job, channel, text)
             if any(f.blocked for f in filters.values()):
@@ -391,7 +394,8 @@ async def _stream(runtime: ServeRuntime, job: Job, include_usage: bool, who: Cal
     try:
         async for channel, text in _pieces(runtime, job, None, stream=True):
             delta = {"content": text} if channel == "content" else {"reasoning_content": text, "reasoning": text}
-            yield _sse(chunk(job.id, job.created, job.model_id, delta))
+            logprobs = job.take_unsent_logprobs() if channel == "content" else None
+            yield _sse(chunk(job.id, job.created, job.model_id, delta, logprobs=logprobs))
         if job.finish_reason in ("timeout", "error", "cancelled"):
             _observe(runtime, job, job.finish_reason)
             yield _sse(error_body(_failure_message(job), "server_error", code=job.finish_reason))
@@ -399,7 +403,7 @@ async def _stream(runtime: ServeRuntime, job: Job, include_usage: bool, who: Cal
             return
         await _record(runtime, job, who)
         yield _sse(chunk(job.id, job.created, job.model_id, {}, job.finish_reason,
-                         extra={"r1tune": _metadata(job)}))
+                         extra={"r1tune": _metadata(job)}, logprobs=job.take_unsent_logprobs()))
         if include_usage:
             yield _sse(chunk(job.id, job.created, job.model_id, None, usage=_usage(job)))
         yield "data: [DONE]\n\n"

@@ -36,6 +36,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from r1tune.serve.logprobs import TokenLogprob
 from r1tune.serve.textstream import TextStream
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class SamplingParams:
     presence_penalty: float = 0.0  # subtracted once from every token generated at least once
     logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, added to its logit) for every step
     grammar: Any = None  # a `structured.Grammar` the answer must follow (response_format), or None
+    logprobs: int | None = None  # report each token's logprob and this many alternatives (0: none); None: off
 
     @property
     def adjusts_logits(self) -> bool:
@@ -73,6 +75,7 @@ class SamplingParams:
 @dataclass
 class TextDelta:
     text: str
+    logprobs: list[TokenLogprob] | None = None  # the tokens behind `text`, when the request asked for them
 
 
 @dataclass
@@ -121,6 +124,8 @@ class _Sequence:
     error: str = ""  # this sequence's own failure, reported to its own client only
     counts: dict[int, int] = field(default_factory=dict)  # generated token -> times, kept only for penalties
     grammar: Any = None  # its `structured.GrammarState`, when the request asked for a response format
+    drawn: TokenLogprob | None = None  # the last sampled token's logprob, until the token is accepted
+    pending: list[TokenLogprob] = field(default_factory=list)  # logprobs of tokens whose text is held back
 
     def fail(self, message: str) -> None:
         self.finished, self.error = "error", message
@@ -525,7 +530,11 @@ class Engine:
                     chosen[i] = torch.multinomial(probs[j], 1, generator=generator)[0]
                 except RuntimeError as err:  # e.g. probabilities that are not finite: this row alone
                     seqs[i].fail(f"sampling failed: {err}")
-        return chosen.tolist()
+        tokens = chosen.tolist()
+        for i, seq in enumerate(seqs):
+            if seq.request.params.logprobs is not None:
+                seq.drawn = _token_logprob(logits[i], tokens[i], seq.request.params.logprobs)
+        return tokens
 
     def _accept_tokens(self, seqs: list[_Sequence], tokens: list[int]) -> None:
         for seq, token in zip(seqs, tokens, strict=True):
@@ -548,9 +557,12 @@ class Engine:
             return
         if seq.grammar is not None:
             seq.grammar.accept(token)
+        if seq.drawn is not None:
+            seq.pending.append(seq.drawn)
         text = seq.text.push(token)
         if text:
-            _emit(request, TextDelta(text))
+            _emit(request, TextDelta(text, seq.pending or None))
+            seq.pending = []
         if seq.text.stopped:
             seq.finished = "stop"
         elif seq.generated >= request.params.max_tokens or (
@@ -576,8 +588,8 @@ class Engine:
                 continue
             if seq.finished in ("stop", "length"):
                 rest = seq.text.flush()
-                if rest:
-                    _emit(request, TextDelta(rest))
+                if rest or seq.pending:
+                    _emit(request, TextDelta(rest, seq.pending or None))
             _emit(request, Finished(seq.finished, len(request.prompt_ids), seq.generated, seq.error))
         if len(keep) == len(self._running):
             return
@@ -624,6 +636,17 @@ def adjust_logits(row: torch.Tensor, params: SamplingParams, counts: dict[int, i
     if params.logit_bias:
         tokens = torch.tensor([token for token, _ in params.logit_bias])
         row.index_add_(0, tokens, torch.tensor([bias for _, bias in params.logit_bias], dtype=row.dtype))
+
+
+def _token_logprob(row: torch.Tensor, token: int, top: int) -> TokenLogprob:
+    import torch
+
+    logprobs = torch.log_softmax(row, dim=-1)
+    alternatives: tuple[tuple[int, float], ...] = ()
+    if top:
+        values, ids = logprobs.topk(top)
+        alternatives = tuple(zip(ids.tolist(), values.tolist(), strict=True))
+    return TokenLogprob(token, float(logprobs[token]), alternatives)
 
 
 def _halves(items: list) -> list[list]:

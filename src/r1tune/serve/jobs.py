@@ -44,6 +44,24 @@ class Job:
     content: str = ""
     failure: str = ""
     counted: bool = False  # in r1tune_requests_total already
+    top_logprobs: int | None = None  # None: no logprobs asked for
+    logprobs: list[dict] = field(default_factory=list)  # OpenAI entries of the answer's tokens
+    _unsent: list[dict] = field(default_factory=list)  # entries not yet sent in a stream chunk
+
+    def add_logprobs(self, entries: list[dict]) -> None:
+        self.logprobs += entries
+        self._unsent += entries
+
+    def take_unsent_logprobs(self) -> list[dict] | None:
+        """The entries for the next stream chunk (None when logprobs were not asked for)."""
+        if self.top_logprobs is None:
+            return None
+        out, self._unsent = self._unsent, []
+        return out
+
+    @property
+    def reports_logprobs(self) -> bool:
+        return self.top_logprobs is not None and self.finish_reason != "content_filter"
 
 
 def prepare_job(runtime: ServeRuntime, body: ChatCompletionRequest, loop: asyncio.AbstractEventLoop) -> Job:
@@ -67,7 +85,8 @@ def prepare_job(runtime: ServeRuntime, body: ChatCompletionRequest, loop: asynci
                                    deadline=time.monotonic() + runtime.serve.request_timeout_s)
     return Job(id=f"chatcmpl-{uuid.uuid4().hex}", created=now(), model_id=model_id, adapter=adapter,
                adapter_version=info.version if info else None, messages=messages, route=route,
-               engine_request=engine_request, queue=queue, started=time.perf_counter(), prompt_tokens=len(prompt))
+               engine_request=engine_request, queue=queue, started=time.perf_counter(), prompt_tokens=len(prompt),
+               top_logprobs=params.logprobs)
 
 
 def refuse_overlong_text(runtime: ServeRuntime, messages: list[Message]) -> None:
@@ -106,7 +125,20 @@ def sampling_params(runtime: ServeRuntime, body: ChatCompletionRequest, prompt_t
         presence_penalty=body.presence_penalty,
         logit_bias=logit_bias(runtime, body.logit_bias),
         grammar=runtime.structured.compile(body.response_format) if _wants_json(body) else None,
+        logprobs=logprobs_setting(runtime, body),
     )
+
+
+def logprobs_setting(runtime: ServeRuntime, body: ChatCompletionRequest) -> int | None:
+    """How many alternatives to report per token (0: only the token's own), or None for no logprobs.
+    Refused while answers are PII-masked: the tokens' texts would show what the mask hides."""
+    if not body.logprobs:
+        return None
+    if runtime.guards.scrubs:
+        raise ApiError(400, "logprobs are not available while this server masks personal data in answers "
+                       "(serve.guards.scrub_pii): token texts would reveal what the mask hides",
+                       param="logprobs", code="unsupported_parameter")
+    return body.top_logprobs or 0
 
 
 def _wants_json(body: ChatCompletionRequest) -> bool:

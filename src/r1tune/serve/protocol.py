@@ -13,7 +13,15 @@ import json
 import time
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 
 class ApiError(Exception):
@@ -50,8 +58,6 @@ UNSUPPORTED_PARAMETERS: dict[str, tuple[Any, ...]] = {
     "parallel_tool_calls": (),  # only meaningful with tools
     "functions": ([],),
     "function_call": ("none",),
-    "logprobs": (False,),
-    "top_logprobs": (0,),
     "reasoning_effort": (),
     "modalities": (["text"],),
     "audio": (),
@@ -137,6 +143,8 @@ class ChatCompletionRequest(_Strict):
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     logit_bias: dict[str, float] = Field(default_factory=dict, max_length=300)
     response_format: ResponseFormat | None = None
+    logprobs: bool = False
+    top_logprobs: int | None = Field(None, ge=0, le=20)
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: int = Field(1, ge=1, le=1, description="Only one choice per request is supported.")
@@ -147,6 +155,13 @@ class ChatCompletionRequest(_Strict):
     def _at_most_four_stops(cls, value: str | list[str] | None) -> str | list[str] | None:
         if isinstance(value, list) and len(value) > 4:
             raise ValueError("at most 4 stop sequences")
+        return value
+
+    @field_validator("top_logprobs")
+    @classmethod
+    def _top_logprobs_needs_logprobs(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value and not info.data.get("logprobs"):
+            raise ValueError("top_logprobs needs logprobs: true")
         return value
 
     @field_validator("logit_bias")
@@ -255,16 +270,19 @@ def validation_error(errors: list[dict]) -> ApiError:
     kind = first.get("type", "")
     if kind == "extra_forbidden":
         return ApiError(400, f"unknown parameter {param!r}", param=param, code="unknown_parameter")
-    message = f"{param} is required" if kind == "missing" else f"{param}: {first.get('msg', 'invalid value')}"
+    detail = first.get("msg", "invalid value")
+    message = f"{param} is required" if kind == "missing" else f"{param}: {detail}" if param else detail
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more problem(s))"
     return ApiError(400, message, param=param, code="invalid_value")
 
 
 def chunk(completion_id: str, created: int, model: str, delta: dict[str, Any] | None,
-          finish_reason: str | None = None, usage: dict | None = None, extra: dict | None = None) -> dict:
+          finish_reason: str | None = None, usage: dict | None = None, extra: dict | None = None,
+          logprobs: list[dict] | None = None) -> dict:
     """One `chat.completion.chunk`; `delta=None` makes the usage-only chunk with `choices: []`."""
-    choices = [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None,
+    choices = [] if delta is None else [{"index": 0, "delta": delta,
+                                         "logprobs": None if logprobs is None else {"content": logprobs},
                                          "finish_reason": finish_reason}]
     out = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
            "choices": choices, "usage": usage}

@@ -15,6 +15,7 @@ from r1tune.errors import ConfigError
 from r1tune.serve.adapters import AdapterInfo, AdapterRegistry
 from r1tune.serve.engine import Engine
 from r1tune.serve.guards import Guards
+from r1tune.serve.logprobs import LogprobFormatter
 from r1tune.serve.metrics import ServeMetrics
 from r1tune.serve.router import DomainRouter
 from r1tune.serve.security import ApiKeys, RateLimiter
@@ -111,6 +112,10 @@ class ServeRuntime:
         """Characters in the vocabulary's longest token: no token decodes to more (a byte-level entry has one
         character per byte)."""
         return max(len(token) for token in self.loaded.tokenizer.get_vocab())  # type: ignore[attr-defined]
+
+    @functools.cached_property
+    def logprob_formatter(self) -> LogprobFormatter:
+        return LogprobFormatter(self.loaded.tokenizer)  # type: ignore[attr-defined]
 
     @functools.cached_property
     def structured(self) -> StructuredOutputs:
