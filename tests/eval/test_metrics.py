@@ -23,7 +23,6 @@ from r1tune.eval.metrics import (
     score_all,
     script_of,
     sentence_bleu,
-    strip_reasoning,
     token_f1,
     tokenize_for_rouge,
 )
@@ -67,13 +66,6 @@ def test_tokenize_keeps_combining_marks_inside_words_and_drops_punctuation_only_
 )
 def test_script_of(text: str, expected: str) -> None:
     assert script_of(text) == expected
-
-
-def test_strip_reasoning() -> None:
-    assert strip_reasoning("<think>\n想一想</think>\n答案是42") == "答案是42"
-    assert strip_reasoning("a</think>b</think> final") == "final"  # the last </think> wins
-    assert strip_reasoning("<think>still thinking when cut off") == ""
-    assert strip_reasoning("plain answer") == "plain answer"
 
 
 # --- ROUGE ------------------------------------------------------------------------------------------
@@ -360,16 +352,17 @@ def test_score_all_identical_is_perfect() -> None:
     assert report["per_example"][1] == pytest.approx(perfect)
 
 
-def test_score_all_strips_reasoning_and_scores_empty_or_truncated_as_zero() -> None:
-    preds = ["<think>\n先分析</think>\n" + ZH_PRED, "<think>cut off", ""]
-    report = score_all(preds, [ZH_REF, "the answer", "另一个答案"])
+def test_score_all_scores_the_decoders_answers_and_empty_ones_as_zero() -> None:
+    from r1tune.models.decoding import split_reasoning
+
+    outputs = ["<think>\n先分析</think>\n" + ZH_PRED, "<think>cut off", ""]
+    answers = [split_reasoning(o, think=True)[1] for o in outputs]
+    report = score_all(answers, [ZH_REF, "the answer", "另一个答案"])
     # example 0: rouge-L 4/6 (LCS 今天天气) -> 66.67; examples 1 and 2 score 0 -> mean 22.22
     assert report["rougeL"] == pytest.approx(100 * (2 / 3) / 3)
     assert report["per_example"][0]["rougeL"] == pytest.approx(200 / 3)
     assert report["per_example"][0]["bleu"] == pytest.approx(ZH_BLEU)
     assert [row["rougeL"] for row in report["per_example"][1:]] == [0.0, 0.0]
-    kept = score_all(["<think>今天天气</think>不错"], [ZH_REF], strip_think=False)
-    assert kept["rougeL"] > 0  # think text scored when asked to keep it
 
 
 def test_mismatched_lengths_name_both() -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from r1tune.data.records import Message, Record
 from r1tune.errors import ModelLoadError
-from r1tune.models.chat_format import CHAT_FORMATS, ChatRenderer, chat_format_for, split_reasoning
+from r1tune.models.chat_format import CHAT_FORMATS, ChatRenderer, chat_format_for
 
 SMOL_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 
@@ -157,20 +157,3 @@ def test_auto_detects_format_or_explains(smol_tokenizer, r1_tokenizer):
     assert chat_format_for("auto", smol_tokenizer).name == "chatml"
     with pytest.raises(ModelLoadError, match="needs the token"):
         ChatRenderer(CHAT_FORMATS["llama3"], smol_tokenizer)
-
-
-# --- reasoning split ---------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("text, expected", [
-    ("step 1\n</think>\n\nThe answer.", ("step 1", "The answer.")),
-    ("<think>\nstep\n</think>\n\nDone", ("step", "Done")),
-    ("still thinking, cut off", ("still thinking, cut off", "")),
-    ("a</think>b</think>\n\nfinal", ("a</think>b", "final")),
-])
-def test_split_reasoning_r1(text, expected):
-    assert split_reasoning(text, CHAT_FORMATS["deepseek-r1"]) == expected
-
-
-def test_split_reasoning_plain_format_has_no_reasoning():
-    assert split_reasoning("  just text ", CHAT_FORMATS["chatml"]) == (None, "just text")

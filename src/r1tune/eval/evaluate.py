@@ -338,7 +338,7 @@ def score_generations(gens: Sequence[Generation], test: TestSet, cfg: EvalConfig
     from sacrebleu.metrics import CHRF
 
     answers = [g.answer for g in gens]
-    text = score_all(answers, test.references, strip_think=False)
+    text = score_all(answers, test.references)
     per_example = text.pop("per_example")
     chrf_metric = CHRF()
     for row, answer, ref in zip(per_example, answers, test.references, strict=True):

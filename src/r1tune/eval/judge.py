@@ -25,7 +25,7 @@ from typing import Any
 
 from r1tune.config import JudgeConfig
 from r1tune.data.records import Record
-from r1tune.eval.metrics import strip_reasoning
+from r1tune.models.decoding import split_reasoning
 
 log = logging.getLogger(__name__)
 MAX_CONSECUTIVE_ERRORS = 3
@@ -59,7 +59,7 @@ def judge_prompt(prompt: str, reference: str | None, answer_a: str, answer_b: st
 
 def parse_verdict(text: str) -> tuple[str | None, str]:
     """("A" | "B" | "tie" | None, reason) from a judge's reply; reasoning blocks are ignored."""
-    body = strip_reasoning(text).strip() or text
+    body = split_reasoning(text, think=True)[1].strip() or text  # no tags: all "reasoning", so the whole text
     for match in re.finditer(r"\{.*?\}", body, re.DOTALL):
         try:
             obj = json.loads(match.group(0))

@@ -24,7 +24,6 @@ from r1tune.errors import R1TuneError
 
 Script = Literal["zh", "en"]
 _PER_EXAMPLE_KEYS = ("rouge1", "rouge2", "rougeL", "bleu", "token_f1", "exact_match")
-_THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
 _FENCE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\r?\n(.*?)```", re.DOTALL)
 # Han ideographs (unified, extensions A-H, compatibility) and Japanese kana: written without spaces,
 # so each character is one token.
@@ -78,14 +77,6 @@ def script_of(text: str) -> Script:
     cjk = sum(1 for t in tokens if _is_cjk(t[0]))
     words = sum(1 for t in tokens if not _is_cjk(t[0]) and not t.isdigit())
     return "zh" if cjk and cjk >= words else "en"
-
-
-def strip_reasoning(text: str) -> str:
-    """The answer of an R1 output: text after the last ``</think>``; ``""`` if ``<think>`` never closed
-    (cut off while reasoning, no answer); unchanged without tags (non-reasoning models)."""
-    if _THINK_CLOSE in text:
-        return text.rsplit(_THINK_CLOSE, 1)[1].strip()
-    return "" if _THINK_OPEN in text else text
 
 
 def _require_ref(pred: str, ref: str) -> None:
@@ -341,12 +332,12 @@ def _example_scores(pred: str, ref: str) -> dict[str, float]:
             "token_f1": 100 * token_f1(pred, ref), "exact_match": 100 * exact_match(pred, ref)}
 
 
-def score_all(preds: list[str], refs: list[str], strip_think: bool = True) -> dict[str, Any]:
+def score_all(answers: list[str], refs: list[str]) -> dict[str, Any]:
     """The summary r1tune reports, all 0-100. ROUGE/F1/EM are means over examples, BLEU/chrF corpus-level.
-    ``strip_think`` scores only the answer (:func:`strip_reasoning`), not reasoning text; ``per_example``
-    feeds :func:`bootstrap_ci`."""
-    _check_pairs(preds, refs)
-    answers = [strip_reasoning(p) for p in preds] if strip_think else list(preds)
+    `answers` are answers alone (reasoning split off by `models.decoding`); ``per_example`` feeds
+    :func:`bootstrap_ci`."""
+    _check_pairs(answers, refs)
+    answers = list(answers)
     per_example = [_example_scores(p, r) for p, r in zip(answers, refs, strict=True)]
     corpus = bleu(answers, list(refs))
 

@@ -15,8 +15,8 @@ from r1tune.models.chat_format import (
     ReasoningMode,
     Rendered,
     chat_format_for,
-    split_reasoning,
 )
+from r1tune.models.decoding import DecodedOutput, decode_output, split_reasoning
 from r1tune.models.loading import ModelSource, load_model, load_tokenizer, r1tune_home, resolve_model_source
 from r1tune.models.presets import Preset, find_preset, presets
 
@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 __all__ = [
-    "CHAT_FORMATS", "ChatFormat", "ChatRenderer", "LoadedModel", "ModelSource", "Preset", "ReasoningMode",
-    "Rendered", "chat_format_for", "find_preset", "load", "load_adapter", "load_model", "load_tokenizer",
+    "CHAT_FORMATS", "ChatFormat", "ChatRenderer", "DecodedOutput", "LoadedModel", "ModelSource", "Preset", "ReasoningMode",
+    "Rendered", "chat_format_for", "decode_output", "find_preset", "load", "load_adapter", "load_model", "load_tokenizer",
     "pack_linear_layers", "presets", "r1tune_home", "resolve_model_source", "split_reasoning", "weights_source",
 ]
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Literal
 
 from r1tune.data.records import Message, Record
 from r1tune.errors import ModelLoadError
+from r1tune.models.decoding import THINK_CLOSE, THINK_OPEN
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -28,8 +29,6 @@ R1_BOS = "<｜begin▁of▁sentence｜>"
 R1_EOS = "<｜end▁of▁sentence｜>"
 R1_USER = "<｜User｜>"
 R1_ASSISTANT = "<｜Assistant｜>"
-THINK_OPEN = "<think>"
-THINK_CLOSE = "</think>"
 
 ReasoningMode = Literal["empty_think", "keep_prompt_think"]
 
@@ -210,17 +209,3 @@ class ChatRenderer:
         if truncated:
             ids, trained = ids[:max_len], trained[:max_len]
         return Rendered(ids, trained, [(t, tr) for t, tr, _ in segs], truncated)
-
-
-def split_reasoning(text: str, fmt: ChatFormat) -> tuple[str | None, str]:
-    """Split generated text into (reasoning, answer). The prompt already opened `<think>`, so the output
-    holds only `</think>`; with no `</think>` at all (e.g. the token limit hit) everything is reasoning."""
-    if not fmt.think:
-        return None, text.strip()
-    body = text
-    if body.lstrip().startswith(THINK_OPEN):
-        body = body.lstrip()[len(THINK_OPEN):]
-    if THINK_CLOSE not in body:
-        return body.strip(), ""
-    reasoning, _, answer = body.rpartition(THINK_CLOSE)
-    return reasoning.strip(), answer.strip()

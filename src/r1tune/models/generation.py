@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from r1tune.models.chat_format import ChatRenderer, split_reasoning
+from r1tune.models.chat_format import ChatRenderer
+from r1tune.models.decoding import decode_output
 from r1tune.models.precision import Precision, autocast
 
 if TYPE_CHECKING:
@@ -117,32 +118,5 @@ def generate(
 
 
 def _decode(new_ids: list[int], renderer: ChatRenderer, seconds: float, stop_strings: Sequence[str] = ()) -> Generation:
-    stops = set(renderer.stop_token_ids)
-    cut = next((k for k, t in enumerate(new_ids) if t in stops), None)
-    finish: Literal["stop", "length"] = "stop" if cut is not None else "length"
-    kept = new_ids[:cut] if cut is not None else new_ids
-    num_tokens = len(kept) + (1 if cut is not None else 0)
-    text = renderer.tokenizer.decode(kept, skip_special_tokens=False)
-    hits = [text.find(s) for s in stop_strings if s in text]
-    if hits:  # cut at the earliest stop string; tokens after it (padding of a finished row) are not counted
-        num_tokens = _tokens_until_stop(kept, renderer, stop_strings)
-        text, finish = text[: min(hits)], "stop"
-    reasoning, answer = split_reasoning(text, renderer.fmt)
-    return Generation(text, reasoning, answer, num_tokens, finish, seconds)
-
-
-def _tokens_until_stop(ids: list[int], renderer: ChatRenderer, stop_strings: Sequence[str]) -> int:
-    """The fewest leading tokens whose text contains a stop string: a binary search over prefixes, since
-    containment only grows with the prefix (log2(n) decodes instead of n)."""
-    def has_stop(k: int) -> bool:
-        text = renderer.tokenizer.decode(ids[:k], skip_special_tokens=False)
-        return any(s in text for s in stop_strings)
-
-    low, high = 1, len(ids)
-    while low < high:
-        mid = (low + high) // 2
-        if has_stop(mid):
-            high = mid
-        else:
-            low = mid + 1
-    return low
+    out = decode_output(renderer.tokenizer, new_ids, renderer.fmt.think, renderer.stop_token_ids, stop_strings)
+    return Generation(out.text, out.reasoning, out.answer, out.num_tokens, out.finish_reason, seconds)

@@ -5,6 +5,7 @@ on one base model, guards, a feedback store and its export into training data.
     r1tune feedback export CONFIG --out feedback/
 """
 
+from r1tune.models.decoding import ReasoningSplitter, TextStream
 from r1tune.serve.adapters import AdapterError, AdapterInfo, AdapterRegistry, validate_adapter_name
 from r1tune.serve.app import create_app
 from r1tune.serve.engine import Engine, EngineBusy, EngineRequest, Finished, SamplingParams, TextDelta
@@ -20,7 +21,6 @@ from r1tune.serve.runtime import (
 from r1tune.serve.security import ApiKeys, RateLimiter, add_key
 from r1tune.serve.server import prepare_target, run_server
 from r1tune.serve.store import ExportResult, FeedbackStore, export_feedback
-from r1tune.serve.textstream import ReasoningSplitter, TextStream
 
 __all__ = [
     "AdapterError", "AdapterInfo", "AdapterRegistry", "ApiKeys", "DomainRouter", "Engine", "EngineBusy",

@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from r1tune.models.decoding import ReasoningSplitter
 from r1tune.serve.adapters import AdapterError
 from r1tune.serve.engine import EngineBusy, Finished, TextDelta
 from r1tune.serve.jobs import Job, prepare_job
@@ -43,7 +44,6 @@ from r1tune.serve.protocol import (
 from r1tune.serve.runtime import ServeRuntime
 from r1tune.serve.security import ApiKey, BodySizeLimit, UnexpectedErrors
 from r1tune.serve.store import UnknownCompletion
-from r1tune.serve.textstream import ReasoningSplitter
 
 log = logging.getLogger(__name__)
 

@@ -36,8 +36,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from r1tune.models.decoding import TextStream
 from r1tune.serve.logprobs import TokenLogprob
-from r1tune.serve.textstream import TextStream
 
 if TYPE_CHECKING:
     import torch

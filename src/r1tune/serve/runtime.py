@@ -12,6 +12,7 @@ from typing import Any
 
 from r1tune.config import R1TuneConfig, ServeConfig
 from r1tune.errors import ConfigError
+from r1tune.models.decoding import THINK_CLOSE
 from r1tune.serve.adapters import AdapterInfo, AdapterRegistry
 from r1tune.serve.engine import Engine
 from r1tune.serve.guards import Guards
@@ -21,7 +22,6 @@ from r1tune.serve.router import DomainRouter
 from r1tune.serve.security import ApiKeys, RateLimiter
 from r1tune.serve.store import FeedbackStore
 from r1tune.serve.structured import StructuredOutputs
-from r1tune.serve.textstream import THINK_CLOSE
 
 log = logging.getLogger(__name__)
 
