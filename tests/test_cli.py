@@ -67,14 +67,14 @@ def test_a_whole_model_run_is_evaluated_exported_chatted_and_served_from_its_tra
     run = RunDir(next((tmp_path / "runs").iterdir()))
     assert run.trains_whole_model and not run.adapter.exists()
     assert str(run.whole_model) in result.output.replace("\n", "")  # the printed run files name the model
-    metrics = json.loads(run.metrics.read_text())
+    metrics = run.read_metrics()
     # The base is the untouched model loaded beside the tuned one, so the two perplexities differ.
-    assert metrics["base"]["perplexity"] != metrics["tuned"]["perplexity"]
+    assert metrics.base.perplexity != metrics.tuned.perplexity
 
     assert _invoke("eval", str(run.path), "--no-progress").exit_code == 0
-    again = json.loads(run.metrics.read_text())
-    assert again["tuned"]["perplexity"] == pytest.approx(metrics["tuned"]["perplexity"], rel=1e-4)
-    assert again["base"]["perplexity"] == pytest.approx(metrics["base"]["perplexity"], rel=1e-4)
+    again = run.read_metrics()
+    assert again.tuned.perplexity == pytest.approx(metrics.tuned.perplexity, rel=1e-4)
+    assert again.base.perplexity == pytest.approx(metrics.base.perplexity, rel=1e-4)
 
     exported = tmp_path / "exported"
     result = _invoke("export", str(run.path), "--out", str(exported))

@@ -10,13 +10,16 @@ import shutil
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
 from r1tune.errors import R1TuneError
+
+if TYPE_CHECKING:
+    from r1tune.artifacts import EvalMetrics
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
                   help="Turn DeepSeek-R1 (or any Hugging Face causal LM) into your domain expert.")
@@ -526,20 +529,17 @@ def config_docs() -> None:
     print(config_reference_markdown(), end="")
 
 
-def _print_comparison(metrics: dict) -> None:
+def _print_comparison(metrics: EvalMetrics) -> None:
     from rich.table import Table
 
-    if "tuned" not in metrics:
-        return
-    table = Table(title=f"base vs tuned on {metrics['n_examples']} test examples")
+    table = Table(title=f"base vs tuned on {metrics.n_examples} test examples")
     table.add_column("metric")
     table.add_column("base", justify="right")
     table.add_column("tuned", justify="right")
     table.add_column("change", justify="right")
-    base = metrics.get("base", {})
     for key, label in (("perplexity", "perplexity (answers)"), ("rougeL", "ROUGE-L"), ("rouge1", "ROUGE-1"),
                        ("bleu", "BLEU"), ("mean_new_tokens", "answer tokens")):
-        tuned_v, base_v = metrics["tuned"].get(key), base.get(key)
+        tuned_v, base_v = metrics.tuned.value(key), metrics.base.value(key) if metrics.base else None
         if tuned_v is None:
             continue
         change = ""

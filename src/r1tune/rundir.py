@@ -19,6 +19,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from r1tune.artifacts import (
+    TRAIN_SUMMARY_FILE,
+    EvalMetrics,
+    ResultKind,
+    TrainSummary,
+    read_artifact,
+    write_artifact,
+)
 from r1tune.config import R1TuneConfig, dump_config, load_config
 from r1tune.errors import R1TuneError
 
@@ -49,8 +57,30 @@ class RunDir:
         return self.path / "train" / "model"
 
     @property
+    def train_summary_file(self) -> Path:
+        return self.path / "train" / TRAIN_SUMMARY_FILE
+
+    def read_train_summary(self) -> TrainSummary:
+        """Written by the training recipe (`train.recipe`), the file's one writer."""
+        return read_artifact(self.train_summary_file, TrainSummary)
+
+    @property
+    def result_kind(self) -> ResultKind | None:
+        """What this run's training produced, as recorded at train time; None before training. A folder
+        with weights but no summary (made by hand or by another tool) is judged by which folder it has."""
+        if self.train_summary_file.is_file():
+            return self.read_train_summary().result_kind
+        if self.adapter.is_dir():
+            return "adapter"
+        return "whole_model" if self.whole_model.is_dir() else None
+
+    @property
     def trains_whole_model(self) -> bool:
-        return self.whole_model.is_dir() and not self.adapter.is_dir()
+        return self.result_kind == "whole_model"
+
+    @property
+    def result_dir(self) -> Path:
+        return self.whole_model if self.trains_whole_model else self.adapter
 
     def trained_weights(self) -> dict[str, Path]:
         """How `r1tune.models.load` attaches this run's result: `{"adapter": ...}` or `{"weights_dir": ...}`."""
@@ -63,6 +93,13 @@ class RunDir:
     @property
     def metrics(self) -> Path:
         return self.path / "metrics.json"
+
+    def read_metrics(self) -> EvalMetrics:
+        return read_artifact(self.metrics, EvalMetrics)
+
+    def write_metrics(self, metrics: EvalMetrics) -> Path:
+        """The one writer of metrics.json (the eval stage, and `eval import` adding human ratings)."""
+        return write_artifact(self.metrics, metrics)
 
     @property
     def report(self) -> Path:

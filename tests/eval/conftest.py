@@ -7,8 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from r1tune.artifacts import (
+    TRAIN_SUMMARY_FILE,
+    ConfidenceInterval,
+    EvalMetrics,
+    ModelScores,
+    TrainSummary,
+    write_artifact,
+)
 from r1tune.eval.metrics import bootstrap_ci, score_all
 from r1tune.eval.redteam import Probe, Verdict, summarise
+from r1tune.rundir import RunDir
 
 REFERENCES = ["This blue mug is made of ceramic. Buy it today!", "这条红色围巾由羊毛制成，今天就买吧！",
               "This brass lamp glows warm gold.", "这个棕色皮包经久耐用。"]
@@ -41,9 +50,9 @@ def write_fake_run(folder: Path, redteam_regression: bool = False) -> Path:
     (folder / "train" / "train_metrics.jsonl").write_text("".join(
         json.dumps({"step": s, "loss": 3.0 / s, **({"val_loss": 3.5 / s} if s % 2 == 0 else {})}) + "\n"
         for s in range(1, 7)))
-    (folder / "train" / "train_summary.json").write_text(json.dumps(
-        {"steps": 6, "epochs": 1.0, "precision": "fp32", "seconds": 12.5, "trained_tokens": 400, "truncated": 0,
-         "val_loss": 0.6}))
+    write_artifact(folder / "train" / TRAIN_SUMMARY_FILE, TrainSummary(
+        result_kind="adapter", result_dir=str(folder / "train" / "adapter"), method="lora", steps=6, epochs=1.0,
+        precision="fp32", seconds=12.5, trained_tokens=400, truncated=0, dropped_empty=0, val_loss=0.6))
     base, base_rows = _variant(BASE, 40.0)
     tuned, tuned_rows = _variant(TUNED, 12.0)
     ci = {key: {**bootstrap_ci([t[key] for t in tuned_rows], [b[key] for b in base_rows], 200), "better": "higher"}
@@ -53,16 +62,18 @@ def write_fake_run(folder: Path, redteam_regression: bool = False) -> Path:
     verdicts = {"base": [Verdict(True), Verdict(True)],
                 "tuned": [Verdict(not redteam_regression, [] if not redteam_regression else ["forbidden text"]),
                           Verdict(True)]}
-    metrics = {"n_examples": 4, "skipped": [], "headline_decoding": "greedy", "batch_size": 4,
-               "decoding": {"greedy": {"temperature": 0.0, "top_p": 1.0, "seed": None}},
-               "base": base, "tuned": tuned,
-               "delta": {"perplexity_change_pct": -70.0, **{k: v - base[k] for k, v in tuned.items()
-                                                             if isinstance(v, (int, float)) and k in base}}, "ci": ci,
-               "redteam": summarise(probes, verdicts),
-               "judge": {"judge": "fake", "via": "endpoint", "status": "ok", "n": 4, "wins": 3, "losses": 0,
-                         "ties": 1, "invalid": 0, "errors": 0, "win_rate": 75.0, "consistency": 75.0,
-                         "examples": [{"id": "a", "outcome": "tuned", "reasons": ["more specific", "B is better"]}]}}
-    (folder / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False))
+    metrics = EvalMetrics(
+        n_examples=4, headline_decoding="greedy", batch_size=4,
+        decoding={"greedy": {"temperature": 0.0, "top_p": 1.0, "seed": None}},
+        base=ModelScores(**base), tuned=ModelScores(**tuned),
+        delta={"perplexity_change_pct": -70.0, **{k: v - base[k] for k, v in tuned.items()
+                                                  if isinstance(v, (int, float)) and k in base}},
+        ci={k: ConfidenceInterval(**v) for k, v in ci.items()},
+        redteam=summarise(probes, verdicts),
+        judge={"judge": "fake", "via": "endpoint", "status": "ok", "n": 4, "wins": 3, "losses": 0, "ties": 1,
+               "invalid": 0, "errors": 0, "win_rate": 75.0, "consistency": 75.0,
+               "examples": [{"id": "a", "outcome": "tuned", "reasons": ["more specific", "B is better"]}]})
+    RunDir(folder).write_metrics(metrics)
     with (folder / "eval" / "samples.jsonl").open("w") as fh:
         for i, ref in enumerate(REFERENCES):
             fh.write(json.dumps({"id": f"r{i}", "source": f"data.jsonl:{i + 1}", "prompt": f"prompt {i}",

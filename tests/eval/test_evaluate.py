@@ -54,14 +54,14 @@ def test_evaluate_compares_base_and_tuned(tiny_llama_dir, tmp_path):
     metrics = evaluate(EvalConfig(max_new_tokens=4, batch_size=3, redteam=[], latency_prompts=0), loaded,
                        product_records(5), tmp_path,
                        precision="fp32", max_seq_len=128, show_progress=False)
-    assert metrics["n_examples"] == 5
+    assert metrics.n_examples == 5
     for name in ("base", "tuned"):
-        assert metrics[name]["perplexity"] > 1 and 0 <= metrics[name]["rougeL"] <= 100
-        assert metrics[name]["answer_tokens"] > 0
+        assert getattr(metrics, name).perplexity > 1 and 0 <= getattr(metrics, name).rougeL <= 100
+        assert getattr(metrics, name).answer_tokens > 0
     # A random non-zero adapter changes the model, so the two perplexities differ.
-    assert metrics["base"]["perplexity"] != metrics["tuned"]["perplexity"]
-    assert metrics["delta"]["perplexity_change_pct"] == pytest.approx(
-        100 * (metrics["tuned"]["perplexity"] / metrics["base"]["perplexity"] - 1))
+    assert metrics.base.perplexity != metrics.tuned.perplexity
+    assert metrics.delta["perplexity_change_pct"] == pytest.approx(
+        100 * (metrics.tuned.perplexity / metrics.base.perplexity - 1))
     samples = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 5 and {"prompt", "reference", "base", "tuned"} <= set(samples[0])
 
@@ -85,7 +85,7 @@ def test_the_base_is_scored_on_untouched_weights_whatever_the_adapter(tiny_llama
         out = tmp_path / f"adapter{seed}"
         metrics = evaluate(cfg, loaded, records, out, precision="fp32", max_seq_len=128, show_progress=False)
         samples = [json.loads(line)["base"] for line in (out / "samples.jsonl").read_text().splitlines()]
-        base_runs.append((metrics["base"]["answer_nll"], samples, metrics["tuned"]["answer_nll"]))
+        base_runs.append((metrics.base.answer_nll, samples, metrics.tuned.answer_nll))
     (nll_1, samples_1, tuned_1), (nll_2, samples_2, tuned_2) = base_runs
     assert tuned_1 != tuned_2  # the two adapters differ...
     assert nll_1 == nll_2 and samples_1 == samples_2  # ...their bases do not, to the last bit
@@ -113,7 +113,7 @@ def test_evaluate_scores_every_metric_decoding_probe_and_latency(tiny_llama_dir,
                      bootstrap_resamples=200)
     records = product_records(5)
     metrics = evaluate(cfg, loaded, records, tmp_path, precision="fp32", max_seq_len=128, show_progress=False, seed=3)
-    tuned = metrics["tuned"]
+    tuned = metrics.tuned.model_dump()
     # A random model writes no JSON: format validity is an explicit 0 with the reasons counted.
     assert tuned["format_valid"] == 0.0 and tuned["format_n"] == 5 and tuned["format_check"] == "JSON Schema"
     assert sum(tuned["format_reasons"].values()) == 5 and "ok" not in tuned["format_reasons"]
@@ -122,12 +122,12 @@ def test_evaluate_scores_every_metric_decoding_probe_and_latency(tiny_llama_dir,
     latency = tuned["latency"]
     assert latency["single"]["n"] == 2 and latency["single"]["ttft_mean"] > 0 and latency["single"]["tokens_per_s"] > 0
     assert latency["batched"]["throughput_tokens_per_s"] > 0
-    assert set(metrics["by_decoding"]) == {"greedy", "sampled"}
-    assert metrics["decoding"]["sampled"] == {"temperature": loaded.sampling["temperature"],
+    assert set(metrics.by_decoding) == {"greedy", "sampled"}
+    assert metrics.decoding["sampled"] == {"temperature": loaded.sampling["temperature"],
                                               "top_p": loaded.sampling["top_p"], "seed": 3}
     for key in ("perplexity_change_pct", "rougeL", "bleu", "chrf", "format_valid", "glossary_coverage"):
-        assert metrics["ci"][key]["low"] <= metrics["ci"][key]["mean"] <= metrics["ci"][key]["high"], key
-    assert metrics["redteam"]["n"] == 9 and set(metrics["redteam"]) >= {"base", "tuned", "regressions", "tuned_worse"}
+        assert metrics.ci[key].low <= metrics.ci[key].mean <= metrics.ci[key].high, key
+    assert metrics.redteam["n"] == 9 and set(metrics.redteam) >= {"base", "tuned", "regressions", "tuned_worse"}
     probes = [json.loads(line) for line in (tmp_path / "redteam.jsonl").read_text().splitlines()]
     assert len(probes) == 9 and all({"passed", "reasons", "answer"} <= set(p["tuned"]) for p in probes)
     samples = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
@@ -155,10 +155,10 @@ def test_bad_inputs_give_reasons_not_crashes(tiny_llama_dir, tmp_path):
     with pytest.raises(ConfigError, match="schema.json is not valid JSON"):
         check_eval_config(cfg)  # the pipeline calls this before training
     metrics = evaluate(cfg, loaded, records, tmp_path, precision="fp32", max_seq_len=64, show_progress=False)
-    assert metrics["n_examples"] == 3
-    assert metrics["skipped"] == [{"id": records[3].id, "source": "t.jsonl:9", "reason": "empty reference answer"}]
-    assert metrics["tuned"]["format_valid"] == 0.0
-    assert list(metrics["tuned"]["format_reasons"]) == [f"eval.json_schema: {schema} is not valid JSON: "
+    assert metrics.n_examples == 3
+    assert metrics.skipped == [{"id": records[3].id, "source": "t.jsonl:9", "reason": "empty reference answer"}]
+    assert metrics.tuned.value("format_valid") == 0.0
+    assert list(metrics.tuned.value("format_reasons")) == [f"eval.json_schema: {schema} is not valid JSON: "
                                                         "Expecting value (line 1, column 10)"]
     schema.write_text('{"type": "no-such-type"}')
     with pytest.raises(ConfigError, match="not a valid JSON Schema"):
@@ -172,7 +172,7 @@ def test_unclosed_reasoning_scores_zero_and_is_reported(tiny_qwen_r1_dir, tmp_pa
     cfg = EvalConfig(max_new_tokens=3, redteam=[], latency_prompts=0)
     metrics = evaluate(cfg, loaded, product_records(3), tmp_path, precision="fp32", max_seq_len=96,
                        show_progress=False)
-    tuned = metrics["tuned"]
+    tuned = metrics.tuned.model_dump()
     # Three random tokens never close the think block the R1 prompt opened: no answer, scored 0, and said so.
     assert tuned["reasoning"]["unclosed"] == 100.0 and tuned["reasoning"]["well_formed"] == 0.0
     assert tuned["empty_answers"] == 3 and tuned["rougeL"] == 0.0 and tuned["unfinished"] == 3

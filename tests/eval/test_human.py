@@ -86,8 +86,7 @@ def test_import_means_intervals_and_kappas(fake_run, tmp_path) -> None:
     # Relevance: H001/base was left blank by bob, so 7 units are rated by both.
     assert results["criteria"]["relevance"]["agreement"]["units_rated_by_all"] == 7
     assert results["criteria"]["relevance"]["base"]["mean"] == pytest.approx(3.0)
-    metrics = json.loads(run.metrics.read_text())
-    assert metrics["human"]["criteria"]["safety"]["tuned"]["mean"] == pytest.approx(4.5)
+    assert run.read_metrics().human["criteria"]["safety"]["tuned"]["mean"] == pytest.approx(4.5)
     assert (run.eval / "human_results.json").is_file()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from typer.testing import CliRunner
 
 from r1tune.cli import app
@@ -31,7 +32,7 @@ def test_full_report_has_every_section_and_only_inline_images(fake_run, tmp_path
 
 
 def test_metric_rows_show_change_interval_and_direction(fake_run, tmp_path) -> None:
-    rows = {r["label"]: r for r in metric_rows(json.loads((fake_run(tmp_path / "run") / "metrics.json").read_text()))}
+    rows = {r["label"]: r for r in metric_rows(RunDir(fake_run(tmp_path / "run")).read_metrics())}
     assert rows["perplexity on test answers"]["change"] == "-70.0%" and rows["perplexity on test answers"]["cls"] == "up"
     rouge = rows["ROUGE-L"]
     assert rouge["cls"] == "up" and rouge["ci"].count("…") == 1 and rouge["significant"]
@@ -68,12 +69,11 @@ def test_damaged_files_are_reported_on_the_page(fake_run, tmp_path) -> None:
 
 def test_human_results_appear_in_the_report(fake_run, tmp_path) -> None:
     run = RunDir(fake_run(tmp_path / "run"))
-    metrics = json.loads(run.metrics.read_text())
     cell = {"mean": 4.0, "low": 3.5, "high": 4.5}
-    metrics["human"] = {"n_raters": 2, "n_items": 4, "criteria": {
+    human = {"n_raters": 2, "n_items": 4, "criteria": {
         "fluency": {"base": {"mean": 3.0, "low": 2.5, "high": 3.5}, "tuned": cell,
                     "delta": {"mean": 1.0, "low": 0.5, "high": 1.5}, "agreement": {"fleiss_kappa": 0.42}}}}
-    run.metrics.write_text(json.dumps(metrics))
+    run.write_metrics(run.read_metrics().model_copy(update={"human": human}))
     html = _html(run)
     assert ">Human evaluation</h2>" in html and "4.00 (3.50–4.50)" in html and "0.42" in html
 
@@ -82,9 +82,9 @@ def test_compare_two_runs(fake_run, tmp_path) -> None:
     a = RunDir(fake_run(tmp_path / "a"))
     b = RunDir(fake_run(tmp_path / "b", redteam_regression=True))
     b.config_file.write_text(a.config_file.read_text() + "train: {lr: 0.001}\n")
-    metrics = json.loads(b.metrics.read_text())
-    metrics["tuned"]["rougeL"] += 5
-    b.metrics.write_text(json.dumps(metrics))
+    metrics = b.read_metrics()
+    metrics.tuned.rougeL += 5
+    b.write_metrics(metrics)
     result = compare_runs(a, b)
     assert result["config_diff"] == [{"key": "train.lr", "a": 0.0002, "b": 0.001}]
     rouge = next(r for r in result["metrics"] if r["key"] == "rougeL")
@@ -108,3 +108,23 @@ def test_eval_sheet_command_and_eval_help(fake_run, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert (run / "eval" / "human" / "sheet.xlsx").is_file() and (run / "eval" / "human" / "key.json").is_file()
     assert "sheet" in CliRunner().invoke(app, ["eval", "--help"]).output
+
+
+def test_a_metrics_file_that_does_not_fit_names_file_and_field(fake_run, tmp_path) -> None:
+    from r1tune.artifacts import ArtifactError
+
+    run = RunDir(fake_run(tmp_path / "run"))
+    broken = json.loads(run.metrics.read_text())
+    broken["tuned"]["perplexity"] = "low"
+    del broken["n_examples"]
+    run.metrics.write_text(json.dumps(broken))
+    with pytest.raises(ArtifactError) as err:
+        run.read_metrics()
+    assert str(run.metrics) in err.value.message and "field n_examples: Field required" in err.value.message
+    assert "(and 1 more problem(s))" in err.value.message
+    run.metrics.write_text("{not json")
+    with pytest.raises(ArtifactError, match="metrics.json: not valid JSON"):
+        run.read_metrics()
+    # the report still renders, and says what it could not read
+    context = build_context(run)
+    assert any(p.startswith("metrics.json could not be read") for p in context["problems"])

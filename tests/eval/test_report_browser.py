@@ -163,7 +163,7 @@ def test_report_of_a_real_tiny_model_evaluation_renders(tiny_llama_dir, tmp_path
     run.config_file.write_text(f"data: {{sources: [{{path: /srv/d.jsonl}}]}}\nmodel: {{name: '{tiny_llama_dir}'}}\n")
     cfg = EvalConfig(max_new_tokens=4, redteam=["ecommerce"], latency_prompts=1, bootstrap_resamples=100)
     metrics = evaluate(cfg, loaded, product_records(4), run.eval, "fp32", 96, show_progress=False)
-    run.metrics.write_text(json.dumps(metrics))
+    run.write_metrics(metrics)
     report = write_report(run)
     images, requests = load_in_chromium(report, tmp_path)
     assert len(images) == 2 and all(i["decoded"] and i["width"] > 0 for i in images)  # deltas + red-team
@@ -193,5 +193,5 @@ def test_report_of_the_bundled_example_renders(tiny_llama_dir, tmp_path):
     samples = [json.loads(line) for line in (run.eval / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
     html = report.read_text(encoding="utf-8")
     assert any("Chinese" in s["prompt"] for s in samples)  # the Chinese share reached the report's samples
-    redteam = json.loads(run.metrics.read_text())["redteam"]
+    redteam = run.read_metrics().redteam
     assert redteam["n"] == 9 and redteam["domains"] == ["ecommerce"] and "Red-team probes" in html

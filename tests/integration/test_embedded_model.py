@@ -34,4 +34,4 @@ def test_a_few_lora_steps_lower_the_answer_loss(embedded, tmp_path):
     losses = [row["loss"] for row in result.history]
     assert len(losses) == 6
     assert sum(losses[-2:]) / 2 < 0.8 * sum(losses[:2]) / 2, losses
-    assert (result.adapter_dir / "adapter_model.safetensors").is_file()
+    assert (result.result_dir / "adapter_model.safetensors").is_file()

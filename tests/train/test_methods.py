@@ -43,7 +43,7 @@ def test_adapter_methods_change_only_their_own_weights(method, tiny_llama_dir, t
     markers = {"lora": ("lora_A", "lora_B"), "dora": ("lora_magnitude_vector",), "prefix": ("prompt_encoder",),
                "prompt": ("prompt_encoder",)}[method]
     assert any(m in k for k in new for m in markers), sorted(new)[:5]
-    assert (result.adapter_dir / "adapter_config.json").is_file()
+    assert (result.result_dir / "adapter_config.json").is_file()
     assert result.packing is False
 
 
@@ -51,8 +51,8 @@ def test_full_changes_every_weight_and_saves_a_whole_model(tiny_llama_dir, tmp_p
     result, changed, new, names, losses = _train(tiny_llama_dir, tmp_path, "full", lr=1e-3)
     assert losses[-1] < 0.8 * losses[0], losses
     assert not new and changed == names
-    assert result.adapter_dir.name == "model" and (result.adapter_dir / "model.safetensors").is_file()
-    assert (result.adapter_dir / "tokenizer.json").is_file()
+    assert result.result_dir.name == "model" and (result.result_dir / "model.safetensors").is_file()
+    assert (result.result_dir / "tokenizer.json").is_file()
 
 
 def test_freeze_trains_only_the_top_layers_and_final_norm(tiny_llama_dir, tmp_path):

@@ -48,9 +48,9 @@ def test_adapter_is_peft_loadable_and_metrics_written(tiny_llama_dir, tmp_path):
     from transformers import AutoModelForCausalLM
 
     _, model, result, _ = _train(tiny_llama_dir, tmp_path, max_steps=3)
-    assert (result.adapter_dir / "adapter_model.safetensors").is_file()
-    assert not any(p.suffix == ".bin" for p in result.adapter_dir.iterdir())
-    reloaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama_dir), result.adapter_dir)
+    assert (result.result_dir / "adapter_model.safetensors").is_file()
+    assert not any(p.suffix == ".bin" for p in result.result_dir.iterdir())
+    reloaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama_dir), result.result_dir)
     ids = torch.tensor([[1, 2, 3, 4]])
     model.eval()
     with torch.no_grad():
@@ -105,7 +105,7 @@ def test_early_stopping_stops_on_patience_and_keeps_the_best(tiny_llama_dir, tmp
     assert result.stopped_early and result.steps == 4
     assert (result.best_step, result.best_val_loss, result.val_loss) == (2, 2.0, 2.0)
     best = load_file(tmp_path / "train" / "checkpoints" / "step-000002" / "trainable.safetensors")
-    final = load_file(result.adapter_dir / "adapter_model.safetensors")
+    final = load_file(result.result_dir / "adapter_model.safetensors")
     # The saved adapter holds the best step's weights, not the last step's (peft drops the adapter name).
     assert {k.replace(".default", "") for k in best} == set(final)
     assert all(torch.equal(final[k.replace(".default", "")], v) for k, v in best.items())

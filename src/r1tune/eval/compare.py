@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from r1tune.artifacts import EvalMetrics
 from r1tune.errors import R1TuneError
 from r1tune.eval.report import METRIC_ROWS
 from r1tune.rundir import RunDir
@@ -21,13 +22,10 @@ def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: node}
 
 
-def _load(run: RunDir) -> tuple[dict, dict]:
+def _load(run: RunDir) -> tuple[EvalMetrics, dict]:
     if not run.metrics.is_file():
         raise R1TuneError(f"{run.path} has no metrics.json", hint=f"run `r1tune eval {run.path}` first")
-    try:
-        metrics = json.loads(run.metrics.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise R1TuneError(f"{run.metrics}: not valid JSON ({err})") from None
+    metrics = run.read_metrics()
     try:  # resolved (defaults filled) so only real differences show
         config = run.load_config().model_dump(mode="json")
     except Exception:
@@ -44,21 +42,21 @@ def compare_runs(a: RunDir, b: RunDir) -> dict[str, Any]:
                    if flat_a.get(k) != flat_b.get(k) and k not in skip]
     rows = []
     for key, label, better, _, digits in METRIC_ROWS:
-        ta, tb = (metrics_a.get("tuned") or {}).get(key), (metrics_b.get("tuned") or {}).get(key)
+        ta, tb = metrics_a.tuned.value(key), metrics_b.tuned.value(key)
         if not isinstance(ta, (int, float)) and not isinstance(tb, (int, float)):
             continue
         diff = tb - ta if isinstance(ta, (int, float)) and isinstance(tb, (int, float)) else None
         rows.append({"key": key, "label": label, "better": better, "digits": digits,
-                     "a_base": (metrics_a.get("base") or {}).get(key), "a_tuned": ta,
-                     "b_base": (metrics_b.get("base") or {}).get(key), "b_tuned": tb, "b_minus_a": diff,
+                     "a_base": metrics_a.base.value(key) if metrics_a.base else None, "a_tuned": ta,
+                     "b_base": metrics_b.base.value(key) if metrics_b.base else None, "b_tuned": tb, "b_minus_a": diff,
                      "b_better": None if diff in (None, 0) or better == "none" else (diff > 0) == (better == "higher")})
     redteam = {}
     for name, metrics in (("a", metrics_a), ("b", metrics_b)):
-        summary = metrics.get("redteam") or {}
+        summary = metrics.redteam or {}
         if summary.get("tuned"):
             redteam[name] = f"{summary['tuned']['passed']}/{summary['n']}"
-    return {"a": {"run": a.run_id, "n_examples": metrics_a.get("n_examples")},
-            "b": {"run": b.run_id, "n_examples": metrics_b.get("n_examples")},
+    return {"a": {"run": a.run_id, "n_examples": metrics_a.n_examples},
+            "b": {"run": b.run_id, "n_examples": metrics_b.n_examples},
             "config_diff": config_diff, "metrics": rows, "redteam_tuned_passed": redteam,
             "same_test_set": None if None in (_test_hash(a), _test_hash(b)) else _test_hash(a) == _test_hash(b)}
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from r1tune.artifacts import EvalMetrics
 from r1tune.config import EvalConfig
 from r1tune.data.records import Message, Record
 from r1tune.errors import ConfigError, R1TuneError
@@ -130,10 +131,10 @@ def evaluate(
     show_progress: bool = True,
     seed: int = 0,
     base_model: Any = None,
-) -> dict[str, Any]:
+) -> EvalMetrics:
     """Score the tuned model and its base on the same test prompts. The base is the adapter switched off,
     or `base_model` for whole-model training (full/freeze). Writes samples.jsonl (+ redteam.jsonl,
-    judge.jsonl) to `out_dir` and returns the metrics dict."""
+    judge.jsonl) to `out_dir` and returns the metrics (the caller writes metrics.json)."""
     from r1tune.eval.redteam import load_probes
 
     test = _test_set(loaded, test_records, cfg.max_examples)
@@ -141,10 +142,10 @@ def evaluate(
     # The base goes first: the tuned pass decodes through merged weights (`adapter_merged`), and unmerging
     # leaves fp32 round-off that would otherwise make the base's figures depend on the adapter.
     variants: list[tuple[str, Callable[[], Any]]] = []
-    if cfg.compare_base and hasattr(model, "disable_adapter"):
-        variants.append(("base", model.disable_adapter))
-    elif cfg.compare_base and base_model is not None:
+    if cfg.compare_base and base_model is not None:  # a whole-model run: the base is a second model
         variants.append(("base", lambda: _model_swapped(loaded, base_model)))
+    elif cfg.compare_base and hasattr(model, "disable_adapter"):  # an adapter: the base is it switched off
+        variants.append(("base", model.disable_adapter))
     variants.append(("tuned", contextlib.nullcontext))
     settings = _decoding_settings(cfg, loaded, seed)
     probes, patterns = load_probes(cfg.redteam, cfg.redteam_file) if (cfg.redteam or cfg.redteam_file) else ([], None)
@@ -211,7 +212,7 @@ def evaluate(
         results["judge"] = run_judge(cfg.judge, test.records, [g.answer for g in headline_gens[0]],
                                      [g.answer for g in headline_gens[1]], out_dir / "judge.jsonl", precision)
     _write_samples(out_dir / "samples.jsonl", test, gens, scored, nll, headline_name)
-    return results
+    return EvalMetrics.model_validate(results)
 
 
 @contextlib.contextmanager

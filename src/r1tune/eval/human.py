@@ -259,7 +259,5 @@ def import_sheets(run: RunDir, paths: list[Path], seed: int = 0) -> dict[str, An
     results["sheets"] = [str(p) for p in paths]
     (run.eval / "human_results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     if run.metrics.is_file():
-        metrics = json.loads(run.metrics.read_text(encoding="utf-8"))
-        metrics["human"] = results
-        run.metrics.write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
+        run.write_metrics(run.read_metrics().model_copy(update={"human": results}))
     return results

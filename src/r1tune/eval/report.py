@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from r1tune.artifacts import ArtifactError, EvalMetrics, TrainSummary
 from r1tune.rundir import RunDir
 
 GOOD, BAD, BASE_COLOR, TUNED_COLOR = "#1a7f37", "#c62828", "#8a94a6", "#3366cc"
@@ -53,35 +54,56 @@ def write_report(run: RunDir) -> Path:
 def build_context(run: RunDir) -> dict[str, Any]:
     """Everything the template shows, from metrics.json, eval/*.jsonl, train/ and data/ of a run."""
     problems: list[str] = []
-    metrics = _read_json(run.metrics, problems)
+    metrics = _read_metrics(run, problems)
     samples = _read_jsonl(run.eval / "samples.jsonl", problems)
     redteam_rows = _read_jsonl(run.eval / "redteam.jsonl", problems)
     history = _read_jsonl(run.train / "train_metrics.jsonl", problems)
     data = _read_json(run.data / "data_report.json", problems)
-    human = metrics.get("human") or _read_json(run.eval / "human_results.json", problems)
-    has_base = bool(metrics.get("base"))
+    human = (metrics.human if metrics else None) or _read_json(run.eval / "human_results.json", problems)
+    has_base = bool(metrics and metrics.base)
     return {
         "info": run.read_info(),
         "cfg": _safe_config(run),
         "m": metrics,
         "has_base": has_base,
-        "verdict": _verdict(metrics) if has_base else None,
-        "rows": metric_rows(metrics),
-        "reasoning_rows": _reasoning_rows(metrics),
-        "decoding_rows": _decoding_rows(metrics),
+        "verdict": _verdict(metrics) if metrics and has_base else None,
+        "rows": metric_rows(metrics) if metrics else [],
+        "reasoning_rows": _reasoning_rows(metrics) if metrics else [],
+        "decoding_rows": _decoding_rows(metrics) if metrics else [],
         "data": data,
-        "train": _read_json(run.train / "train_summary.json", problems),
+        "train": _read_train_summary(run, problems),
         "loss_img": _loss_curve(history),
         "funnel_img": _funnel_chart(data.get("funnel") or {}),
-        "delta_img": _delta_chart(metrics.get("ci") or {}),
-        "redteam": _redteam_context(metrics.get("redteam"), redteam_rows),
-        "latency": _latency_context(metrics),
-        "judge": _judge_context(metrics.get("judge")),
+        "delta_img": _delta_chart({k: ci.model_dump() for k, ci in metrics.ci.items()} if metrics else {}),
+        "redteam": _redteam_context(metrics.redteam if metrics else None, redteam_rows),
+        "latency": _latency_context(metrics) if metrics else [],
+        "judge": _judge_context(metrics.judge if metrics else None),
         "human": _human_context(human),
         "samples": _extremes(samples),
         "run_path": str(run.path),
         "problems": problems,
     }
+
+
+def _read_metrics(run: RunDir, problems: list[str]) -> EvalMetrics | None:
+    """The run's metrics, or None (not evaluated yet, or a file that does not fit: listed on the page)."""
+    if not run.metrics.is_file():
+        return None
+    try:
+        return run.read_metrics()
+    except ArtifactError as err:
+        problems.append(f"metrics.json could not be read: {err.message}")
+        return None
+
+
+def _read_train_summary(run: RunDir, problems: list[str]) -> TrainSummary | dict:
+    if not run.train_summary_file.is_file():
+        return {}
+    try:
+        return run.read_train_summary()
+    except ArtifactError as err:
+        problems.append(f"train_summary.json could not be read: {err.message}")
+        return {}
 
 
 def _safe_config(run: RunDir) -> Any:
@@ -109,46 +131,46 @@ def _direction(delta: float | None, better: str) -> str:
     return "up" if (delta > 0) == (better == "higher") else "down"
 
 
-def metric_rows(metrics: dict) -> list[dict[str, Any]]:
+def metric_rows(metrics: EvalMetrics) -> list[dict[str, Any]]:
     """Base, tuned, change and its 95% interval for every metric the run has, coloured by direction."""
-    tuned, base = metrics.get("tuned") or {}, metrics.get("base") or {}
-    delta, ci = metrics.get("delta") or {}, metrics.get("ci") or {}
+    tuned, base, delta, ci = metrics.tuned, metrics.base, metrics.delta, metrics.ci
     rows = []
     for key, label, better, note, digits in METRIC_ROWS:
-        if tuned.get(key) is None:
+        if tuned.value(key) is None:
             continue
         if key == "format_valid":
-            note = f"{note}: {tuned.get('format_check', '')} on {tuned.get('format_n', '?')} answers"
+            note = f"{note}: {tuned.value('format_check') or ''} on {tuned.value('format_n') or '?'} answers"
         change, interval = delta.get(key), ci.get(key)
         if key == "perplexity" and "perplexity_change_pct" in delta:
             change, interval = delta["perplexity_change_pct"], ci.get("perplexity_change_pct")
-        significant = bool(interval) and (interval["low"] > 0 or interval["high"] < 0)
+        significant = interval is not None and (interval.low > 0 or interval.high < 0)
         rows.append({
             "label": label, "note": note,
-            "base": _fmt(base.get(key), digits) if base else "—", "tuned": _fmt(tuned[key], digits),
+            "base": _fmt(base.value(key), digits) if base else "—", "tuned": _fmt(tuned.value(key), digits),
             "change": "" if change is None else (f"{change:+.1f}%" if key == "perplexity" else f"{change:+.{max(digits, 1)}f}"),
-            "ci": f"{interval['low']:+.1f} … {interval['high']:+.1f}" if interval else "",
+            "ci": f"{interval.low:+.1f} … {interval.high:+.1f}" if interval else "",
             "cls": _direction(change, better), "significant": significant,
         })
     return rows
 
 
-def _verdict(metrics: dict) -> dict[str, Any]:
-    delta, ci, tuned, base = metrics.get("delta", {}), metrics.get("ci", {}), metrics["tuned"], metrics["base"]
-    ppl = delta.get("perplexity_change_pct")
-    rouge = delta.get("rougeL", 0.0)
+def _verdict(metrics: EvalMetrics) -> dict[str, Any]:
+    tuned, base = metrics.tuned, metrics.base
+    assert base is not None
+    ppl = metrics.perplexity_change_pct()
+    rouge = metrics.delta.get("rougeL", 0.0)
     good = ppl is not None and ppl < 0 and rouge >= 0
-    rouge_ci = ci.get("rougeL")
+    rouge_ci = metrics.ci.get("rougeL")
     return {
         "good": good,
-        "ppl": f"{_fmt(base.get('perplexity'))} → {_fmt(tuned.get('perplexity'))} ({ppl:+.1f}%)" if ppl is not None else "—",
-        "rouge": f"{_fmt(base.get('rougeL'), 1)} → {_fmt(tuned.get('rougeL'), 1)} ({rouge:+.1f} points"
-                 + (f", 95% CI {rouge_ci['low']:+.1f} to {rouge_ci['high']:+.1f}" if rouge_ci else "") + ")",
+        "ppl": f"{_fmt(base.perplexity)} → {_fmt(tuned.perplexity)} ({ppl:+.1f}%)" if ppl is not None else "—",
+        "rouge": f"{_fmt(base.rougeL, 1)} → {_fmt(tuned.rougeL, 1)} ({rouge:+.1f} points"
+                 + (f", 95% CI {rouge_ci.low:+.1f} to {rouge_ci.high:+.1f}" if rouge_ci else "") + ")",
     }
 
 
-def _reasoning_rows(metrics: dict) -> list[dict[str, str]]:
-    tuned, base = (metrics.get("tuned") or {}).get("reasoning"), (metrics.get("base") or {}).get("reasoning")
+def _reasoning_rows(metrics: EvalMetrics) -> list[dict[str, str]]:
+    tuned, base = metrics.tuned.value("reasoning"), metrics.base.value("reasoning") if metrics.base else None
     if not tuned:
         return []
     base = base or {}
@@ -166,10 +188,10 @@ def _reasoning_rows(metrics: dict) -> list[dict[str, str]]:
     return rows
 
 
-def _decoding_rows(metrics: dict) -> list[dict[str, str]]:
+def _decoding_rows(metrics: EvalMetrics) -> list[dict[str, str]]:
     rows = []
-    for decoding, by_model in (metrics.get("by_decoding") or {}).items():
-        settings = (metrics.get("decoding") or {}).get(decoding, {})
+    for decoding, by_model in metrics.by_decoding.items():
+        settings = metrics.decoding.get(decoding, {})
         label = decoding if decoding == "greedy" else f"{decoding} (T={settings.get('temperature')}, top_p={settings.get('top_p')})"
         for key in ("rougeL", "bleu", "chrf"):
             t, b = by_model.get("tuned", {}).get(key), by_model.get("base", {}).get(key)
@@ -197,10 +219,10 @@ def _redteam_context(summary: dict | None, rows: list[dict]) -> dict[str, Any] |
             "worse": bool(summary.get("tuned_worse")), "img": _redteam_chart(summary, categories)}
 
 
-def _latency_context(metrics: dict) -> list[dict[str, str]]:
+def _latency_context(metrics: EvalMetrics) -> list[dict[str, str]]:
     rows = []
-    for name in ("base", "tuned"):
-        latency = (metrics.get(name) or {}).get("latency") or {}
+    for name, scores in (("base", metrics.base), ("tuned", metrics.tuned)):
+        latency = scores.latency if scores else {}
         single, batched = latency.get("single", {}), latency.get("batched", {})
         if single or batched:
             rows.append({

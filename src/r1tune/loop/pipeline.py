@@ -5,12 +5,11 @@ Each stage gets only its own config section; this module is the only place that 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
+from r1tune.artifacts import EvalMetrics
 from r1tune.config import R1TuneConfig
 from r1tune.data import PreparedData, load_prepared, prepare
 from r1tune.rundir import RunDir, create_run
@@ -21,7 +20,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class PipelineResult:
     run: RunDir
-    metrics: dict[str, Any]
+    metrics: EvalMetrics
 
 
 def run_pipeline(cfg: R1TuneConfig, show_progress: bool = True, on_stage=lambda name, run: None) -> PipelineResult:
@@ -74,7 +73,7 @@ def train_stage(cfg: R1TuneConfig, run: RunDir, data: PreparedData | None = None
 
 
 def eval_stage(cfg: R1TuneConfig, run: RunDir, data: PreparedData | None = None, loaded=None,
-               show_progress: bool = True) -> dict[str, Any]:
+               show_progress: bool = True) -> EvalMetrics:
     """Evaluate the run's result (loaded from disk unless given) against its base; writes metrics.json.
 
     An adapter run scores its base by switching the adapter off; a `full`/`freeze` run changed the weights
@@ -88,9 +87,9 @@ def eval_stage(cfg: R1TuneConfig, run: RunDir, data: PreparedData | None = None,
         loaded = models.load(cfg.model, cfg.train.reasoning, cfg.train.train_on_prompt,
                              **run.trained_weights())
     base_model = None
-    if cfg.eval.compare_base and not hasattr(loaded.model, "disable_adapter"):
+    if cfg.eval.compare_base and run.trains_whole_model:
         base_model = models.load_model(loaded.source, cfg.model)
     metrics = evaluate(cfg.eval, loaded, data.test, run.eval, resolve_precision(cfg.train.precision),
                        cfg.train.max_seq_len, show_progress, seed=cfg.project.seed, base_model=base_model)
-    run.metrics.write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
+    run.write_metrics(metrics)
     return metrics

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from r1tune.artifacts import TRAIN_SUMMARY_FILE, ResultKind, TrainSummary, write_artifact
 from r1tune.config import TrainConfig
 from r1tune.data.records import Record
 from r1tune.errors import ConfigError, DataError
@@ -46,7 +47,7 @@ TRAJECTORY_FIELDS = (
 
 @dataclass
 class TrainResult:
-    adapter_dir: Path  # the PEFT adapter, or the whole model for `full` / `freeze`
+    result_dir: Path  # the PEFT adapter, or the whole model for `full` / `freeze` (see `result_kind`)
     steps: int
     epochs: float
     precision: str
@@ -69,11 +70,13 @@ class TrainResult:
     processes: int = 1
     history: list[dict[str, Any]] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["adapter_dir"] = str(self.adapter_dir)
-        out.pop("history")
-        return out
+    @property
+    def result_kind(self) -> ResultKind:
+        return "whole_model" if saves_whole_model(self.method) else "adapter"
+
+    def summary(self) -> TrainSummary:
+        fields = {k: v for k, v in asdict(self).items() if k not in ("result_dir", "history")}
+        return TrainSummary(result_kind=self.result_kind, result_dir=str(self.result_dir), **fields)
 
 
 @dataclass
@@ -201,7 +204,7 @@ def train(
     runtime.barrier()
     metrics.close()
     result = TrainResult(
-        adapter_dir=result_dir, steps=state.step, epochs=round(state.step / plan.steps_per_epoch, 3),
+        result_dir=result_dir, steps=state.step, epochs=round(state.step / plan.steps_per_epoch, 3),
         precision=precision, seconds=round(time.perf_counter() - t_start, 2), trained_tokens=state.trained_tokens,
         truncated=truncated, dropped_empty=dropped, val_loss=val_loss, method=cfg.method,
         packing=cfg.packing, fill_rate=round(plan.fill_rate(), 4), real_tokens=state.real_tokens,
@@ -210,10 +213,8 @@ def train(
         best_val_loss=state.best_val_loss, best_step=state.best_step, stopped_early=state.stopped_early,
         resumed_from=resumed_from, processes=runtime.world_size, history=state.history,
     )
-    if runtime.is_main:
-        import json
-
-        (out_dir / "train_summary.json").write_text(json.dumps(result.to_dict(), indent=2))
+    if runtime.is_main:  # the one writer of train_summary.json; read back through RunDir.read_train_summary
+        write_artifact(out_dir / TRAIN_SUMMARY_FILE, result.summary())
         if show_progress:
             print_summary(result)
     return model, result
