@@ -81,7 +81,8 @@ def test_a_whole_model_run_is_evaluated_exported_chatted_and_served_from_its_tra
     assert result.exit_code == 0, result.output
     trained, copied = (load_file(next(d.glob("*.safetensors"))) for d in (run.whole_model, exported))
     assert trained.keys() == copied.keys() and all(torch.equal(trained[k], copied[k]) for k in trained)
-    assert json.loads((exported / "r1tune_export.json").read_text())["trained_weights"] == str(run.whole_model)
+    provenance = json.loads((exported / "r1tune_export.json").read_text())
+    assert provenance["source"] == str(run.path) and provenance["kind"] == "whole_model"
 
     target = resolve_target(run.path)
     assert target.weights_dir == run.whole_model and target.run_adapter_name is None
@@ -132,3 +133,30 @@ def test_models_lists_presets(monkeypatch):
     monkeypatch.setattr(cli.out, "width", 220)
     result = _invoke("models")
     assert "deepseek-r1-distill-qwen-7b" in result.output and "0.6/0.95" in result.output
+
+
+@pytest.mark.parametrize("model_fixture, reasoning, chat_format", [
+    ("tiny_qwen_r1_dir", "keep_prompt_think", "deepseek-r1"), ("tiny_llama_dir", "empty_think", "chatml")])
+def test_an_export_is_prompted_with_the_same_token_ids_as_its_run(request, tmp_path, model_fixture, reasoning,
+                                                                 chat_format):
+    from r1tune import models
+    from r1tune.config import ModelConfig
+    from r1tune.data import Message
+    from r1tune.rundir import RunDir
+
+    config = write_project(tmp_path, request.getfixturevalue(model_fixture))
+    result = _invoke("run", str(config), "train.max_steps=2", f"train.reasoning={reasoning}", "eval.redteam=[]",
+                     "eval.compare_base=false", "--no-progress")
+    assert result.exit_code == 0, result.output
+    run = RunDir(next((tmp_path / "runs").iterdir()))
+    exported = tmp_path / "exported"
+    assert _invoke("export", str(run.path), "--out", str(exported)).exit_code == 0
+    cfg = run.load_config()
+    trained = models.load(cfg.model, cfg.train.reasoning, cfg.train.train_on_prompt, with_weights=False)
+    served = models.load(ModelConfig(name=str(exported)), with_weights=False)
+    assert trained.renderer.fmt.name == served.renderer.fmt.name == chat_format
+    assert served.renderer.reasoning == reasoning and served.source.provenance.kind == "adapter"
+    chat = [Message("system", "You sell mugs."), Message("user", "Describe the blue mug."),
+            Message("assistant", "It is blue.", reasoning="The user wants a colour."),
+            Message("user", "And the red one?")]
+    assert served.renderer.render_prompt(chat) == trained.renderer.render_prompt(chat)

@@ -129,7 +129,7 @@ class ExportProvenance(_Artifact):
     source: str  # the run folder it was exported from
     kind: ResultKind  # merged from an adapter, or copied whole weights
     chat_format: str  # the chat format's name (`deepseek-r1`, `chatml`, ...)
-    reasoning: str  # `train.reasoning` of the run
+    reasoning: Literal["empty_think", "keep_prompt_think"]  # `train.reasoning` of the run
     train_on_prompt: bool = False
     r1tune_version: str = "unknown"
 

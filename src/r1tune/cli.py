@@ -431,18 +431,13 @@ def export(
 ) -> None:
     """Save a run's result as a standalone safetensors model: a LoRA adapter is merged into the base
     weights; a full/freeze run's trained weights are copied."""
-    from r1tune.export import copy_whole_model, merge_adapter
+    from r1tune.export import export_run
     from r1tune.rundir import open_run
 
     run_dir = open_run(run_folder)
-    info = run_dir.read_info()
-    chat_format = info.get("chat_format", "auto")
-    if run_dir.trains_whole_model:
-        path = copy_whole_model(run_dir.whole_model, out_dir, info.get("model", "?"), chat_format)
-        out.print(f"trained model written to {path}")
-        return
-    path = merge_adapter(run_dir.load_config().model, run_dir.adapter, out_dir, chat_format)
-    out.print(f"merged model written to {path}")
+    path = export_run(run_dir, out_dir)
+    what = "trained model" if run_dir.trains_whole_model else "merged model"
+    out.print(f"{what} written to {path}")
 
 
 @app.command("serve")

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from r1tune.artifacts import ExportProvenance, write_artifact
 from r1tune.config import ModelConfig
 from r1tune.errors import ModelLoadError
 from r1tune.models import load, presets, resolve_model_source
@@ -104,8 +105,9 @@ def test_an_export_is_prompted_like_the_preset_it_was_tuned_from(tiny_llama_dir,
     shutil.copytree(tiny_llama_dir, export)
     chat = [Message("user", "Describe the blue mug.")]
     plain = load(ModelConfig(name=str(export)), with_weights=False).renderer.render_prompt(chat)
-    (export / "r1tune_export.json").write_text(json.dumps({"base_model": "smollm2-135m-instruct",
-                                                           "chat_format": "chatml"}))
+    write_artifact(export / "r1tune_export.json", ExportProvenance(
+        base_model="smollm2-135m-instruct", source="runs/x", kind="adapter", chat_format="chatml",
+        reasoning="empty_think"))
     exported = load(ModelConfig(name=str(export)), with_weights=False)
     preset = load(ModelConfig(name="smollm2-135m-instruct"), with_weights=False)
     assert exported.renderer.render_prompt(chat) == preset.renderer.render_prompt(chat) != plain
@@ -113,5 +115,8 @@ def test_an_export_is_prompted_like_the_preset_it_was_tuned_from(tiny_llama_dir,
     assert exported.source.display_name == str(export)  # served under its own name, not the base's
 
     (export / "r1tune_export.json").write_text("{not json")
-    with pytest.raises(ModelLoadError, match="r1tune_export.json is not valid JSON"):
+    with pytest.raises(ModelLoadError, match="r1tune_export.json: not valid JSON"):
+        resolve_model_source(ModelConfig(name=str(export)))
+    (export / "r1tune_export.json").write_text(json.dumps({"base_model": "smollm2-135m-instruct"}))  # an old marker
+    with pytest.raises(ModelLoadError, match="r1tune_export.json: field source: Field required"):
         resolve_model_source(ModelConfig(name=str(export)))

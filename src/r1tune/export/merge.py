@@ -2,22 +2,24 @@
 or copy the weights a `full`/`freeze` run trained.
 
 The result loads with `AutoModelForCausalLM.from_pretrained` anywhere, with no PEFT dependency, and carries
-`r1tune_export.json` (base model, source, chat format) so it can be traced back to its run, and so r1tune
-prompts it as its base preset was prompted in training (`models.loading._exported_from`).
+`r1tune_export.json` (`artifacts.ExportProvenance`: base model, source run, result kind, chat format,
+reasoning mode) so it can be traced back to its run, and so r1tune prompts it exactly as it was trained
+(`models.loading._export_provenance`).
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
+from r1tune.artifacts import ExportProvenance, write_artifact
 from r1tune.config import ModelConfig
 from r1tune.models.loading import EXPORT_MARKER
+from r1tune.rundir import RunDir
 
 
-def merge_adapter(model_cfg: ModelConfig, adapter_dir: Path, out_dir: Path, chat_format: str) -> Path:
-    """Load base + adapter, fold the adapter into the weights, and save model, tokenizer and format."""
+def merge_adapter(model_cfg: ModelConfig, adapter_dir: Path, out_dir: Path, provenance: ExportProvenance) -> Path:
+    """Load base + adapter, fold the adapter into the weights, and save model, tokenizer and provenance."""
     from r1tune import models
 
     loaded = models.load(model_cfg, adapter=adapter_dir)
@@ -25,11 +27,10 @@ def merge_adapter(model_cfg: ModelConfig, adapter_dir: Path, out_dir: Path, chat
     tmp = _fresh_tmp(out_dir)
     merged.save_pretrained(tmp, safe_serialization=True)
     loaded.tokenizer.save_pretrained(tmp)
-    return _finish(tmp, out_dir, {"base_model": loaded.source.display_name, "adapter": str(adapter_dir),
-                                  "chat_format": chat_format})
+    return _finish(tmp, out_dir, provenance)
 
 
-def copy_whole_model(model_dir: Path, out_dir: Path, base_model: str, chat_format: str) -> Path:
+def copy_whole_model(model_dir: Path, out_dir: Path, provenance: ExportProvenance) -> Path:
     """Export a `full`/`freeze` run: its `train/model/` already is a standalone model, so copy it as is."""
     from r1tune.errors import ModelLoadError
 
@@ -37,8 +38,20 @@ def copy_whole_model(model_dir: Path, out_dir: Path, base_model: str, chat_forma
         raise ModelLoadError(f"{model_dir} holds no safetensors weights", hint="re-run `r1tune train` for this run")
     tmp = _fresh_tmp(out_dir)
     shutil.copytree(model_dir, tmp)
-    return _finish(tmp, out_dir, {"base_model": base_model, "trained_weights": str(model_dir),
-                                  "chat_format": chat_format})
+    return _finish(tmp, out_dir, provenance)
+
+
+def export_run(run: RunDir, out_dir: Path) -> Path:
+    """Export a run's result with the provenance that lets r1tune prompt it exactly as it was trained."""
+    cfg = run.load_config()
+    info = run.read_info()
+    provenance = ExportProvenance(
+        base_model=str(info.get("model") or cfg.model.name), source=str(run.path), kind=run.result_kind or "adapter",
+        chat_format=str(info.get("chat_format") or cfg.model.chat_format), reasoning=cfg.train.reasoning,
+        train_on_prompt=cfg.train.train_on_prompt, r1tune_version=str((info.get("versions") or {}).get("r1tune", "unknown")))
+    if run.trains_whole_model:
+        return copy_whole_model(run.whole_model, out_dir, provenance)
+    return merge_adapter(cfg.model, run.adapter, out_dir, provenance)
 
 
 def _fresh_tmp(out_dir: Path) -> Path:
@@ -47,9 +60,10 @@ def _fresh_tmp(out_dir: Path) -> Path:
     return tmp
 
 
-def _finish(tmp: Path, out_dir: Path, provenance: dict[str, str]) -> Path:
-    """Write the provenance file, then swap the finished folder in: a crash never leaves half an export."""
-    (tmp / EXPORT_MARKER).write_text(json.dumps(provenance, indent=2))
+def _finish(tmp: Path, out_dir: Path, provenance: ExportProvenance) -> Path:
+    """Write the provenance file (its one writer), then swap the finished folder in: a crash never leaves
+    half an export."""
+    write_artifact(tmp / EXPORT_MARKER, provenance)
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
     return out_dir

@@ -72,6 +72,10 @@ def load(
     tokenizer = load_tokenizer(source, cfg)
     preset = source.preset
     name = cfg.chat_format if cfg.chat_format != "auto" or preset is None else preset.chat_format
+    if source.provenance is not None:  # an export is prompted exactly as its run was trained
+        provenance = source.provenance
+        name = cfg.chat_format if cfg.chat_format != "auto" else provenance.chat_format
+        reasoning, train_on_prompt = provenance.reasoning, provenance.train_on_prompt  # type: ignore[assignment]
     fmt = chat_format_for(name, tokenizer, preset.default_system if preset else None)
     renderer = ChatRenderer(fmt, tokenizer, reasoning=reasoning, train_on_prompt=train_on_prompt)
     model = load_model(weights_source(cfg, weights_dir) if weights_dir else source, cfg) if with_weights else None

@@ -10,7 +10,6 @@ interrupted conversion never leaves a half-written cache), and later uses load t
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 import os
 import shutil
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from r1tune.artifacts import ArtifactError, ExportProvenance, read_artifact
 from r1tune.config import ModelConfig
 from r1tune.errors import ModelLoadError
 from r1tune.models.presets import Preset, find_preset, presets
@@ -45,7 +45,11 @@ class ModelSource:
     location: str  # a folder for embedded/local, a hub id for hub
     preset: Preset | None
     revision: str | None = None
-    exported: bool = False  # an `r1tune export` folder; `preset` is then the base it was tuned from
+    provenance: ExportProvenance | None = None  # an `r1tune export` folder: how it was trained; `preset` is its base
+
+    @property
+    def exported(self) -> bool:
+        return self.provenance is not None
 
     @property
     def display_name(self) -> str:
@@ -59,9 +63,10 @@ def resolve_model_source(cfg: ModelConfig) -> ModelSource:
     path = Path(cfg.name).expanduser()
     if path.is_dir():
         _check_local_folder(path)
-        base = _exported_from(path)
-        if base is not None:
-            return ModelSource("local", str(path.resolve()), base, cfg.revision, exported=True)
+        provenance = _export_provenance(path)
+        if provenance is not None:
+            base = find_preset(provenance.base_model) or find_preset(Path(provenance.base_model).name)
+            return ModelSource("local", str(path.resolve()), base, cfg.revision, provenance)
         return ModelSource("local", str(path.resolve()), find_preset(path.name), cfg.revision)
     preset = find_preset(cfg.name)
     if preset is not None and preset.embedded is not None:
@@ -77,23 +82,20 @@ def resolve_model_source(cfg: ModelConfig) -> ModelSource:
     )
 
 
-def _exported_from(path: Path) -> Preset | None:
-    """The preset an `r1tune export` folder was tuned from, read from its `r1tune_export.json`.
+def _export_provenance(path: Path) -> ExportProvenance | None:
+    """How an `r1tune export` folder was trained, from its `r1tune_export.json` (None for other folders).
 
-    Why: the tuned model must be prompted exactly as it was trained (the preset's chat format and default
-    system prompt), not by whatever the copied tokenizer template does on its own. Serving an export of
-    the demo without this gave 33-token prompts instead of the 54 it was trained on, and other answers."""
+    Why: the tuned model must be prompted exactly as it was trained (its chat format, reasoning mode and its
+    base preset's default system prompt), not by whatever the copied tokenizer template does on its own.
+    Serving an export of the demo without this gave 33-token prompts instead of the 54 it was trained on."""
     marker = path / EXPORT_MARKER
     if not marker.is_file():
         return None
     try:
-        base = json.loads(marker.read_text(encoding="utf-8")).get("base_model")
-    except (OSError, ValueError, AttributeError) as err:
-        raise ModelLoadError(f"{marker} is not valid JSON: {err}",
-                             hint="re-run `r1tune export`, or delete the file to load the folder as a plain model") from None
-    if not isinstance(base, str):
-        return None
-    return find_preset(base) or find_preset(Path(base).name)
+        return read_artifact(marker, ExportProvenance)
+    except ArtifactError as err:
+        raise ModelLoadError(err.message, hint="re-run `r1tune export`, or delete the file to load the folder "
+                             "as a plain model") from None
 
 
 def _check_local_folder(path: Path) -> None:
