@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from r1tune.errors import R1TuneError
 
 ResultKind = Literal["adapter", "whole_model"]  # what training produced: a PEFT adapter or whole weights
-RunStatus = Literal["running", "prepared", "done", "failed"]
+RunStatus = Literal["created", "running", "prepared", "trained", "done", "failed"]
 
 Model = TypeVar("Model", bound=BaseModel)
 TRAIN_SUMMARY_FILE = "train_summary.json"  # inside the run's train/ folder

@@ -3,6 +3,7 @@ so `r1tune --help` is instant."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -96,8 +97,9 @@ def prepare_cmd(config: ConfigArg, overrides: OverridesArg = None,
 
     cfg = _load(config, overrides)
     run_dir = create_run(cfg)
-    data = prepare(cfg.data, run_dir.data, cfg.project.seed, tokenizer=_tokenizer_or_none(cfg),
-                   show_progress=progress)
+    with run_dir.stage("prepare", "prepared"):
+        data = prepare(cfg.data, run_dir.data, cfg.project.seed, tokenizer=_tokenizer_or_none(cfg),
+                       show_progress=progress)
     report = data.report
     funnel = report["funnel"]
     rejected = ", ".join(f"{stage} {n}" for stage, n in funnel["rejected"].items()) or "none"
@@ -170,7 +172,8 @@ def train_cmd(
             raise R1TuneError(f"the launched training exited with code {code}",
                               hint=f"fix the error above, then `r1tune train {run_dir.path} --resume`")
     else:
-        train_stage(cfg, run_dir, show_progress=progress, resume=resume)
+        with run_dir.stage("train", "trained") if is_main_process() else contextlib.nullcontext():
+            train_stage(cfg, run_dir, show_progress=progress, resume=resume)
     if is_main_process():
         out.print(f"trained: {run_dir.train}")
 
@@ -197,8 +200,9 @@ def eval_cmd(run_folder: RunArg, progress: Annotated[bool, typer.Option(help="Sh
     from r1tune.rundir import open_run
 
     run_dir = open_run(run_folder)
-    metrics = eval_stage(run_dir.load_config(), run_dir, show_progress=progress)
-    write_report(run_dir)
+    with run_dir.stage("eval", "done"):
+        metrics = eval_stage(run_dir.load_config(), run_dir, show_progress=progress)
+        write_report(run_dir)
     _print_comparison(metrics)
     out.print(f"report: {run_dir.report}")
 
@@ -244,6 +248,37 @@ def eval_import(
                       f"{kappa:.2f}" if isinstance(kappa, float) else "—")
     out.print(table)
     out.print(f"report: {write_report(run_dir)}")
+
+
+@app.command("runs")
+def runs_cmd(
+    project: Annotated[Path, typer.Argument(help="A project file or folder, or a runs folder.")] = Path("."),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+) -> None:
+    """List a project's runs, newest first: status, method, data size and base-vs-tuned headline."""
+    import dataclasses
+
+    from rich.table import Table
+
+    from r1tune.loop.runs import list_runs, runs_folder
+
+    rows = list_runs(runs_folder(project))
+    if as_json:
+        print(json.dumps([dataclasses.asdict(r) for r in rows], default=str, indent=2))
+        return
+    if not rows:
+        out.print("no runs yet")
+        return
+    table = Table(title=f"runs in {rows[0].path.parent}")
+    for column in ("run", "status", "method", "train / test", "perplexity", "ROUGE-L"):
+        table.add_column(column, justify="right" if column in ("perplexity", "ROUGE-L") else "left")
+    for r in rows:
+        status = r.status + (f" ({r.error})" if r.error and r.status == "failed" else "")
+        size = f"{r.train_records} / {r.test_records}" if r.train_records is not None else "—"
+        ppl = f"{r.perplexity_change_pct:+.1f}%" if r.perplexity_change_pct is not None else r.note[:40] or "—"
+        rouge = f"{r.rougeL_delta:+.1f}" if r.rougeL_delta is not None else "—"
+        table.add_row(r.run_id, status, r.method or "—", size, ppl, rouge)
+    out.print(table)
 
 
 @app.command()

@@ -12,8 +12,12 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
+import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +27,7 @@ from r1tune.artifacts import (
     TRAIN_SUMMARY_FILE,
     EvalMetrics,
     ResultKind,
+    RunStatus,
     TrainSummary,
     read_artifact,
     write_artifact,
@@ -121,6 +126,28 @@ class RunDir:
         info.update(fields)
         (self.path / "run.json").write_text(json.dumps(info, indent=2, default=str), encoding="utf-8")
 
+    @contextmanager
+    def stage(self, name: str, finished_status: RunStatus) -> Iterator[None]:
+        """Record a stage in run.json: `running` (with this process's id) while it runs, `finished_status`
+        after it, `failed` with the error if it raises, so a run's status is never a stale `running`."""
+        self.update_info(status="running", stage=name, pid=os.getpid(), host=socket.gethostname(), error=None)
+        try:
+            yield
+        except BaseException as err:
+            self.update_info(status="failed", error=f"{name}: {type(err).__name__}: {err}", finished=time.time())
+            raise
+        self.update_info(status=finished_status, finished=time.time(),
+                         finished_at=time.strftime("%Y-%m-%d %H:%M:%S"))
+
+    def status(self) -> tuple[RunStatus, str | None]:
+        """(status, error) as it really is: a `running` run whose process is gone on this machine (killed,
+        out of memory, machine restarted) is `failed`."""
+        info = self.read_info()
+        status, error = info.get("status", "running"), info.get("error")
+        if status == "running" and info.get("host") == socket.gethostname() and not _alive(info.get("pid")):
+            return "failed", f"the process (pid {info.get('pid')}) ended during stage {info.get('stage', '?')}"
+        return status, error
+
 
 def create_run(cfg: R1TuneConfig) -> RunDir:
     """Make a fresh run folder named `<UTC timestamp>-<project name>` and record the resolved config."""
@@ -133,8 +160,8 @@ def create_run(cfg: R1TuneConfig) -> RunDir:
     path.mkdir(parents=True)
     run = RunDir(path)
     run.config_file.write_text(dump_config(cfg), encoding="utf-8")
-    run.update_info(run_id=run.run_id, project=cfg.project.name, status="running", started=time.time(),
-                    python=platform.python_version(), versions=_versions())
+    run.update_info(run_id=run.run_id, project=cfg.project.name, status="created", started=time.time(),
+                    method=cfg.train.method, python=platform.python_version(), versions=_versions())
     return run
 
 
@@ -147,6 +174,18 @@ def open_run(path: str | Path) -> RunDir:
     if runs:
         return RunDir(runs[-1].parent)
     raise R1TuneError(f"{path} is not a run folder (no config.yaml)", hint="pass runs/<run-id>")
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int):
+        return True  # unknown (an older run): trust what run.json says
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
 
 
 def _slug(name: str) -> str:

@@ -6,7 +6,6 @@ Each stage gets only its own config section; this module is the only place that 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 
 from r1tune.artifacts import EvalMetrics
@@ -29,25 +28,22 @@ def run_pipeline(cfg: R1TuneConfig, show_progress: bool = True, on_stage=lambda 
 
     check_eval_config(cfg.eval)  # a broken schema or probe file fails now, not after training
     run = create_run(cfg)
-    try:
-        on_stage("prepare", run)
-        from r1tune import models
+    from r1tune import models
+    from r1tune.eval import write_report
 
+    on_stage("prepare", run)
+    with run.stage("prepare", "prepared"):
         # The tokenizer (no weights) sizes document chunks and token histograms exactly.
         tokenizer = models.load(cfg.model, cfg.train.reasoning, with_weights=False).tokenizer
         data = prepare(cfg.data, run.data, cfg.project.seed, tokenizer=tokenizer, show_progress=show_progress)
-        on_stage("train", run)
+    on_stage("train", run)
+    with run.stage("train", "trained"):
         loaded = train_stage(cfg, run, data, show_progress)
-        on_stage("eval", run)
+    on_stage("eval", run)
+    with run.stage("eval", "done"):
         metrics = eval_stage(cfg, run, data, loaded, show_progress)
         on_stage("report", run)
-        from r1tune.eval import write_report
-
         write_report(run)
-    except BaseException as err:
-        run.update_info(status="failed", error=f"{type(err).__name__}: {err}", finished=time.time())
-        raise
-    run.update_info(status="done", finished=time.time(), finished_at=time.strftime("%Y-%m-%d %H:%M:%S"))
     return PipelineResult(run, metrics)
 
 

@@ -1,0 +1,68 @@
+"""`r1tune runs`: every run of a project, newest first, with what a user looks for first: did it finish,
+what did it train, on how much data, and did it beat the base."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from r1tune.artifacts import ArtifactError
+from r1tune.errors import R1TuneError
+from r1tune.rundir import RunDir
+
+
+@dataclass(frozen=True)
+class RunRow:
+    run_id: str
+    path: Path
+    status: str
+    error: str | None
+    method: str | None
+    train_records: int | None
+    test_records: int | None
+    perplexity_change_pct: float | None  # tuned vs base on the test answers
+    rougeL_delta: float | None
+    note: str = ""  # e.g. a metrics file that could not be read
+
+
+def runs_folder(target: Path) -> Path:
+    """The runs folder of a project file, a project folder, or a runs folder itself."""
+    from r1tune.config import CONFIG_FILENAME, load_config
+
+    if target.is_file() or (target / CONFIG_FILENAME).is_file():
+        return load_config(target).project.runs_dir
+    if target.is_dir():
+        return target
+    raise R1TuneError(f"{target} is neither a project file nor a runs folder",
+                      hint="pass the project's r1tune.yaml, its folder, or its runs/ folder")
+
+
+def list_runs(runs_dir: Path) -> list[RunRow]:
+    """One row per run folder under `runs_dir`, newest first (run ids start with their UTC start time)."""
+    folders = sorted((p.parent for p in runs_dir.glob("*/config.yaml")), key=lambda p: p.name, reverse=True)
+    return [_row(RunDir(folder)) for folder in folders]
+
+
+def _row(run: RunDir) -> RunRow:
+    status, error = run.status()
+    info = run.read_info()
+    funnel = _funnel(run)
+    ppl = rouge = None
+    note = ""
+    if run.metrics.is_file():
+        try:
+            metrics = run.read_metrics()
+            ppl, rouge = metrics.perplexity_change_pct(), metrics.delta.get("rougeL")
+        except ArtifactError as err:
+            note = err.message
+    return RunRow(run.run_id, run.path, status, error, info.get("method"), funnel.get("train"), funnel.get("test"),
+                  ppl, rouge, note)
+
+
+def _funnel(run: RunDir) -> dict:
+    path = run.data / "data_report.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("funnel") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}

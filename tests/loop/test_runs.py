@@ -1,0 +1,61 @@
+"""Run bookkeeping: every run's status is true (prepared, failed with its error, never a stale `running`),
+and `r1tune runs` lists runs newest first with status, method, data size and headline metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+from helpers import write_project
+from typer.testing import CliRunner
+
+from r1tune.cli import app
+from r1tune.loop.runs import list_runs
+from r1tune.rundir import RunDir
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def test_statuses_are_true_and_runs_lists_them_newest_first(tiny_llama_dir, tmp_path):
+    config = write_project(tmp_path, tiny_llama_dir)
+    assert _invoke("prepare", str(config)).exit_code == 0
+    prepared = RunDir(next((tmp_path / "runs").iterdir()))
+    assert prepared.status() == ("prepared", None)
+
+    result = _invoke("run", str(config), "train.max_steps=2", "eval.redteam=[]", "--no-progress")
+    assert result.exit_code == 0, result.output
+    done = RunDir(max((tmp_path / "runs").iterdir()))
+    assert done.status() == ("done", None)
+
+    (prepared.data / "train.jsonl").unlink()  # training this run must now fail, and say so
+    assert _invoke("train", str(prepared.path), "--no-progress").exit_code != 0
+    status, error = prepared.status()
+    assert status == "failed" and error.startswith("train: ") and "train.jsonl" in error
+
+    rows = list_runs(tmp_path / "runs")
+    assert [r.run_id for r in rows] == [done.run_id, prepared.run_id]
+    assert rows[0].status == "done" and rows[0].method == "lora" and rows[0].train_records > 0
+    assert rows[0].perplexity_change_pct is not None and rows[0].rougeL_delta is not None
+    listing = json.loads(_invoke("runs", str(config), "--json").output)
+    assert [(r["run_id"], r["status"]) for r in listing] == [(done.run_id, "done"), (prepared.run_id, "failed")]
+    assert _invoke("runs", str(tmp_path / "runs")).exit_code == 0  # the table, from the runs folder itself
+
+
+def test_a_run_whose_process_died_is_not_left_running(tmp_path):
+    run = RunDir(tmp_path / "20260101-000000-x")
+    run.path.mkdir()
+    (run.path / "config.yaml").write_text("data: {sources: [{path: d.jsonl}]}\n")
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    with run.stage("train", "trained"):  # what a training process writes when it starts
+        run.update_info(pid=child.pid)
+        assert run.status() == ("running", None)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        status, error = run.status()
+        assert status == "failed" and f"pid {child.pid}" in error and "stage train" in error
+    assert json.loads((run.path / "run.json").read_text())["status"] == "trained"
