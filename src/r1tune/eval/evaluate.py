@@ -40,6 +40,7 @@ from r1tune.eval.stats import perplexity_change_ci
 from r1tune.models import LoadedModel
 from r1tune.models.generation import Generation, generate
 from r1tune.models.precision import Precision
+from r1tune.models.scoring import per_example_nll
 
 log = logging.getLogger(__name__)
 
@@ -277,41 +278,6 @@ def _probe_messages(prompt: str, records: Sequence[Record]) -> list[Message]:
     """A probe is asked the way real users are: with the test data's system prompt, if it has one."""
     system = next((m.content for m in records[0].messages if m.role == "system"), None) if records else None
     return ([Message("system", system)] if system else []) + [Message("user", prompt)]
-
-
-def per_example_nll(model: Any, examples: Sequence[Any], pad_id: int, batch_size: int,
-                    precision: Precision) -> list[tuple[float, int]]:
-    """(summed answer-token NLL, answer tokens) per example, in input order; same masking as training.
-    Like `summed_token_nll`, logits are computed only at labelled positions, so a 150k vocabulary never
-    materialises a (batch, length, vocab) tensor; the flat losses are then split back per row."""
-    import torch
-    import torch.nn.functional as F
-
-    from r1tune.models.precision import autocast
-    from r1tune.models.scoring import IGNORE_INDEX, collate, decoder_and_head
-
-    was_training = model.training
-    model.eval()
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
-    out: list[tuple[float, int]] = [(0.0, 0)] * len(examples)
-    parts = decoder_and_head(model)
-    with torch.no_grad(), autocast(precision):
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            batch = collate([examples[i] for i in idx], pad_id)
-            inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "use_cache": False}
-            targets = batch["labels"][:, 1:]
-            keep = targets != IGNORE_INDEX
-            if parts is not None:
-                logits = parts[1](parts[0](**inputs).last_hidden_state[:, :-1][keep])
-            else:
-                logits = model(**inputs).logits[:, -targets.size(1) - 1 : -1][keep]
-            token_nll = F.cross_entropy(logits.float(), targets[keep], reduction="none")
-            counts = keep.sum(dim=1).tolist()
-            for i, row_nll in zip(idx, torch.split(token_nll, counts), strict=True):
-                out[i] = (float(row_nll.sum()), int(row_nll.numel()))
-    model.train(was_training)
-    return out
 
 
 def _generate(label: str, loaded: LoadedModel, prompts: list[list[int]], cfg: EvalConfig, precision: Precision,

@@ -68,17 +68,12 @@ def decoder_and_head(model: Any) -> tuple[Any, Any] | None:
     return decoder, head
 
 
-def summed_token_nll(
-    model: PreTrainedModel, batch: dict[str, torch.Tensor], label_smoothing: float = 0.0
-) -> tuple[torch.Tensor, int]:
-    """Sum of next-token negative log-likelihood over labelled positions, and how many there were.
-
-    `batch` holds input_ids and labels, plus attention_mask (padded batches) or position_ids (packed rows).
-    """
-    import torch.nn.functional as F
-
+def labelled_logits(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                 torch.Tensor]:
+    """(logits at labelled positions (N, V), their target ids (N,), the (B, T-1) mask of which positions
+    those are). The one place that lines logits up with labels: position t predicts token t+1."""
     inputs = {k: batch[k] for k in MODEL_INPUTS if k in batch}
-    targets = batch["labels"][:, 1:]  # position t predicts token t+1
+    targets = batch["labels"][:, 1:]
     keep = targets != IGNORE_INDEX
     parts = decoder_and_head(model)
     if parts is not None:
@@ -88,7 +83,19 @@ def summed_token_nll(
     else:
         logits = model(**inputs, use_cache=False).logits
         logits = logits[:, -targets.size(1) - 1 : -1][keep]  # prompt tuning prepends virtual positions
-    nll = F.cross_entropy(logits.float(), targets[keep], reduction="sum", label_smoothing=label_smoothing)
+    return logits, targets[keep], keep
+
+
+def summed_token_nll(
+    model: PreTrainedModel, batch: dict[str, torch.Tensor], label_smoothing: float = 0.0
+) -> tuple[torch.Tensor, int]:
+    """Sum of next-token negative log-likelihood over labelled positions, and how many there were (the
+    training objective). `batch` holds input_ids and labels, plus attention_mask (padded batches) or
+    position_ids (packed rows)."""
+    import torch.nn.functional as F
+
+    logits, targets, keep = labelled_logits(model, batch)
+    nll = F.cross_entropy(logits.float(), targets, reduction="sum", label_smoothing=label_smoothing)
     return nll, int(keep.sum())
 
 
@@ -102,21 +109,36 @@ class LossSummary:
         return math.exp(self.mean_nll) if self.tokens else float("nan")
 
 
+def per_example_nll(
+    model: PreTrainedModel, examples: Sequence[Rendered], pad_id: int, batch_size: int = 8,
+    precision: Precision = "fp32",
+) -> list[tuple[float, int]]:
+    """(summed answer-token NLL, answer tokens) per example, in input order, with the training masking.
+    Examples are batched by length (less padding); the flat token losses are split back per row."""
+    import torch
+    import torch.nn.functional as F
+
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
+    out: list[tuple[float, int]] = [(0.0, 0)] * len(examples)
+    with torch.no_grad(), autocast(precision):
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            logits, targets, keep = labelled_logits(model, collate([examples[i] for i in idx], pad_id))
+            token_nll = F.cross_entropy(logits.float(), targets, reduction="none")
+            for i, row_nll in zip(idx, torch.split(token_nll, keep.sum(dim=1).tolist()), strict=True):
+                out[i] = (float(row_nll.sum()), int(row_nll.numel()))
+    model.train(was_training)
+    return out
+
+
 def answer_loss(
     model: PreTrainedModel, examples: Sequence[Rendered], pad_id: int, batch_size: int = 8,
     precision: Precision = "fp32",
 ) -> LossSummary:
-    """Mean answer-token NLL over `examples` (token-weighted, so long answers count per token)."""
-    import torch
-
-    was_training = model.training
-    model.eval()
-    total, count = 0.0, 0
-    ordered = sorted(examples, key=lambda e: len(e.input_ids))
-    with torch.no_grad(), autocast(precision):
-        for start in range(0, len(ordered), batch_size):
-            nll, n = summed_token_nll(model, collate(ordered[start : start + batch_size], pad_id))
-            total += float(nll)
-            count += n
-    model.train(was_training)
+    """Mean answer-token NLL over `examples` (token-weighted, so long answers count per token): training
+    validation, eval perplexity and any later gate all measure through `per_example_nll`."""
+    rows = per_example_nll(model, examples, pad_id, batch_size, precision)
+    total, count = sum(n for n, _ in rows), sum(t for _, t in rows)
     return LossSummary(total / count if count else float("nan"), count)
