@@ -50,7 +50,7 @@ EXAMPLE = ROOT / "examples" / "ecommerce" / "r1tune.yaml"
 
 def _setup(train_records: int, work: Path):
     from r1tune import models
-    from r1tune.config import load_config
+    from r1tune.configfile import load_config
     from r1tune.data import prepare
 
     cfg = load_config(EXAMPLE)

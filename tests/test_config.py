@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from r1tune.config import R1TuneConfig, config_reference_markdown, load_config
+from r1tune.config import R1TuneConfig
+from r1tune.configdocs import config_reference_markdown
+from r1tune.configfile import load_config
 from r1tune.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,6 +73,19 @@ def test_dotted_overrides(tmp_path):
         load_config(path, ["train.lr"])
     with pytest.raises(ConfigError, match="unknown key"):
         load_config(path, ["train.learning_rate=1"])
+
+
+def test_a_bad_override_is_reported_as_coming_from_the_command_line(tmp_path):
+    path = _write(tmp_path, "data:\n  sources: [{path: d.jsonl}]\ntrain:\n  lr: 0.001\n  epochs: 2\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path, ["train.epochs=-1"])
+    assert "train.epochs (from the command line: `train.epochs=-1`)" in err.value.message
+    assert "(line " not in err.value.message  # not the file's line 5
+    with pytest.raises(ConfigError) as err:  # a mistake in the file itself still points at its line
+        load_config(_write(tmp_path, "data:\n  sources: [{path: d.jsonl}]\ntrain:\n  epochs: -1\n"), ["train.lr=1e-4"])
+    assert "train.epochs (line 4)" in err.value.message
+    with pytest.raises(ConfigError, match="command-line override 'train.lr=\\[1': the value is not valid YAML"):
+        load_config(path, ["train.lr=[1"])
 
 
 def test_bundled_example_config_is_valid():

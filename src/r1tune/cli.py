@@ -53,7 +53,7 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log eve
 
 
 def _load(config: Path, overrides: list[str] | None):
-    from r1tune.config import load_config
+    from r1tune.configfile import load_config
 
     return load_config(config, overrides or [])
 
@@ -546,7 +546,7 @@ def config_schema() -> None:
 @config_app.command("show")
 def config_show(config: ConfigArg, overrides: OverridesArg = None) -> None:
     """Print the resolved config (defaults filled in, overrides applied, paths absolute)."""
-    from r1tune.config import dump_config
+    from r1tune.configfile import dump_config
 
     print(dump_config(_load(config, overrides)), end="")
 
@@ -554,7 +554,7 @@ def config_show(config: ConfigArg, overrides: OverridesArg = None) -> None:
 @config_app.command("docs")
 def config_docs() -> None:
     """Print the config reference as Markdown (the README's reference section)."""
-    from r1tune.config import config_reference_markdown
+    from r1tune.configdocs import config_reference_markdown
 
     print(config_reference_markdown(), end="")
 

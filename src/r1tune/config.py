@@ -9,23 +9,17 @@ Each pipeline stage receives only its own section (`cfg.data`, `cfg.train`, ...)
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     ValidationInfo,
-    field_validator,
     model_validator,
 )
-
-from r1tune.errors import ConfigError
 
 CONFIG_FILENAME = "r1tune.yaml"
 
@@ -153,7 +147,7 @@ class CleanConfig(_Section):
     terms: dict[str, str] = Field(
         default_factory=dict, description="Term standardisation: variant → canonical term, e.g. `{手机壳: 保护壳}`."
     )
-    terms_file: Path | None = Field(
+    terms_file: ProjectPath | None = Field(
         None, description="More variant → canonical terms: a two-column CSV/TSV, or a JSON/YAML mapping."
     )
     min_answer_chars: int = Field(1, ge=0, description="Drop records whose answer is shorter (characters).")
@@ -181,11 +175,6 @@ class CleanConfig(_Section):
     num_perm: int = Field(128, ge=16, le=512, description="MinHash permutations for near-duplicate detection.")
     word_shingle: int = Field(3, ge=1, le=10, description="Words per shingle for non-Chinese text.")
     char_shingle: int = Field(5, ge=1, le=10, description="Characters per shingle for Chinese text.")
-
-    @field_validator("terms_file")
-    @classmethod
-    def _terms_relative_to_config(cls, value: Any, info: ValidationInfo) -> Any:
-        return _resolve_against_config_dir(value, info) if isinstance(value, Path) else value
 
 
 class PiiConfig(_Section):
@@ -417,7 +406,7 @@ class EvalConfig(_Section):
     stop: list[str] = Field(
         default_factory=list, description="Extra stop strings; generation also stops at the format's end token."
     )
-    json_schema: dict[str, Any] | Path | None = Field(
+    json_schema: dict[str, Any] | ProjectPath | None = Field(
         None,
         description=(
             "JSON Schema (inline mapping or a .json file) every answer must satisfy; scored as format validity. "
@@ -440,7 +429,7 @@ class EvalConfig(_Section):
             "out-of-domain, harmful, advice needing a disclaimer). Empty: skip."
         ),
     )
-    redteam_file: Path | None = Field(
+    redteam_file: ProjectPath | None = Field(
         None, description="Your own probes (YAML list, same shape as the bundled sets), run after those."
     )
     latency_prompts: int = Field(
@@ -453,11 +442,6 @@ class EvalConfig(_Section):
         default_factory=dict, validate_default=True, description="Optional pairwise LLM judge (both orders)."
     )
 
-    @field_validator("json_schema", "redteam_file")
-    @classmethod
-    def _relative_to_config(cls, value: Any, info: ValidationInfo) -> Any:
-        # Optional paths: resolved here because ProjectPath inside a union hides the type in the docs table.
-        return _resolve_against_config_dir(value, info) if isinstance(value, Path) else value
 
 
 ADAPTER_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -483,16 +467,12 @@ class AdapterSpec(_Section):
         description="Model id clients use for this adapter (letters, digits, `.`, `_`, `-`; at most 64).",
     )
     path: ProjectPath = Field(description="A run folder (`runs/<run-id>`) or a PEFT LoRA adapter folder.")
-    router_data: Path | None = Field(
+    router_data: ProjectPath | None = Field(
         None,
         description="Records (JSONL) whose user prompts train the `auto` router for this adapter; "
         "default: the run's `data/train.jsonl`.",
     )
 
-    @field_validator("router_data")
-    @classmethod
-    def _router_data_relative_to_config(cls, value: Any, info: ValidationInfo) -> Any:
-        return _resolve_against_config_dir(value, info) if isinstance(value, Path) else value
 
 
 class DisclaimerRule(_Section):
@@ -558,11 +538,11 @@ class ServeConfig(_Section):
     allow_runtime_adapters: bool = Field(
         True, description="Enable the admin endpoints that load and unload adapters while serving."
     )
-    adapter_dirs: list[Path] = Field(
+    adapter_dirs: list[ProjectPath] = Field(
         default_factory=list,
         description="Folders the admin endpoint may load adapters from; default: `project.runs_dir`.",
     )
-    api_keys_file: Path | None = Field(
+    api_keys_file: ProjectPath | None = Field(
         None,
         description="File of hashed API keys (`name role sha256:<hex>` per line; role `user` or `admin`), "
         "written by `r1tune serve CONFIG --new-api-key NAME`.",
@@ -621,12 +601,6 @@ class ServeConfig(_Section):
     request_timeout_s: float = Field(300.0, gt=0, description="A request still generating after this is stopped.")
     guards: GuardsConfig = Field(default_factory=dict, validate_default=True, description="Input/output filters.")
 
-    @field_validator("api_keys_file", "adapter_dirs")
-    @classmethod
-    def _paths_relative_to_config(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, list):
-            return [_resolve_against_config_dir(v, info) if isinstance(v, Path) else v for v in value]
-        return _resolve_against_config_dir(value, info) if isinstance(value, Path) else value
 
 
 class R1TuneConfig(_Section):
@@ -638,162 +612,3 @@ class R1TuneConfig(_Section):
     train: TrainConfig = Field(default_factory=dict, validate_default=True, description="How to tune it.")
     eval: EvalConfig = Field(default_factory=dict, validate_default=True, description="How to measure base and tuned models.")
     serve: ServeConfig = Field(default_factory=dict, validate_default=True, description="How to serve the tuned model.")
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Loading, overrides and readable errors
-
-
-def load_config(path: str | Path, overrides: Sequence[str] = ()) -> R1TuneConfig:
-    """Read, override and validate a project file; raise ConfigError naming file, line, key and value."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / CONFIG_FILENAME
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}", hint="create one with `r1tune init DIR`")
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
-    apply_overrides(data, overrides)
-    return validate_config(data, base_dir=path.parent.resolve(), source=str(path), lines=_yaml_key_lines(text))
-
-
-def validate_config(
-    data: dict[str, Any], base_dir: Path, source: str = "<config>", lines: dict[tuple, int] | None = None
-) -> R1TuneConfig:
-    """Validate a config mapping; relative paths are resolved against `base_dir`."""
-    try:
-        return R1TuneConfig.model_validate(data, context={"base_dir": base_dir})
-    except ValidationError as err:
-        raise ConfigError(_describe_errors(err, source, lines or {})) from None
-
-
-def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> None:
-    """Apply `section.key=value` overrides in place; values are parsed as YAML (`1e-4`, `true`, `[a, b]`)."""
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"override {item!r} is not of the form section.key=value", hint="e.g. train.lr=1e-4")
-        parts = key.strip().split(".")
-        node: Any = data
-        for i, part in enumerate(parts[:-1]):
-            if isinstance(node, list) and part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
-                continue
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r}: {'.'.join(parts[: i + 1])} is not a section")
-            node = node.setdefault(part, {})
-        value = yaml.safe_load(raw) if raw.strip() else ""
-        # YAML 1.1 reads `1e-4` as a string; the schema's float fields accept numeric strings anyway.
-        if isinstance(node, list) and parts[-1].isdigit():
-            node[int(parts[-1])] = value
-        elif isinstance(node, dict):
-            node[parts[-1]] = value
-        else:
-            raise ConfigError(f"override {item!r}: {'.'.join(parts[:-1])} is not a section")
-
-
-def _describe_errors(err: ValidationError, source: str, lines: dict[tuple, int]) -> str:
-    out = [f"{source}: {err.error_count()} problem(s) in the config"]
-    for e in err.errors():
-        loc = tuple(e["loc"])
-        where = ".".join(str(p) for p in loc) or "(top level)"
-        line = _nearest_line(loc, lines)
-        at = f" (line {line})" if line else ""
-        if e["type"] == "extra_forbidden":
-            allowed = ", ".join(_allowed_keys(loc[:-1]))
-            out.append(f"  {where}{at}: unknown key; allowed here: {allowed}")
-        elif e["type"] == "missing":
-            out.append(f"  {where}{at}: required field is missing")
-        else:
-            out.append(f"  {where}{at}: got {e.get('input')!r}: {e['msg']}")
-    return "\n".join(out)
-
-
-def _allowed_keys(loc: tuple) -> list[str]:
-    model: type[BaseModel] = R1TuneConfig
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        annotation = model.model_fields[str(part)].annotation
-        inner = getattr(annotation, "__args__", (annotation,))
-        nested = [a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)]
-        if not nested:
-            return []
-        model = nested[0]
-    return sorted(model.model_fields)
-
-
-def _nearest_line(loc: tuple, lines: dict[tuple, int]) -> int | None:
-    for n in range(len(loc), 0, -1):
-        if loc[:n] in lines:
-            return lines[loc[:n]]
-    return None
-
-
-def _yaml_key_lines(text: str) -> dict[tuple, int]:
-    """Map each YAML key path (as a tuple) to its 1-based line, so errors can point at the line."""
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return {}
-    found: dict[tuple, int] = {}
-
-    def walk(node: yaml.Node | None, path: tuple) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                found[path + (key.value,)] = key.start_mark.line + 1
-                walk(value, path + (key.value,))
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                found[path + (i,)] = item.start_mark.line + 1
-                walk(item, path + (i,))
-
-    walk(root, ())
-    return found
-
-
-def dump_config(cfg: R1TuneConfig) -> str:
-    """The resolved config as YAML (paths absolute), as saved in every run folder."""
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
-
-
-def config_reference_markdown() -> str:
-    """A Markdown table per section, generated from the field descriptions (used for the README)."""
-    rows = ["| key | type | default | description |", "|---|---|---|---|"]
-
-    def emit(model: type[BaseModel], prefix: str) -> None:
-        for name, field in model.model_fields.items():
-            annotation = field.annotation
-            inner = getattr(annotation, "__args__", (annotation,))
-            nested = [a for a in inner if isinstance(a, type) and issubclass(a, _Section)]
-            key = f"{prefix}{name}"
-            if nested and getattr(annotation, "__origin__", None) is not list:
-                emit(nested[0], key + ".")
-                continue
-            if nested:  # a list of sections (sources, adapters, ...): document the item fields
-                rows.append(f"| `{key}` | list | {_default_text(field)} | {field.description} |")
-                emit(nested[0], key + "[].")
-                continue
-            rows.append(f"| `{key}` | {_type_text(annotation)} | {_default_text(field)} | {field.description} |")
-
-    emit(R1TuneConfig, "")
-    return "\n".join(rows) + "\n"
-
-
-def _type_text(annotation: Any) -> str:
-    text = str(annotation).replace("typing.", "").replace("pathlib.", "").replace("<class '", "").replace("'>", "")
-    return text.replace("Annotated[Path, AfterValidator(func=_resolve_against_config_dir)]", "path").replace("|", "\\|")
-
-
-def _default_text(field: Any) -> str:
-    if field.is_required():
-        return "required"
-    value = field.get_default(call_default_factory=True)
-    if isinstance(value, BaseModel):
-        return "—"
-    return f"`{value}`" if value not in (None, []) else ("`[]`" if value == [] else "—")

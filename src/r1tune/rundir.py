@@ -32,7 +32,8 @@ from r1tune.artifacts import (
     read_artifact,
     write_artifact,
 )
-from r1tune.config import R1TuneConfig, dump_config, load_config
+from r1tune.config import R1TuneConfig
+from r1tune.configfile import dump_config, load_config
 from r1tune.errors import R1TuneError
 
 

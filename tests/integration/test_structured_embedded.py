@@ -31,7 +31,7 @@ ITEMS = ["blue ceramic mug", "wool scarf", "brass desk lamp", "leather bag", "st
 
 
 def test_twenty_json_schema_answers_all_parse_and_validate(tmp_path):
-    from r1tune.config import load_config
+    from r1tune.configfile import load_config
     from r1tune.data import Message
     from r1tune.models.loading import ensure_embedded_cache
     from r1tune.models.presets import presets

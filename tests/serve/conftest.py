@@ -32,7 +32,7 @@ def make_adapter_run(root: Path, name: str, model_dir: Path, records: list[Recor
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from r1tune.config import dump_config, load_config
+    from r1tune.configfile import dump_config, load_config
 
     run = root / name
     (run / "data").mkdir(parents=True)
@@ -96,7 +96,7 @@ def running_server(runtime) -> Iterator[str]:
 
 
 def build_project_runtime(folder: Path, model_dir: Path, serve_yaml: str = ""):
-    from r1tune.config import load_config
+    from r1tune.configfile import load_config
     from r1tune.serve import ServeTarget, build_runtime
 
     config = write_project(folder, model_dir, extra=serve_yaml)

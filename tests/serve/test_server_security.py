@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from r1tune.config import load_config
+from r1tune.configfile import load_config
 from r1tune.errors import ConfigError
 from r1tune.serve import ServeTarget, add_key, build_runtime
 

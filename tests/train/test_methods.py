@@ -80,7 +80,7 @@ def test_qlora_without_cuda_says_it_needs_a_gpu(tiny_llama_dir, tmp_path):
     ({"method": "prefix", "gradient_checkpointing": True}, "gradient_checkpointing cannot be combined"),
 ])
 def test_impossible_combinations_are_config_errors(settings, message, tmp_path):
-    from r1tune.config import load_config
+    from r1tune.configfile import load_config
 
     (tmp_path / "r1tune.yaml").write_text(
         "data: {sources: [{path: d.jsonl}]}\ntrain:\n" + "".join(f"  {k}: {str(v).lower()}\n" for k, v in settings.items()))

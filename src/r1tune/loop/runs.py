@@ -28,7 +28,8 @@ class RunRow:
 
 def runs_folder(target: Path) -> Path:
     """The runs folder of a project file, a project folder, or a runs folder itself."""
-    from r1tune.config import CONFIG_FILENAME, load_config
+    from r1tune.config import CONFIG_FILENAME
+    from r1tune.configfile import load_config
 
     if target.is_file() or (target / CONFIG_FILENAME).is_file():
         return load_config(target).project.runs_dir

@@ -41,15 +41,16 @@ def resolve_target(path: Path, overrides: list[str] | None = None) -> ServeTarge
     """A run folder serves the base model plus that run's adapter (named after its project), or, for a
     `full`/`freeze` run, its trained weights in place of the base; a project file serves the base model
     plus `serve.adapters`."""
-    from r1tune.config import load_config
+    from r1tune.configfile import load_config
     from r1tune.rundir import RunDir
 
     path = Path(path)
     run = RunDir(path.resolve())
-    if run.config_file.is_file() and run.adapter.is_dir():
+    kind = run.result_kind if run.config_file.is_file() else None
+    if kind == "adapter":
         cfg = load_config(run.config_file, overrides or [])
         return ServeTarget(cfg, run.path, _adapter_id(cfg.project.name))
-    if run.config_file.is_file() and run.trains_whole_model:
+    if kind == "whole_model":
         return ServeTarget(load_config(run.config_file, overrides or []), run.path, weights_dir=run.whole_model)
     return ServeTarget(load_config(path, overrides or []))
 
