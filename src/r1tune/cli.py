@@ -567,8 +567,9 @@ def _print_comparison(metrics: EvalMetrics) -> None:
     table.add_column("base", justify="right")
     table.add_column("tuned", justify="right")
     table.add_column("change", justify="right")
-    for key, label in (("perplexity", "perplexity (answers)"), ("rougeL", "ROUGE-L"), ("rouge1", "ROUGE-1"),
-                       ("bleu", "BLEU"), ("mean_new_tokens", "answer tokens")):
+    from r1tune.eval.metric_info import METRICS
+
+    for key, label in ((m.key, m.label) for m in METRICS if m.in_terminal):
         tuned_v, base_v = metrics.tuned.value(key), metrics.base.value(key) if metrics.base else None
         if tuned_v is None:
             continue

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -56,10 +56,7 @@ CleanStep = Literal[
     "nfkc", "control_chars", "html_to_text", "whitespace", "regex_remove", "opencc", "terms", "length_filter",
     "language_filter", "repetition_filter", "garbage_filter", "pii", "exact_dedup", "near_dedup",
 ]
-DEFAULT_CLEAN_STEPS: list[str] = [
-    "nfkc", "control_chars", "html_to_text", "whitespace", "regex_remove", "opencc", "terms", "length_filter",
-    "language_filter", "repetition_filter", "garbage_filter", "pii", "exact_dedup", "near_dedup",
-]
+DEFAULT_CLEAN_STEPS: list[str] = list(get_args(CleanStep))  # every step, in the order they run
 
 
 class SourceConfig(_Section):
@@ -249,6 +246,13 @@ PROMPT_LEARNING_METHODS = ("prefix", "prompt")
 
 
 class TrainConfig(_Section):
+    # Fields that steer bookkeeping (validation, checkpoints, logging) but not the optimisation itself. Every
+    # other field shapes the training trajectory: a resumed run must match the checkpoint in all of those, so
+    # a new field counts as trajectory unless it is listed here.
+    BOOKKEEPING_FIELDS: ClassVar[frozenset[str]] = frozenset({
+        "gradient_checkpointing", "eval_every", "early_stopping_patience", "keep_best", "save_every",
+        "keep_checkpoints", "log_every", "trackers"})
+
     method: TrainMethod = Field(
         "lora",
         description=(

@@ -9,7 +9,7 @@ import yaml
 
 from r1tune.artifacts import EvalMetrics
 from r1tune.errors import R1TuneError
-from r1tune.eval.report import METRIC_ROWS
+from r1tune.eval.metric_info import METRICS
 from r1tune.rundir import RunDir
 
 
@@ -41,7 +41,8 @@ def compare_runs(a: RunDir, b: RunDir) -> dict[str, Any]:
     config_diff = [{"key": k, "a": flat_a.get(k), "b": flat_b.get(k)} for k in sorted(set(flat_a) | set(flat_b))
                    if flat_a.get(k) != flat_b.get(k) and k not in skip]
     rows = []
-    for key, label, better, _, digits in METRIC_ROWS:
+    for info in METRICS:
+        key, label, better, digits = info.key, info.label, info.better, info.digits
         ta, tb = metrics_a.tuned.value(key), metrics_b.tuned.value(key)
         if not isinstance(ta, (int, float)) and not isinstance(tb, (int, float)):
             continue

@@ -27,6 +27,7 @@ from r1tune.artifacts import EvalMetrics
 from r1tune.config import EvalConfig
 from r1tune.data.records import Message, Record
 from r1tune.errors import ConfigError, R1TuneError
+from r1tune.eval.metric_info import INTERVAL_METRICS
 from r1tune.eval.metrics import (
     banned_term_rate,
     bootstrap_ci,
@@ -44,10 +45,6 @@ from r1tune.models.scoring import per_example_nll
 
 log = logging.getLogger(__name__)
 
-# Per-example scores that get a paired bootstrap interval: (key, better direction).
-CI_METRICS = (("rougeL", "higher"), ("rouge1", "higher"), ("rouge2", "higher"), ("bleu", "higher"),
-              ("chrf", "higher"), ("token_f1", "higher"), ("exact_match", "higher"), ("format_valid", "higher"),
-              ("glossary_coverage", "higher"), ("banned_rate", "lower"))
 
 
 @dataclass
@@ -420,7 +417,8 @@ def _deltas(results: dict, scored: dict, nll: dict, headline: str, n_resamples: 
                                                               [n for n, _ in nll["base"]], tokens, n_resamples,
                                                               seed=seed), "better": "lower"}
     rows_t, rows_b = scored["tuned"][headline]["per_example"], scored["base"][headline]["per_example"]
-    for key, better in CI_METRICS:
+    for info in INTERVAL_METRICS:
+        key, better = info.key, info.better
         pairs = [(t[key], b[key]) for t, b in zip(rows_t, rows_b, strict=True) if key in t and key in b]
         if pairs:
             interval = bootstrap_ci([p[0] for p in pairs], [p[1] for p in pairs], n_resamples, seed=seed)

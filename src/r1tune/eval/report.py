@@ -18,28 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from r1tune.artifacts import ArtifactError, EvalMetrics, TrainSummary
+from r1tune.eval.metric_info import LABELS, METRICS
 from r1tune.rundir import RunDir
 
 GOOD, BAD, BASE_COLOR, TUNED_COLOR = "#1a7f37", "#c62828", "#8a94a6", "#3366cc"
-
-# (key, label, better, note, digits); value scales are as stored in metrics.json.
-METRIC_ROWS: tuple[tuple[str, str, str, str, int], ...] = (
-    ("perplexity", "perplexity on test answers", "lower", "how surprised the model is by the reference answers", 2),
-    ("rougeL", "ROUGE-L", "higher", "longest common subsequence with the reference (0–100)", 1),
-    ("rouge1", "ROUGE-1", "higher", "word overlap (characters for Chinese), 0–100", 1),
-    ("rouge2", "ROUGE-2", "higher", "two-token overlap, 0–100", 1),
-    ("bleu", "BLEU", "higher", "n-gram precision (sacrebleu; CI from sentence BLEU), 0–100", 1),
-    ("chrf", "chrF", "higher", "character n-gram F-score (CI from sentence chrF), 0–100", 1),
-    ("exact_match", "exact match", "higher", "answers equal to the reference after normalising (%)", 1),
-    ("token_f1", "token F1", "higher", "bag-of-tokens F1 with the reference, for short answers (0–100)", 1),
-    ("format_valid", "format validity", "higher", "answers that pass the format check (%)", 1),
-    ("glossary_coverage", "glossary coverage", "higher", "domain terms of the reference the answer also uses (%)", 1),
-    ("banned_rate", "banned terms", "lower", "answers using a banned term (%)", 1),
-    ("mean_new_tokens", "answer length (tokens)", "none", "mean generated tokens (model tokenizer)", 1),
-    ("unfinished", "answers cut by the token limit", "lower", "answers that hit eval.max_new_tokens", 0),
-    ("empty_answers", "empty answers (scored 0)", "lower", "no answer text, e.g. reasoning never closed", 0),
-)
-
 
 def write_report(run: RunDir) -> Path:
     """Render `run.report` from the run's files and return its path."""
@@ -135,7 +117,8 @@ def metric_rows(metrics: EvalMetrics) -> list[dict[str, Any]]:
     """Base, tuned, change and its 95% interval for every metric the run has, coloured by direction."""
     tuned, base, delta, ci = metrics.tuned, metrics.base, metrics.delta, metrics.ci
     rows = []
-    for key, label, better, note, digits in METRIC_ROWS:
+    for info in METRICS:
+        key, label, better, note, digits = info.key, info.label, info.better, info.note, info.digits
         if tuned.value(key) is None:
             continue
         if key == "format_valid":
@@ -332,11 +315,11 @@ def _funnel_chart(funnel: dict) -> str:
 
 
 def _delta_chart(ci: dict) -> str:
-    keys = [k for k, *_ in METRIC_ROWS if k in ci] + (["perplexity_change_pct"] if "perplexity_change_pct" in ci else [])
+    keys = [m.key for m in METRICS if m.key in ci] + (["perplexity_change_pct"] if "perplexity_change_pct" in ci else [])
     keys = [k for k in keys if k != "perplexity"]
     if not keys:
         return ""
-    labels = {k: label for k, label, *_ in METRIC_ROWS}
+    labels = LABELS
     labels["perplexity_change_pct"] = "perplexity (% change)"
     plt, fig, ax = _figure(7.5, 0.35 * len(keys) + 0.9)
     for y, key in enumerate(reversed(keys)):

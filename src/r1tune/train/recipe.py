@@ -37,12 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Settings that shape the trajectory: a resumed run must have the same ones to continue exactly.
-TRAJECTORY_FIELDS = (
-    "method", "lora_rank", "lora_alpha", "lora_dropout", "target_modules", "freeze_trainable_layers",
-    "num_virtual_tokens", "lr", "epochs", "max_steps", "batch_size", "grad_accum", "max_seq_len", "packing",
-    "warmup_ratio", "weight_decay", "max_grad_norm", "label_smoothing", "neftune_alpha", "train_on_prompt",
-    "reasoning", "precision", "curriculum", "difficulty_key",
-)
+TRAJECTORY_FIELDS = tuple(name for name in TrainConfig.model_fields if name not in TrainConfig.BOOKKEEPING_FIELDS)
 
 
 @dataclass
