@@ -100,6 +100,24 @@ def test_show_sample_highlights_trained_tokens(tiny_llama_dir, tmp_path):
     assert result.output.count("⟦") == 2  # the legend and the one trained span
 
 
+def test_show_sample_shows_records_as_training_sees_them(tiny_llama_dir, tmp_path):
+    """Cleaned, PII-masked and filtered like `prepare` does, from a project file; the prepared split from a run."""
+    config = write_project(tmp_path, tiny_llama_dir)
+    rows = [{"messages": [{"role": "user", "content": "Call me?"}, {"role": "assistant", "content": ""}]},
+            {"messages": [{"role": "user", "content": "My phone is 13812345678, call <b>me</b>."},
+                          {"role": "assistant", "content": "We will call 13812345678 today."}]}]
+    (tmp_path / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    shown = " ".join(_invoke("show-sample", str(config), "-n", "1").output.split())
+    assert "13812345678" not in shown and "[PHONE]" in shown and "<b>" not in shown
+    assert "1 record(s) dropped on the way" in shown and "data.jsonl:2" in shown
+
+    config = write_project(tmp_path, tiny_llama_dir)
+    assert _invoke("prepare", str(config)).exit_code == 0
+    run = next((tmp_path / "runs").iterdir())
+    shown = " ".join(_invoke("show-sample", str(run), "-n", "2").output.split())
+    assert "prepared train split" in shown and shown.count("tokens,") == 2
+
+
 def test_config_show_schema_and_docs(tiny_llama_dir, tmp_path):
     config = write_project(tmp_path, tiny_llama_dir)
     shown = _invoke("config", "show", str(config), "train.lr=0.5")

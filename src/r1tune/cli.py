@@ -112,6 +112,13 @@ def prepare_cmd(config: ConfigArg, overrides: OverridesArg = None,
     out.print(f"prepared data in {run_dir.data} (every dropped or changed row: quarantine.jsonl)")
 
 
+def _token_counter(cfg):
+    from r1tune.data.chunking import tokenizer_counter
+
+    tokenizer = _tokenizer_or_none(cfg)
+    return tokenizer_counter(tokenizer) if tokenizer is not None else None
+
+
 def _tokenizer_or_none(cfg):
     """The model's tokenizer sizes document chunks and token histograms; without it an estimate is used."""
     from r1tune import models
@@ -339,30 +346,23 @@ def compare(
 
 @app.command("show-sample")
 def show_sample(
-    config: ConfigArg,
+    target: Annotated[Path, typer.Argument(help="A project file (its first records, cleaned and masked as "
+                                                  "`prepare` does) or a run folder (its prepared train split).")],
     n: Annotated[int, typer.Option("-n", help="How many records to show.")] = 2,
     overrides: OverridesArg = None,
 ) -> None:
-    """Print rendered training records with the trained tokens highlighted (the mask viewer)."""
+    """Print records as training sees them (after cleaning, PII masking and chunking), rendered by the
+    model's chat format, with the trained tokens highlighted (the mask viewer)."""
     from rich.text import Text
 
     from r1tune import models
-    from r1tune.data import Quarantine, read_source
 
-    cfg = _load(config, overrides)
+    cfg, records, origin = _training_records(target, n, overrides)
     loaded = models.load(cfg.model, cfg.train.reasoning, cfg.train.train_on_prompt, with_weights=False)
-    records = []
-    for source in cfg.data.sources:
-        for record in read_source(source, Quarantine()):
-            records.append(record)
-            if len(records) >= n:
-                break
-        if len(records) >= n:
-            break
     # Colour where the terminal shows it; elsewhere (logs, pipes) trained spans are bracketed ⟦like this⟧.
     markers = not out.is_terminal
     legend = "⟦trained⟧ · not trained" if markers else "[bold green on grey15]trained[/] · [dim]not trained[/]"
-    out.print(f"format [bold]{loaded.renderer.fmt.name}[/] · {legend}\n")
+    out.print(f"{origin} · format [bold]{loaded.renderer.fmt.name}[/] · {legend}\n")
     for record in records:
         rendered = loaded.renderer.render_training(record, cfg.train.max_seq_len)
         text = Text()
@@ -375,6 +375,28 @@ def show_sample(
                   + ("  [red](truncated)[/]" if rendered.truncated else ""))
         out.print(text)
         out.print()
+
+
+def _training_records(target: Path, n: int, overrides: list[str] | None):
+    """(config, the first `n` records as training sees them, where they came from)."""
+    from itertools import islice
+
+    from r1tune.data import read_jsonl
+    from r1tune.rundir import RunDir
+
+    run = RunDir(target)
+    if run.config_file.is_file():
+        train = run.data / "train.jsonl"
+        if not train.is_file():
+            raise R1TuneError(f"{run.path} has no prepared data ({train} is missing)",
+                              hint="run `r1tune prepare` first, or pass the project file")
+        return run.load_config(), list(islice(read_jsonl(train), n)), f"run {run.run_id}, prepared train split"
+    from r1tune.data.preview import training_view
+
+    cfg = _load(target, overrides)
+    records, dropped = training_view(cfg.data, n, _token_counter(cfg))
+    note = f", {len(dropped)} record(s) dropped on the way" if dropped else ""
+    return cfg, records, f"first records of {target}, cleaned and masked{note}"
 
 
 def _mask_spans(tokenizer, rendered) -> list[tuple[str, bool]]:

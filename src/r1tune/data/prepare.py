@@ -194,11 +194,16 @@ def _all_records(cfg: DataConfig, quarantine: Quarantine, count_tokens) -> Itera
 # per-record steps (parallel)
 
 
-def _clean(dataset, cfg: DataConfig, work: Path, num_proc: int, count_tokens):
+def record_cleaner(cfg: DataConfig) -> RecordCleaner:
+    """The per-record steps of `cfg` (clean, filter, mask PII), as `prepare` and `show-sample` apply them."""
     salt = os.environ.get(cfg.pii.salt_env, "")
     if not salt and cfg.pii.strategy == "pseudonym":
         salt = secrets.token_hex(16)  # one per run: workers must agree on the fakes
-    cleaner = RecordCleaner(cfg.clean.steps, cfg.clean, cfg.pii, salt)
+    return RecordCleaner(cfg.clean.steps, cfg.clean, cfg.pii, salt)
+
+
+def _clean(dataset, cfg: DataConfig, work: Path, num_proc: int, count_tokens):
+    cleaner = record_cleaner(cfg)
     hasher = None
     if "near_dedup" in cfg.clean.steps:
         from r1tune.data.dedup import MinHasher
