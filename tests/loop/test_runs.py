@@ -59,3 +59,20 @@ def test_a_run_whose_process_died_is_not_left_running(tmp_path):
         status, error = run.status()
         assert status == "failed" and f"pid {child.pid}" in error and "stage train" in error
     assert json.loads((run.path / "run.json").read_text())["status"] == "trained"
+
+
+def test_eval_metrics_reach_tensorboard_beside_the_loss(tiny_llama_dir, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = write_project(tmp_path, tiny_llama_dir)
+    result = _invoke("run", str(config), "train.max_steps=2", "train.trackers=[tensorboard]", "eval.redteam=[]",
+                     "--no-progress")
+    assert result.exit_code == 0, result.output
+    run = RunDir(next((tmp_path / "runs").iterdir()))
+    events = EventAccumulator(str(run.train / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert "train/loss" in tags and {"eval/base/rougeL", "eval/tuned/rougeL", "eval/tuned/perplexity"} <= tags
+    tuned = events.Scalars("eval/tuned/perplexity")
+    metrics = run.read_metrics()
+    assert tuned[-1].step == 2 and abs(tuned[-1].value - metrics.tuned.perplexity) < 1e-3 * metrics.tuned.perplexity

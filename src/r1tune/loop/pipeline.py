@@ -88,4 +88,20 @@ def eval_stage(cfg: R1TuneConfig, run: RunDir, data: PreparedData | None = None,
     metrics = evaluate(cfg.eval, loaded, data.test, run.eval, resolve_precision(cfg.train.precision),
                        cfg.train.max_seq_len, show_progress, seed=cfg.project.seed, base_model=base_model)
     run.write_metrics(metrics)
+    _track_eval(cfg, run, metrics)
     return metrics
+
+
+def _track_eval(cfg: R1TuneConfig, run: RunDir, metrics: EvalMetrics) -> None:
+    """Send the headline metrics of base and tuned to the run's trackers, at its last training step."""
+    from r1tune.eval.metric_info import METRICS
+    from r1tune.train.tracking import log_eval_scalars
+
+    scalars = {}
+    for name, scores in (("base", metrics.base), ("tuned", metrics.tuned)):
+        for info in METRICS if scores is not None else ():
+            value = scores.value(info.key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
+                scalars[f"eval/{name}/{info.key}"] = float(value)
+    step = run.read_train_summary().steps if run.train_summary_file.is_file() else 0
+    log_eval_scalars(run.train, cfg.train.trackers, scalars, step)

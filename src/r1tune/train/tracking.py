@@ -116,3 +116,24 @@ def print_summary(result: Any, console: Any = None) -> None:
     for what, value in rows:
         table.add_row(what, value)
     (console or Console(stderr=True)).print(table)
+
+
+def log_eval_scalars(train_dir: Path, trackers: Sequence[str], scalars: dict[str, float], step: int) -> bool:
+    """Write base-vs-tuned eval metrics (`eval/base/rougeL`, `eval/tuned/rougeL`, ...) at the run's last
+    training step into the run's TensorBoard log, so they show beside the loss curves. False when the run
+    has no TensorBoard tracker (or the package is missing)."""
+    if "tensorboard" not in trackers:
+        return False
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.warning("train.trackers has tensorboard but the tensorboard package is not installed; eval metrics "
+                    "stay in metrics.json")
+        return False
+    writer = SummaryWriter(log_dir=str(train_dir / "tensorboard"))
+    try:
+        for tag, value in scalars.items():
+            writer.add_scalar(tag, value, step)
+    finally:
+        writer.close()
+    return True
