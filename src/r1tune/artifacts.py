@@ -23,6 +23,7 @@ RunStatus = Literal["created", "running", "prepared", "trained", "done", "failed
 
 Model = TypeVar("Model", bound=BaseModel)
 TRAIN_SUMMARY_FILE = "train_summary.json"  # inside the run's train/ folder
+DATA_REPORT_FILE = "data_report.json"  # inside the run's data/ folder
 
 
 class ArtifactError(R1TuneError):
@@ -31,6 +32,50 @@ class ArtifactError(R1TuneError):
 
 class _Artifact(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class DataFunnel(_Artifact):
+    """How many records each step of `prepare` kept."""
+
+    read: int
+    rejected: dict[str, int]
+    changed: dict[str, int]
+    usable: int
+    train: int
+    val: int
+    test: int
+    held_out: int
+    upsampled: int
+
+
+class PiiSummary(_Artifact):
+    enabled: bool
+    strategy: str
+    types: list[str] | None
+    by_type: dict[str, int]
+    records_masked: int
+
+
+class DataReport(_Artifact):
+    """`data/data_report.json`: what `prepare` read, dropped, changed, masked and wrote (see data/prepare.py
+    for the meaning of each section)."""
+
+    funnel: DataFunnel
+    stages: list[dict[str, Any]]
+    reasons: dict[str, dict[str, int]]
+    histograms: dict[str, dict[str, list[float]]]
+    languages: dict[str, int]
+    pii: PiiSummary
+    duplicates: dict[str, Any]
+    split: dict[str, Any]
+    quarantine_examples: list[str]
+    sources: dict[str, dict[str, Any]]  # input file -> {records, sha256}
+    splits: dict[str, str]  # split name -> sha256 of its file
+    seed: int
+    num_proc: int
+    token_counter: Literal["tokenizer", "approx"]
+    timings: dict[str, float]
+    records_per_second: float | None
 
 
 class TrainSummary(_Artifact):

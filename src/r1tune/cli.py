@@ -98,15 +98,15 @@ def prepare_cmd(config: ConfigArg, overrides: OverridesArg = None,
     cfg = _load(config, overrides)
     run_dir = create_run(cfg)
     with run_dir.stage("prepare", "prepared"):
-        data = prepare(cfg.data, run_dir.data, cfg.project.seed, tokenizer=_tokenizer_or_none(cfg),
-                       show_progress=progress)
-    report = data.report
-    funnel = report["funnel"]
-    rejected = ", ".join(f"{stage} {n}" for stage, n in funnel["rejected"].items()) or "none"
-    changed = ", ".join(f"{stage} {n}" for stage, n in funnel.get("changed", {}).items()) or "none"
-    out.print(f"read {funnel['read']} · rejected: {rejected} · changed: {changed} · usable {funnel['usable']} → "
-              f"train {funnel['train']} / val {funnel['val']} / test {funnel['test']}")
-    pii = report.get("pii", {}).get("by_type") or {}
+        prepare(cfg.data, run_dir.data, cfg.project.seed, tokenizer=_tokenizer_or_none(cfg),
+                show_progress=progress)
+    report = run_dir.read_data_report()
+    funnel = report.funnel
+    rejected = ", ".join(f"{stage} {n}" for stage, n in funnel.rejected.items()) or "none"
+    changed = ", ".join(f"{stage} {n}" for stage, n in funnel.changed.items()) or "none"
+    out.print(f"read {funnel.read} · rejected: {rejected} · changed: {changed} · usable {funnel.usable} → "
+              f"train {funnel.train} / val {funnel.val} / test {funnel.test}")
+    pii = report.pii.by_type
     if pii:
         out.print("masked PII: " + ", ".join(f"{t} {n}" for t, n in sorted(pii.items())))
     out.print(f"prepared data in {run_dir.data} (every dropped or changed row: quarantine.jsonl)")

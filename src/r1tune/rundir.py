@@ -24,9 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from r1tune.artifacts import (
+    DATA_REPORT_FILE,
     TRAIN_SUMMARY_FILE,
+    DataReport,
     EvalMetrics,
     ResultKind,
+    RunInfo,
     RunStatus,
     TrainSummary,
     read_artifact,
@@ -61,6 +64,10 @@ class RunDir:
     def whole_model(self) -> Path:
         """Where `full` and `freeze` runs save their trained weights (a standalone safetensors model)."""
         return self.path / "train" / "model"
+
+    def read_data_report(self) -> DataReport:
+        """Written by the data stage (`data.prepare`), the file's one writer."""
+        return read_artifact(self.data / DATA_REPORT_FILE, DataReport)
 
     @property
     def train_summary_file(self) -> Path:
@@ -117,6 +124,10 @@ class RunDir:
 
     def load_config(self) -> R1TuneConfig:
         return load_config(self.config_file)
+
+    def info(self) -> RunInfo:
+        """run.json, validated (its writers: `create_run`, `stage` and the stages' `update_info`)."""
+        return read_artifact(self.path / "run.json", RunInfo)
 
     def read_info(self) -> dict[str, Any]:
         path = self.path / "run.json"

@@ -29,14 +29,14 @@ def test_prepare_writes_splits_report_and_quarantine(tmp_path):
     with path.open("a") as fh:
         fh.write("{not json\n")
     data = prepare(DataConfig(sources=[SourceConfig(path=path)]), tmp_path / "out", seed=1)
-    funnel = data.report["funnel"]
+    funnel = data.report.funnel.model_dump()
     assert funnel["read"] == 24 and funnel["usable"] == 20 and funnel["rejected"] == {"read": 1, "dedup": 3}
     assert funnel["train"] + funnel["val"] + funnel["test"] == 20
     quarantined = [json.loads(line) for line in (tmp_path / "out" / "quarantine.jsonl").read_text().splitlines()]
     assert any(q["stage"] == "dedup" and "exact duplicate of" in q["reason"] for q in quarantined)
     reloaded = load_prepared(tmp_path / "out")
     assert [r.id for r in reloaded.test] == [r.id for r in data.test]
-    assert len(data.report["sources"][str(path)]["sha256"]) == 64
+    assert len(data.report.sources[str(path)]["sha256"]) == 64
 
 
 def test_held_out_test_file_replaces_the_test_split_and_leaks_are_removed(tmp_path):
@@ -45,7 +45,7 @@ def test_held_out_test_file_replaces_the_test_split_and_leaks_are_removed(tmp_pa
     cfg = DataConfig(sources=[SourceConfig(path=train_path)], test_sources=[SourceConfig(path=test_path)])
     data = prepare(cfg, tmp_path / "out", seed=1)
     assert len(data.test) == 5 and len(data.train) + len(data.val) == 20
-    assert data.report["funnel"]["rejected"] == {"dedup": 2}
+    assert data.report.funnel.rejected == {"dedup": 2}
 
 
 def test_nothing_usable_is_an_error_with_examples(tmp_path):
@@ -93,7 +93,7 @@ def test_every_changed_or_dropped_row_is_traced_and_counted(tmp_path):
         _alpaca(5, LONG), _alpaca(6, LONG.replace("清洗方便", "清洗很方便")),  # near duplicates
     ] + [_alpaca(10 + i, f"普通回答第{i}条，内容各不相同：{'甲乙丙丁戊己庚辛'[i % 8] * (i + 1)}") for i in range(8)])
     data = prepare(DataConfig(sources=[SourceConfig(path=path)]), tmp_path / "out", seed=1)
-    report = data.report
+    report = data.report.model_dump()  # the typed report, compared section by section below
     assert report["funnel"]["rejected"] == {"filter": 1, "dedup": 1, "near_dedup": 1}
     assert report["funnel"]["changed"] == {"clean": 2, "pii": 1}
     assert report["funnel"]["usable"] == 12 == sum(report["funnel"][s] for s in ("train", "val", "test"))
@@ -130,7 +130,7 @@ def test_near_duplicate_clusters_never_straddle_splits(tmp_path):
             cluster = record.answer.content.split("号")[0]
             where.setdefault(cluster, set()).add(name)
     assert len(where) == 30 and all(len(splits) == 1 for splits in where.values())
-    assert data.report["duplicates"]["clusters"] == 30 and data.report["duplicates"]["near"] == 0
+    assert data.report.duplicates["clusters"] == 30 and data.report.duplicates["near"] == 0
     assert len(data.test) == 18 and len(data.val) == 9  # whole clusters of 3: round(90 * ratio)
 
 
@@ -142,13 +142,13 @@ def test_stratified_split_with_cap_and_upsampling(tmp_path):
     cfg = DataConfig(sources=[SourceConfig(path=path)], split={"stratify_by": "label", "max_per_class": 40,
                                                                "min_per_class": 30})
     data = prepare(cfg, tmp_path / "out", seed=5)
-    strata = data.report["split"]["strata"]
+    strata = data.report.split["strata"]
     # 65 records after the cap: 6 test and 6 val; each class gets one, the rest goes by class size
     assert {k: (v["val"], v["test"]) for k, v in strata.items()} == {"refund": (3, 3), "shipping": (2, 2),
                                                                      "invoice": (1, 1)}
     assert {k: v["train"] for k, v in strata.items()} == {"refund": 34, "shipping": 30, "invoice": 30}
-    assert data.report["split"]["capped"] == 20 and data.report["funnel"]["rejected"] == {"balance": 20}
-    assert data.report["split"]["upsampled"] == 14 + 27
+    assert data.report.split["capped"] == 20 and data.report.funnel.rejected == {"balance": 20}
+    assert data.report.split["upsampled"] == 14 + 27
     train_labels = Counter(r.meta["label"] for r in data.train)
     assert train_labels == {"refund": 34, "shipping": 30, "invoice": 30}
     assert len({r.id for r in data.train if r.meta["label"] == "invoice"}) == 3  # 3 originals, repeated
@@ -177,7 +177,7 @@ def test_parallel_workers_give_the_same_output(tmp_path):
         cfg = DataConfig(sources=[SourceConfig(path=path)], num_proc=num_proc)
         data = prepare(cfg, tmp_path / f"out{num_proc}", seed=2)
         outputs.append([(tmp_path / f"out{num_proc}" / f"{s}.jsonl").read_bytes() for s in ("train", "val", "test")])
-        assert data.report["num_proc"] == num_proc and data.report["funnel"]["rejected"] == {"dedup": 10}
+        assert data.report.num_proc == num_proc and data.report.funnel.rejected == {"dedup": 10}
     assert outputs[0] == outputs[1]
     assert (tmp_path / "out1" / "quarantine.jsonl").read_bytes() == (tmp_path / "out2" / "quarantine.jsonl").read_bytes()
 
@@ -189,7 +189,7 @@ def test_documents_are_chunked_with_the_given_tokenizer(tmp_path, smol_tokenizer
     cfg = DataConfig(sources=[SourceConfig(path=doc)], chunking={"max_tokens": 128, "overlap_tokens": 32},
                      val_ratio=0.0, test_ratio=0.0)
     data = prepare(cfg, tmp_path / "out", seed=1, tokenizer=smol_tokenizer)
-    assert data.report["token_counter"] == "tokenizer" and len(data.train) > 5
+    assert data.report.token_counter == "tokenizer" and len(data.train) > 5
     assert all(len(smol_tokenizer(r.answer.content)["input_ids"]) <= 130 for r in data.train)
     assert all(r.meta["kind"] == "document" and r.messages[0].content.startswith("manual: ") for r in data.train)
 

@@ -8,10 +8,14 @@ from pathlib import Path
 import pytest
 
 from r1tune.artifacts import (
+    DATA_REPORT_FILE,
     TRAIN_SUMMARY_FILE,
     ConfidenceInterval,
+    DataFunnel,
+    DataReport,
     EvalMetrics,
     ModelScores,
+    PiiSummary,
     TrainSummary,
     write_artifact,
 )
@@ -45,8 +49,14 @@ def write_fake_run(folder: Path, redteam_regression: bool = False) -> Path:
     (folder / "config.yaml").write_text("project: {name: fake}\ndata: {sources: [{path: /srv/data.jsonl}]}\n")
     (folder / "run.json").write_text(json.dumps({"run_id": folder.name, "project": "fake", "model": "tiny",
                                                  "status": "done", "versions": {"r1tune": "0.1.0"}}))
-    (folder / "data" / "data_report.json").write_text(json.dumps({"funnel": {
-        "read": 12, "rejected": {"parse": 2}, "usable": 10, "train": 4, "val": 2, "test": 4}}))
+    write_artifact(folder / "data" / DATA_REPORT_FILE, DataReport(
+        funnel=DataFunnel(read=12, rejected={"parse": 2}, changed={}, usable=10, train=4, val=2, test=4,
+                          held_out=0, upsampled=0),
+        stages=[], reasons={}, histograms={}, languages={"en": 6, "zh": 4},
+        pii=PiiSummary(enabled=True, strategy="placeholder", types=None, by_type={"PHONE": 1}, records_masked=1),
+        duplicates={}, split={}, quarantine_examples=[], sources={"/srv/data.jsonl": {"records": 12, "sha256": "0"}},
+        splits={"train": "a", "val": "b", "test": "c"}, seed=0, num_proc=1, token_counter="approx", timings={},
+        records_per_second=None))
     (folder / "train" / "train_metrics.jsonl").write_text("".join(
         json.dumps({"step": s, "loss": 3.0 / s, **({"val_loss": 3.5 / s} if s % 2 == 0 else {})}) + "\n"
         for s in range(1, 7)))

@@ -76,3 +76,23 @@ def test_eval_metrics_reach_tensorboard_beside_the_loss(tiny_llama_dir, tmp_path
     tuned = events.Scalars("eval/tuned/perplexity")
     metrics = run.read_metrics()
     assert tuned[-1].step == 2 and abs(tuned[-1].value - metrics.tuned.perplexity) < 1e-3 * metrics.tuned.perplexity
+
+
+def test_every_typed_artefact_loads_from_a_real_run(tiny_llama_dir, tmp_path):
+    from r1tune.artifacts import ExportProvenance, read_artifact
+
+    config = write_project(tmp_path, tiny_llama_dir)
+    assert _invoke("run", str(config), "train.max_steps=2", "eval.redteam=[]", "--no-progress").exit_code == 0
+    run = RunDir(next((tmp_path / "runs").iterdir()))
+    assert _invoke("export", str(run.path), "--out", str(tmp_path / "exported")).exit_code == 0
+    info = run.info()
+    assert info.status == "done" and info.method == "lora" and info.run_id == run.run_id
+    report = run.read_data_report()
+    assert report.funnel.train + report.funnel.val + report.funnel.test == report.funnel.usable > 0
+    summary = run.read_train_summary()
+    assert summary.result_kind == "adapter" == run.result_kind and summary.steps == 2
+    metrics = run.read_metrics()
+    assert metrics.base is not None and metrics.tuned.n == metrics.n_examples == report.funnel.test
+    provenance = read_artifact(tmp_path / "exported" / "r1tune_export.json", ExportProvenance)
+    assert (provenance.kind, provenance.chat_format, provenance.reasoning) == ("adapter", "chatml", "empty_think")
+    assert provenance.source == str(run.path)

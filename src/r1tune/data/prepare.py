@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from r1tune.artifacts import DATA_REPORT_FILE, DataReport, read_artifact, write_artifact
 from r1tune.config import DataConfig, SourceConfig
 from r1tune.data.chunking import tokenizer_counter
 from r1tune.data.clean import RecordCleaner, record_text
@@ -59,7 +60,7 @@ class PreparedData:
     train: list[Record]
     val: list[Record]
     test: list[Record]
-    report: dict[str, Any]
+    report: DataReport | None  # None for a folder prepared by hand (no data_report.json)
     folder: Path
 
 
@@ -68,10 +69,8 @@ def prepare(cfg: DataConfig, out_dir: Path, seed: int, tokenizer=None, show_prog
 
     `tokenizer` (the model's) sizes document chunks and the token histogram; without it both use an estimate.
     """
-    report = run_data_pipeline(cfg, out_dir, seed, tokenizer, show_progress)
-    data = load_prepared(out_dir)
-    data.report = report
-    return data
+    run_data_pipeline(cfg, out_dir, seed, tokenizer, show_progress)
+    return load_prepared(out_dir)
 
 
 def load_prepared(folder: Path) -> PreparedData:
@@ -79,8 +78,8 @@ def load_prepared(folder: Path) -> PreparedData:
     if not (folder / "train.jsonl").is_file():
         raise DataError(f"{folder} holds no prepared data (train.jsonl missing)", hint="run `r1tune prepare` first")
     splits = {name: list(read_jsonl(folder / f"{name}.jsonl")) for name in SPLITS}
-    report_path = folder / "data_report.json"
-    report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else {}
+    report_path = folder / DATA_REPORT_FILE
+    report = read_artifact(report_path, DataReport) if report_path.is_file() else None
     return PreparedData(splits["train"], splits["val"], splits["test"], report, folder)
 
 
@@ -140,7 +139,7 @@ def run_data_pipeline(cfg: DataConfig, out_dir: Path, seed: int, tokenizer=None,
         timings["total"] = time.perf_counter() - started
         report["timings"] = {k: round(v, 3) for k, v in timings.items()}
         report["records_per_second"] = round(n_rows / timings["total"], 1) if timings["total"] else None
-        (out_dir / "data_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+        write_artifact(out_dir / DATA_REPORT_FILE, DataReport.model_validate(report))  # the file's one writer
         for item in quarantine.examples[:5]:
             log.warning("quarantined %s (%s): %s", item.source, item.stage, item.reason)
         return report

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import yaml
 
-from r1tune.artifacts import EvalMetrics
+from r1tune.artifacts import ArtifactError, EvalMetrics
 from r1tune.errors import R1TuneError
 from r1tune.eval.metric_info import METRICS
 from r1tune.rundir import RunDir
@@ -63,10 +62,7 @@ def compare_runs(a: RunDir, b: RunDir) -> dict[str, Any]:
 
 
 def _test_hash(run: RunDir) -> str | None:
-    path = run.data / "data_report.json"
-    if not path.is_file():
-        return None
     try:
-        return (json.loads(path.read_text(encoding="utf-8")).get("splits") or {}).get("test")
-    except json.JSONDecodeError:
+        return run.read_data_report().splits.get("test")
+    except ArtifactError:
         return None

@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from r1tune.artifacts import ArtifactError, EvalMetrics, TrainSummary
+from r1tune.artifacts import DATA_REPORT_FILE, ArtifactError, EvalMetrics, TrainSummary
 from r1tune.eval.metric_info import LABELS, METRICS
 from r1tune.rundir import RunDir
 
@@ -40,7 +40,7 @@ def build_context(run: RunDir) -> dict[str, Any]:
     samples = _read_jsonl(run.eval / "samples.jsonl", problems)
     redteam_rows = _read_jsonl(run.eval / "redteam.jsonl", problems)
     history = _read_jsonl(run.train / "train_metrics.jsonl", problems)
-    data = _read_json(run.data / "data_report.json", problems)
+    data = _read_data_report(run, problems)
     human = (metrics.human if metrics else None) or _read_json(run.eval / "human_results.json", problems)
     has_base = bool(metrics and metrics.base)
     return {
@@ -76,6 +76,17 @@ def _read_metrics(run: RunDir, problems: list[str]) -> EvalMetrics | None:
     except ArtifactError as err:
         problems.append(f"metrics.json could not be read: {err.message}")
         return None
+
+
+def _read_data_report(run: RunDir, problems: list[str]) -> dict:
+    """The data report as the template's mapping ({} when the run has none or it cannot be read)."""
+    if not (run.data / DATA_REPORT_FILE).is_file():
+        return {}
+    try:
+        return run.read_data_report().model_dump()
+    except ArtifactError as err:
+        problems.append(f"data_report.json could not be read: {err.message}")
+        return {}
 
 
 def _read_train_summary(run: RunDir, problems: list[str]) -> TrainSummary | dict:

@@ -3,7 +3,6 @@ what did it train, on how much data, and did it beat the base."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,8 +61,7 @@ def _row(run: RunDir) -> RunRow:
 
 
 def _funnel(run: RunDir) -> dict:
-    path = run.data / "data_report.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get("funnel") or {}
-    except (OSError, ValueError, AttributeError):
+        return run.read_data_report().funnel.model_dump()
+    except ArtifactError:
         return {}
