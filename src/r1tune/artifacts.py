@@ -82,22 +82,22 @@ class TrainSummary(_Artifact):
     """`train/train_summary.json`: what one training run did and produced."""
 
     result_kind: ResultKind
-    result_dir: str  # the adapter folder or the whole-model folder
+    result_dir: Path  # the PEFT adapter folder, or the whole-model folder for `full` / `freeze`
     method: str
     steps: int
     epochs: float
     precision: str
     seconds: float
-    trained_tokens: int
+    trained_tokens: int  # answer tokens that took loss
     truncated: int
     dropped_empty: int
-    val_loss: float | None
+    val_loss: float | None  # of the saved weights
     packing: bool = False
     fill_rate: float = 1.0
-    real_tokens: int = 0
-    tokens_per_s: float = 0.0
-    step_seconds: float = 0.0
-    eval_seconds: float = 0.0
+    real_tokens: int = 0  # every non-pad token processed (prompts included)
+    tokens_per_s: float = 0.0  # real tokens per second of optimiser-step compute
+    step_seconds: float = 0.0  # time in optimiser steps (the rest: rendering, validation, checkpoints, saving)
+    eval_seconds: float = 0.0  # time spent validating
     best_val_loss: float | None = None
     best_step: int | None = None
     stopped_early: bool = False

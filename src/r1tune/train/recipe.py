@@ -18,7 +18,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from r1tune.artifacts import TRAIN_SUMMARY_FILE, ResultKind, TrainSummary, write_artifact
+from pydantic import Field
+
+from r1tune.artifacts import TRAIN_SUMMARY_FILE, TrainSummary, write_artifact
 from r1tune.config import TrainConfig
 from r1tune.data.records import Record
 from r1tune.errors import ConfigError, DataError
@@ -40,38 +42,14 @@ log = logging.getLogger(__name__)
 TRAJECTORY_FIELDS = tuple(name for name in TrainConfig.model_fields if name not in TrainConfig.BOOKKEEPING_FIELDS)
 
 
-@dataclass
-class TrainResult:
-    result_dir: Path  # the PEFT adapter, or the whole model for `full` / `freeze` (see `result_kind`)
-    steps: int
-    epochs: float
-    precision: str
-    seconds: float
-    trained_tokens: int  # answer tokens that took loss
-    truncated: int
-    dropped_empty: int
-    val_loss: float | None  # of the saved weights
-    method: str = "lora"
-    packing: bool = False
-    fill_rate: float = 1.0
-    real_tokens: int = 0  # every non-pad token processed (prompts included)
-    tokens_per_s: float = 0.0  # real tokens per second of optimiser-step compute
-    step_seconds: float = 0.0  # time in optimiser steps (the rest: rendering, validation, checkpoints, saving)
-    eval_seconds: float = 0.0  # time spent validating
-    best_val_loss: float | None = None
-    best_step: int | None = None
-    stopped_early: bool = False
-    resumed_from: int | None = None
-    processes: int = 1
-    history: list[dict[str, Any]] = field(default_factory=list)
+class TrainResult(TrainSummary):
+    """What `train` returns: the summary written to train_summary.json, plus the per-step history (kept in
+    train_metrics.jsonl, not in the summary)."""
 
-    @property
-    def result_kind(self) -> ResultKind:
-        return "whole_model" if saves_whole_model(self.method) else "adapter"
+    history: list[dict[str, Any]] = Field(default_factory=list, exclude=True)
 
     def summary(self) -> TrainSummary:
-        fields = {k: v for k, v in asdict(self).items() if k not in ("result_dir", "history")}
-        return TrainSummary(result_kind=self.result_kind, result_dir=str(self.result_dir), **fields)
+        return TrainSummary.model_validate(self.model_dump())
 
 
 @dataclass
@@ -199,7 +177,8 @@ def train(
     runtime.barrier()
     metrics.close()
     result = TrainResult(
-        result_dir=result_dir, steps=state.step, epochs=round(state.step / plan.steps_per_epoch, 3),
+        result_kind="whole_model" if saves_whole_model(cfg.method) else "adapter", result_dir=result_dir,
+        steps=state.step, epochs=round(state.step / plan.steps_per_epoch, 3),
         precision=precision, seconds=round(time.perf_counter() - t_start, 2), trained_tokens=state.trained_tokens,
         truncated=truncated, dropped_empty=dropped, val_loss=val_loss, method=cfg.method,
         packing=cfg.packing, fill_rate=round(plan.fill_rate(), 4), real_tokens=state.real_tokens,
