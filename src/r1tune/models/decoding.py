@@ -62,7 +62,7 @@ class TextStream:
             self.stopped = True
             self._held = ""
             return text[: min(pos for pos, _ in hits)]
-        keep = _longest_suffix_prefix(text, self._stop)
+        keep = longest_suffix_prefix(text, self._stop)
         self._held = text[len(text) - keep :] if keep else ""
         return text[: len(text) - keep]
 
@@ -117,7 +117,7 @@ class ReasoningSplitter:
 
     def _release_reasoning(self, out: list[tuple[Channel, str]]) -> None:
         """Emit reasoning up to a possible partial `</think>` and the whitespace before it."""
-        keep = _longest_suffix_prefix(self._buffer, [THINK_CLOSE])
+        keep = longest_suffix_prefix(self._buffer, [THINK_CLOSE])
         ready = self._buffer[: len(self._buffer) - keep]
         stripped = ready.rstrip()
         self._buffer = ready[len(stripped):] + self._buffer[len(ready):]
@@ -182,7 +182,7 @@ def decode_output(tokenizer: PreTrainedTokenizerBase, ids: Sequence[int], think:
     return DecodedOutput(text, reasoning, answer, finish, used)  # type: ignore[arg-type]
 
 
-def _longest_suffix_prefix(text: str, patterns: Sequence[str]) -> int:
+def longest_suffix_prefix(text: str, patterns: Sequence[str]) -> int:
     """Length of the longest suffix of `text` that is a proper prefix of one of `patterns`."""
     best = 0
     for pattern in patterns:

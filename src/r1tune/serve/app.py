@@ -44,6 +44,7 @@ from r1tune.serve.protocol import (
 from r1tune.serve.runtime import ServeRuntime
 from r1tune.serve.security import ApiKey, BodySizeLimit, UnexpectedErrors
 from r1tune.serve.store import UnknownCompletion
+from r1tune.serve.tools import ToolCallStream, parse_tool_calls
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +268,11 @@ async def _complete(runtime: ServeRuntime, body: ChatCompletionRequest, request:
         raise ApiError(status, _failure_message(job), "server_error", code=code)
     await _record(runtime, job, who)
     message: dict[str, Any] = {"role": "assistant", "content": job.content}
+    if job.functions and job.finish_reason != "content_filter":
+        content, calls = parse_tool_calls(job.content, job.functions)
+        if calls:
+            message.update(content=content.strip() or None, tool_calls=calls)
+            job.finish_reason = "tool_calls"
     if _think(runtime):
         message["reasoning_content"] = job.reasoning or None
         message["reasoning"] = job.reasoning or None
@@ -391,11 +397,19 @@ def _failure_message(job: Job) -> str:
 async def _stream(runtime: ServeRuntime, job: Job, include_usage: bool, who: Caller) -> AsyncIterator[str]:
     """The SSE stream: role chunk, content/reasoning chunks, final chunk, optional usage chunk, [DONE]."""
     yield _sse(chunk(job.id, job.created, job.model_id, {"role": "assistant", "content": ""}))
+    calls_stream = ToolCallStream(job.functions) if job.functions else None
     try:
         async for channel, text in _pieces(runtime, job, None, stream=True):
+            if channel == "content" and calls_stream is not None:
+                text = calls_stream.feed(text)
+                if not text:
+                    continue
             delta = {"content": text} if channel == "content" else {"reasoning_content": text, "reasoning": text}
             logprobs = job.take_unsent_logprobs() if channel == "content" else None
             yield _sse(chunk(job.id, job.created, job.model_id, delta, logprobs=logprobs))
+        if calls_stream is not None and job.finish_reason in ("stop", "length"):
+            for delta in _tool_call_deltas(job, calls_stream):
+                yield _sse(chunk(job.id, job.created, job.model_id, delta))
         if job.finish_reason in ("timeout", "error", "cancelled"):
             _observe(runtime, job, job.finish_reason)
             yield _sse(error_body(_failure_message(job), "server_error", code=job.finish_reason))
@@ -415,6 +429,17 @@ async def _stream(runtime: ServeRuntime, job: Job, include_usage: bool, who: Cal
         # Runs when the client disconnects too (the response task is cancelled): stop generating.
         job.engine_request.cancel()
         _observe(runtime, job, "cancelled")  # no-op unless the stream ended before being counted
+
+
+def _tool_call_deltas(job: Job, calls_stream: ToolCallStream) -> list[dict[str, Any]]:
+    """The held-back text and the parsed tool calls as the stream's last deltas (one call per delta,
+    complete, as OpenAI clients accumulate them by index)."""
+    rest, calls = calls_stream.finish()
+    deltas: list[dict[str, Any]] = [{"content": rest}] if rest else []
+    if calls:
+        job.finish_reason = "tool_calls"
+        deltas += [{"tool_calls": [{"index": i, **call}]} for i, call in enumerate(calls)]
+    return deltas
 
 
 def _sse(payload: dict) -> str:

@@ -16,8 +16,9 @@ from typing import Any
 from r1tune.data.records import Message
 from r1tune.serve.engine import EngineRequest, SamplingParams
 from r1tune.serve.guards import GuardReport
-from r1tune.serve.protocol import ApiError, ChatCompletionRequest, now
+from r1tune.serve.protocol import ApiError, ChatCompletionRequest, FunctionSpec, NamedToolChoice, now
 from r1tune.serve.runtime import ServeRuntime
+from r1tune.serve.tools import conversation, offered_functions
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Job:
     content: str = ""
     failure: str = ""
     counted: bool = False  # in r1tune_requests_total already
+    functions: list[FunctionSpec] = field(default_factory=list)  # the tools the model may call
     top_logprobs: int | None = None  # None: no logprobs asked for
     logprobs: list[dict] = field(default_factory=list)  # OpenAI entries of the answer's tokens
     _unsent: list[dict] = field(default_factory=list)  # entries not yet sent in a stream chunk
@@ -66,7 +68,8 @@ class Job:
 
 def prepare_job(runtime: ServeRuntime, body: ChatCompletionRequest, loop: asyncio.AbstractEventLoop) -> Job:
     """Everything the engine needs, or an ApiError; `loop` receives the engine's events."""
-    messages = to_messages(body)
+    functions = offered_functions(body, runtime.loaded.renderer.fmt.name)  # type: ignore[attr-defined]
+    messages = to_messages(body, functions)
     refuse_overlong_text(runtime, messages)
     blocked = runtime.guards.blocked_input([m.content for m in messages])
     if blocked is not None:
@@ -74,7 +77,7 @@ def prepare_job(runtime: ServeRuntime, body: ChatCompletionRequest, loop: asynci
         raise ApiError(400, "the request was refused by the input filter", param="messages", code="content_filter")
     adapter, model_id, route = resolve_model(runtime, body.model, messages)
     prompt = runtime.loaded.renderer.render_prompt(messages)  # type: ignore[attr-defined]
-    params = sampling_params(runtime, body, len(prompt))
+    params = sampling_params(runtime, body, len(prompt), functions)
     queue: asyncio.Queue = asyncio.Queue()
 
     def emit(event: Any) -> None:
@@ -86,7 +89,7 @@ def prepare_job(runtime: ServeRuntime, body: ChatCompletionRequest, loop: asynci
     return Job(id=f"chatcmpl-{uuid.uuid4().hex}", created=now(), model_id=model_id, adapter=adapter,
                adapter_version=info.version if info else None, messages=messages, route=route,
                engine_request=engine_request, queue=queue, started=time.perf_counter(), prompt_tokens=len(prompt),
-               top_logprobs=params.logprobs)
+               top_logprobs=params.logprobs, functions=functions)
 
 
 def refuse_overlong_text(runtime: ServeRuntime, messages: list[Message]) -> None:
@@ -100,7 +103,8 @@ def refuse_overlong_text(runtime: ServeRuntime, messages: list[Message]) -> None
                        "tokens (this server's limit) can encode", param="messages", code="context_length_exceeded")
 
 
-def sampling_params(runtime: ServeRuntime, body: ChatCompletionRequest, prompt_tokens: int) -> SamplingParams:
+def sampling_params(runtime: ServeRuntime, body: ChatCompletionRequest, prompt_tokens: int,
+                    functions: list[FunctionSpec] = ()) -> SamplingParams:  # type: ignore[assignment]
     """The request's decoding settings, with the server's length limits and the model's defaults applied."""
     serve = runtime.serve
     max_tokens = body.max_completion_tokens or body.max_tokens or serve.default_max_tokens
@@ -124,7 +128,7 @@ def sampling_params(runtime: ServeRuntime, body: ChatCompletionRequest, prompt_t
         frequency_penalty=body.frequency_penalty,
         presence_penalty=body.presence_penalty,
         logit_bias=logit_bias(runtime, body.logit_bias),
-        grammar=runtime.structured.compile(body.response_format) if _wants_json(body) else None,
+        grammar=output_grammar(runtime, body, functions),
         logprobs=logprobs_setting(runtime, body),
     )
 
@@ -141,8 +145,16 @@ def logprobs_setting(runtime: ServeRuntime, body: ChatCompletionRequest) -> int 
     return body.top_logprobs or 0
 
 
-def _wants_json(body: ChatCompletionRequest) -> bool:
-    return body.response_format is not None and body.response_format.type != "text"
+def output_grammar(runtime: ServeRuntime, body: ChatCompletionRequest, functions: list[FunctionSpec]) -> Any:
+    """The grammar decoding must follow: a forced tool call, a JSON response format, or None."""
+    wants_json = body.response_format is not None and body.response_format.type != "text"
+    forced = functions and (body.tool_choice == "required" or isinstance(body.tool_choice, NamedToolChoice))
+    if forced and wants_json:
+        raise ApiError(400, "a forced tool call (tool_choice required or named) and a JSON response_format "
+                       "cannot both shape one answer", param="tool_choice", code="invalid_value")
+    if forced:
+        return runtime.structured.compile_tool_call(functions)
+    return runtime.structured.compile(body.response_format) if wants_json else None
 
 
 def logit_bias(runtime: ServeRuntime, bias: dict[str, float]) -> tuple[tuple[int, float], ...]:
@@ -156,11 +168,8 @@ def logit_bias(runtime: ServeRuntime, bias: dict[str, float]) -> tuple[tuple[int
     return tuple(out)
 
 
-def to_messages(body: ChatCompletionRequest) -> list[Message]:
-    messages = []
-    for m in body.messages:
-        role = "system" if m.role == "developer" else m.role
-        messages.append(Message(role, m.text))  # type: ignore[arg-type]
+def to_messages(body: ChatCompletionRequest, functions: list[FunctionSpec]) -> list[Message]:
+    messages = conversation(body, functions)
     if not any(m.role == "user" for m in messages):
         raise ApiError(400, "messages must contain at least one user message", param="messages",
                        code="invalid_value")

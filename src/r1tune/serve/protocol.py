@@ -53,10 +53,7 @@ def error_body(message: str, type: str = "invalid_request_error", param: str | N
 # accepted). Any other value is refused with 400 `unsupported_parameter` naming the parameter: a client that
 # asks for JSON output or tool calls must learn it did not get them, not receive free text with a 200.
 UNSUPPORTED_PARAMETERS: dict[str, tuple[Any, ...]] = {
-    "tools": ([],),
-    "tool_choice": ("none",),
-    "parallel_tool_calls": (),  # only meaningful with tools
-    "functions": ([],),
+    "functions": ([],),  # the deprecated form of `tools`
     "function_call": ("none",),
     "reasoning_effort": (),
     "modalities": (["text"],),
@@ -72,6 +69,7 @@ UNSUPPORTED_PARAMETERS: dict[str, tuple[Any, ...]] = {
 }
 # Fields an assistant message echoed back by OpenAI's SDK carries; accepted while they hold nothing.
 _ECHOED_MESSAGE_FIELDS = ("refusal", "annotations", "audio", "function_call", "tool_calls")
+TOOL_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # OpenAI's rule for function names
 NUL = "\x00"
 
 
@@ -86,12 +84,33 @@ class TextPart(_Strict):
     text: str
 
 
+class FunctionCallIn(_Strict):
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
+    arguments: str  # a JSON object, as a string (OpenAI's wire format)
+
+
+class ToolCallIn(_Strict):
+    id: str = Field(min_length=1, max_length=128)
+    type: Literal["function"] = "function"
+    function: FunctionCallIn
+
+
 class ChatMessageIn(_Strict):
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
     reasoning_content: str | None = None
     reasoning: str | None = None
     name: str | None = Field(None, max_length=256)
+    tool_calls: list[ToolCallIn] | None = None  # an assistant turn that called tools
+    tool_call_id: str | None = Field(None, max_length=128)  # a tool turn: which call it answers
+
+    @model_validator(mode="after")
+    def _tool_fields_fit_the_role(self) -> ChatMessageIn:
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("only assistant messages carry tool_calls")
+        if (self.role == "tool") != (self.tool_call_id is not None):
+            raise ValueError("a tool message needs tool_call_id, and only a tool message has one")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -105,6 +124,27 @@ class ChatMessageIn(_Strict):
         if isinstance(self.content, list):
             return "".join(part.text for part in self.content)
         return self.content or ""
+
+
+class FunctionSpec(_Strict):
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
+    description: str | None = Field(None, max_length=4096)
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    strict: bool | None = None  # with tool_choice required/named the arguments always follow `parameters`
+
+
+class ToolSpec(_Strict):
+    type: Literal["function"]
+    function: FunctionSpec
+
+
+class NamedFunction(_Strict):
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
+
+
+class NamedToolChoice(_Strict):
+    type: Literal["function"]
+    function: NamedFunction
 
 
 class StreamOptions(_Strict):
@@ -145,6 +185,9 @@ class ChatCompletionRequest(_Strict):
     response_format: ResponseFormat | None = None
     logprobs: bool = False
     top_logprobs: int | None = Field(None, ge=0, le=20)
+    tools: list[ToolSpec] | None = Field(None, max_length=128)
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool = True
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: int = Field(1, ge=1, le=1, description="Only one choice per request is supported.")
@@ -156,6 +199,17 @@ class ChatCompletionRequest(_Strict):
         if isinstance(value, list) and len(value) > 4:
             raise ValueError("at most 4 stop sequences")
         return value
+
+    @model_validator(mode="after")
+    def _tool_choice_names_a_tool(self) -> ChatCompletionRequest:
+        names = [t.function.name for t in self.tools or []]
+        if len(set(names)) != len(names):
+            raise ValueError("tools: function names must be unique")
+        if isinstance(self.tool_choice, NamedToolChoice) and self.tool_choice.function.name not in names:
+            raise ValueError(f"tool_choice names {self.tool_choice.function.name!r}, which is not in tools")
+        if self.tool_choice not in (None, "none") and not names:
+            raise ValueError("tool_choice needs tools")
+        return self
 
     @field_validator("top_logprobs")
     @classmethod

@@ -107,12 +107,32 @@ class StructuredOutputs:
         return Grammar(compiled, self._starts_after)
 
 
-def _check_schema(schema: dict[str, Any]) -> None:
+    def compile_tool_call(self, functions: list[Any]) -> Grammar:
+        """One `<tool_call>` block calling one of `functions` with arguments that fit its `parameters`
+        (`tool_choice: required`, or a named function); then only the stop token may follow."""
+        import xgrammar as xgr
+
+        from r1tune.serve.tools import TOOL_CALL_CLOSE, TOOL_CALL_OPEN, call_schema
+
+        bodies = []
+        for f in functions:
+            _check_schema(f.parameters, where=f"tools: {f.name}.parameters")
+            bodies.append(xgr.Grammar.from_json_schema(json.dumps(call_schema(f)), any_whitespace=False))
+        body = bodies[0] if len(bodies) == 1 else xgr.Grammar.union(*bodies)
+        grammar = xgr.Grammar.concat(xgr.Grammar.from_ebnf(f"root ::= {json.dumps(TOOL_CALL_OPEN + chr(10))}"), body,
+                                     xgr.Grammar.from_ebnf(f"root ::= {json.dumps(chr(10) + TOOL_CALL_CLOSE)}"))
+        with self._lock:
+            compiled = self._compiler.compile_grammar(grammar)
+        return Grammar(compiled, self._starts_after)
+
+
+def _check_schema(schema: dict[str, Any], where: str = "response_format.json_schema.schema") -> None:
     import jsonschema
 
     try:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as err:
-        where = "/".join(str(p) for p in err.absolute_path) or "(top)"
-        raise ApiError(400, f"response_format.json_schema.schema is not a valid JSON Schema at {where}: "
-                       f"{err.message}", param="response_format.json_schema.schema", code="invalid_value") from None
+        at = "/".join(str(p) for p in err.absolute_path) or "(top)"
+        param = "tools" if where.startswith("tools") else where
+        raise ApiError(400, f"{where} is not a valid JSON Schema at {at}: {err.message}", param=param,
+                       code="invalid_value") from None
