@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers import product_records, write_messages_jsonl, write_project
+from serve_helpers import build_project_runtime, free_port, running_server
 
 from r1tune.data.records import Message, Record
 
@@ -64,43 +61,6 @@ def adapter_runs(tiny_llama_dir, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("adapter_runs")
     return {"shop": make_adapter_run(root, "shop", tiny_llama_dir, product_records(12), seed=1),
             "clinic": make_adapter_run(root, "clinic", tiny_llama_dir, clinic_records(), seed=2)}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def running_server(runtime) -> Iterator[str]:
-    """Serve `runtime` with uvicorn in a thread on 127.0.0.1; yields the base URL."""
-    import uvicorn
-
-    from r1tune.serve import create_app
-
-    server = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=free_port(),
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{server.config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(20)
-
-
-def build_project_runtime(folder: Path, model_dir: Path, serve_yaml: str = ""):
-    from r1tune.configfile import load_config
-    from r1tune.serve import ServeTarget, build_runtime
-
-    config = write_project(folder, model_dir, extra=serve_yaml)
-    return build_runtime(ServeTarget(load_config(config)))
 
 
 @pytest.fixture(scope="session")

@@ -5,21 +5,19 @@ from __future__ import annotations
 
 import json
 import math
-from types import SimpleNamespace
 
 import httpx
 import pytest
+from serve_helpers import MODEL_FORMATS, serve_formats_model, think_close_bias
 
 PROMPT = [{"role": "user", "content": "用中文描述蓝色的杯子 and the blue mug."}]
 
 
-@pytest.fixture(scope="module", params=["tiny_llama_dir", "tiny_qwen_r1_dir"])
-def server(request, tmp_path_factory, serve_in_thread, project_runtime):
-    folder = tmp_path_factory.mktemp("logprobs")
-    runtime = project_runtime(folder, request.getfixturevalue(request.param),
-                              "serve:\n  guards: {scrub_pii: false}\n  log_completions: false\n")
-    with serve_in_thread(runtime) as url:
-        yield SimpleNamespace(url=url, runtime=runtime, think=bool(runtime.loaded.renderer.fmt.think))
+@pytest.fixture(scope="module", params=MODEL_FORMATS)
+def server(request, tmp_path_factory):
+    with serve_formats_model(request, tmp_path_factory,
+                             "serve:\n  guards: {scrub_pii: false}\n  log_completions: false\n") as served:
+        yield served
 
 
 def _body(server, **extra):
@@ -28,8 +26,7 @@ def _body(server, **extra):
 
 
 def test_entries_cover_the_answer_and_greedy_tokens_are_the_most_likely(server):
-    extra = {"logit_bias": {str(server.runtime.loaded.tokenizer.convert_tokens_to_ids("</think>")): 12}} \
-        if server.think else {}
+    extra = {"logit_bias": think_close_bias(server)}
     choice = httpx.post(server.url + "/v1/chat/completions", json=_body(server, **extra), timeout=60).json()["choices"][0]
     entries = choice["logprobs"]["content"]
     assert entries, choice

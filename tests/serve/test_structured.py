@@ -4,12 +4,12 @@ on a random model that on its own writes anything; reasoning models think first,
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import httpx
 import jsonschema
 import openai
 import pytest
+from serve_helpers import MODEL_FORMATS, serve_formats_model, think_close_bias
 
 pytest.importorskip("xgrammar", reason="xgrammar is installed by `make venv`; structured output needs it")
 
@@ -28,27 +28,17 @@ PROMPTS = ["Describe the blue mug as JSON.", "Give me the red scarf's details.",
            "商品信息：蓝色杯子", "List the green vase."]
 
 
-@pytest.fixture(scope="module", params=["tiny_llama_dir", "tiny_qwen_r1_dir"])
-def server(request, tmp_path_factory, serve_in_thread, project_runtime):
-    model_dir = request.getfixturevalue(request.param)
-    folder = tmp_path_factory.mktemp("structured")
-    runtime = project_runtime(folder, model_dir, "serve:\n  default_max_tokens: 120\n  max_tokens_limit: 400\n")
-    with serve_in_thread(runtime) as url:
-        yield SimpleNamespace(url=url, runtime=runtime, think=bool(runtime.loaded.renderer.fmt.think),
-                              client=openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0))
-
-
-def _think_close_bias(server) -> dict[str, float]:
-    """A random model never ends its reasoning on its own; a trained R1 does. Favour `</think>` for it."""
-    if not server.think:
-        return {}
-    return {str(server.runtime.loaded.tokenizer.convert_tokens_to_ids("</think>")): 12}
+@pytest.fixture(scope="module", params=MODEL_FORMATS)
+def server(request, tmp_path_factory):
+    with serve_formats_model(request, tmp_path_factory, "serve:\n  default_max_tokens: 120\n  max_tokens_limit: 400\n") as served:
+        served.client = openai.OpenAI(base_url=served.url + "/v1", api_key="unused", max_retries=0)
+        yield served
 
 
 def _ask(server, prompt: str, response_format: dict, logit_bias: dict | None = None, **extra):
     return server.client.chat.completions.create(
         model=server.runtime.base_id, messages=[{"role": "user", "content": prompt}],
-        response_format=response_format, max_tokens=300, logit_bias={**_think_close_bias(server), **(logit_bias or {})},
+        response_format=response_format, max_tokens=300, logit_bias={**think_close_bias(server), **(logit_bias or {})},
         **extra)
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 import random
-from types import SimpleNamespace
 
 import httpx
 import jsonschema
 import pytest
+from serve_helpers import MODEL_FORMATS, serve_formats_model, think_close_bias
 
 from r1tune.serve.protocol import ApiError, ChatCompletionRequest, FunctionSpec
 from r1tune.serve.tools import ToolCallStream, conversation, offered_functions, parse_tool_calls
@@ -80,19 +80,14 @@ def test_formats_without_a_tool_convention_refuse_tools():
     assert offered_functions(_request(tools=TOOLS, tool_choice="none"), "llama3") == []
 
 
-@pytest.fixture(scope="module", params=["tiny_llama_dir", "tiny_qwen_r1_dir"])
-def server(request, tmp_path_factory, serve_in_thread, project_runtime):
-    folder = tmp_path_factory.mktemp("tools")
-    runtime = project_runtime(folder, request.getfixturevalue(request.param),
-                              "serve:\n  default_max_tokens: 160\n  max_tokens_limit: 400\n")
-    with serve_in_thread(runtime) as url:
-        yield SimpleNamespace(url=url, runtime=runtime, think=bool(runtime.loaded.renderer.fmt.think))
+@pytest.fixture(scope="module", params=MODEL_FORMATS)
+def server(request, tmp_path_factory):
+    with serve_formats_model(request, tmp_path_factory, "serve:\n  default_max_tokens: 160\n  max_tokens_limit: 400\n") as served:
+        yield served
 
 
 def _body(server, **fields) -> dict:
-    bias = {}
-    if server.think:  # a random model never ends its reasoning on its own; a trained R1 does
-        bias = {str(server.runtime.loaded.tokenizer.convert_tokens_to_ids("</think>")): 12}
+    bias = think_close_bias(server)
     return {"model": server.runtime.base_id, "messages": [{"role": "user", "content": "Weather in Paris?"}],
             "tools": TOOLS, "max_tokens": 200, "logit_bias": bias, **fields}
 

@@ -1,0 +1,72 @@
+"""Serving test helpers: an in-process uvicorn server on a free loopback port, project runtimes, and the
+two tiny chat-format models (ChatML and DeepSeek-R1) served side by side."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from helpers import write_project
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(runtime) -> Iterator[str]:
+    """Serve `runtime` with uvicorn in a thread on 127.0.0.1; yields the base URL."""
+    import uvicorn
+
+    from r1tune.serve import create_app
+
+    server = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=free_port(),
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(20)
+
+
+def build_project_runtime(folder: Path, model_dir: Path, serve_yaml: str = ""):
+    from r1tune.configfile import load_config
+    from r1tune.serve import ServeTarget, build_runtime
+
+    config = write_project(folder, model_dir, extra=serve_yaml)
+    return build_runtime(ServeTarget(load_config(config)))
+
+
+@contextlib.contextmanager
+def serve_formats_model(request, tmp_path_factory, serve_yaml: str) -> Iterator:
+    """For a fixture parametrized over ("tiny_llama_dir", "tiny_qwen_r1_dir"): that model served with
+    `serve_yaml`; yields (url, runtime, think) where `think` says whether it is the R1 (reasoning) one."""
+    from types import SimpleNamespace
+
+    folder = tmp_path_factory.mktemp(request.param)
+    runtime = build_project_runtime(folder, request.getfixturevalue(request.param), serve_yaml)
+    with running_server(runtime) as url:
+        yield SimpleNamespace(url=url, runtime=runtime, think=bool(runtime.loaded.renderer.fmt.think))
+
+
+def think_close_bias(server) -> dict[str, float]:
+    """A random model never ends its reasoning on its own, as a trained R1 does: favour `</think>`."""
+    if not server.think:
+        return {}
+    return {str(server.runtime.loaded.tokenizer.convert_tokens_to_ids("</think>")): 12}
+
+
+MODEL_FORMATS = ["tiny_llama_dir", "tiny_qwen_r1_dir"]  # ChatML and DeepSeek-R1
