@@ -235,25 +235,13 @@ def eval_import(
     sheets: Annotated[list[Path], typer.Argument(help="Filled sheets (.csv or .xlsx), one per rater.")],
 ) -> None:
     """Import filled rating sheets: means with 95% CIs, Cohen's/Fleiss' kappa; updates metrics and report."""
-    from rich.table import Table
-
+    from r1tune.cli_tables import human_table
     from r1tune.eval import write_report
     from r1tune.eval.human import import_sheets
     from r1tune.rundir import open_run
 
     run_dir = open_run(run_folder)
-    results = import_sheets(run_dir, sheets)
-    table = Table(title=f"human evaluation: {results['n_raters']} rater(s), {results['n_items']} items")
-    for column in ("criterion", "base", "tuned", "tuned − base", "Fleiss' κ"):
-        table.add_column(column, justify="left" if column == "criterion" else "right")
-    for name, entry in results["criteria"].items():
-        cells = [f"{entry[m]['mean']:.2f} ({entry[m]['low']:.2f}–{entry[m]['high']:.2f})" if m in entry else "—"
-                 for m in ("base", "tuned")]
-        delta = entry.get("delta")
-        kappa = entry["agreement"].get("fleiss_kappa")
-        table.add_row(name, *cells, f"{delta['mean']:+.2f}" if delta else "—",
-                      f"{kappa:.2f}" if isinstance(kappa, float) else "—")
-    out.print(table)
+    out.print(human_table(import_sheets(run_dir, sheets)))
     out.print(f"report: {write_report(run_dir)}")
 
 
@@ -265,27 +253,14 @@ def runs_cmd(
     """List a project's runs, newest first: status, method, data size and base-vs-tuned headline."""
     import dataclasses
 
-    from rich.table import Table
-
+    from r1tune.cli_tables import runs_table
     from r1tune.loop.runs import list_runs, runs_folder
 
     rows = list_runs(runs_folder(project))
     if as_json:
         print(json.dumps([dataclasses.asdict(r) for r in rows], default=str, indent=2))
         return
-    if not rows:
-        out.print("no runs yet")
-        return
-    table = Table(title=f"runs in {rows[0].path.parent}")
-    for column in ("run", "status", "method", "train / test", "perplexity", "ROUGE-L"):
-        table.add_column(column, justify="right" if column in ("perplexity", "ROUGE-L") else "left")
-    for r in rows:
-        status = r.status + (f" ({r.error})" if r.error and r.status == "failed" else "")
-        size = f"{r.train_records} / {r.test_records}" if r.train_records is not None else "—"
-        ppl = f"{r.perplexity_change_pct:+.1f}%" if r.perplexity_change_pct is not None else r.note[:40] or "—"
-        rouge = f"{r.rougeL_delta:+.1f}" if r.rougeL_delta is not None else "—"
-        table.add_row(r.run_id, status, r.method or "—", size, ppl, rouge)
-    out.print(table)
+    out.print(runs_table(rows) if rows else "no runs yet")
 
 
 @app.command()
@@ -304,8 +279,7 @@ def compare(
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
 ) -> None:
     """Put two runs side by side: config differences and tuned (and base) metrics."""
-    from rich.table import Table
-
+    from r1tune.cli_tables import compare_output
     from r1tune.eval.compare import compare_runs
     from r1tune.rundir import open_run
 
@@ -313,35 +287,8 @@ def compare(
     if as_json:
         print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
         return
-    a, b = result["a"]["run"], result["b"]["run"]
-    if result["config_diff"]:
-        diff = Table(title="config differences")
-        for column in ("key", f"A {a}", f"B {b}"):
-            diff.add_column(column, overflow="fold")
-        for row in result["config_diff"]:
-            diff.add_row(row["key"], str(row["a"]), str(row["b"]))
-        out.print(diff)
-    else:
-        out.print("the two runs have the same config")
-    table = Table(title="metrics (A vs B)")
-    for column in ("metric", "A base", "A tuned", "B base", "B tuned", "B − A (tuned)"):
-        table.add_column(column, justify="left" if column == "metric" else "right")
-
-    def cell(value, digits):
-        return f"{value:.{digits}f}" if isinstance(value, (int, float)) else "—"
-
-    for row in result["metrics"]:
-        change = cell(row["b_minus_a"], max(row["digits"], 1))
-        style = {True: "green", False: "red"}.get(row["b_better"])
-        table.add_row(row["label"], cell(row["a_base"], row["digits"]), cell(row["a_tuned"], row["digits"]),
-                      cell(row["b_base"], row["digits"]), cell(row["b_tuned"], row["digits"]),
-                      f"[{style}]{change}[/]" if style else change)
-    out.print(table)
-    if result["redteam_tuned_passed"]:
-        out.print("red-team probes passed (tuned): " + ", ".join(f"{k.upper()} {v}" for k, v in
-                                                                 result["redteam_tuned_passed"].items()))
-    if result["same_test_set"] is False:
-        out.print("[yellow]note: the runs were scored on different test sets; compare with care[/]")
+    for part in compare_output(result):
+        out.print(part)
 
 
 @app.command("show-sample")
@@ -582,24 +529,9 @@ def config_docs() -> None:
 
 
 def _print_comparison(metrics: EvalMetrics) -> None:
-    from rich.table import Table
+    from r1tune.cli_tables import comparison_table
 
-    table = Table(title=f"base vs tuned on {metrics.n_examples} test examples")
-    table.add_column("metric")
-    table.add_column("base", justify="right")
-    table.add_column("tuned", justify="right")
-    table.add_column("change", justify="right")
-    from r1tune.eval.metric_info import METRICS
-
-    for key, label in ((m.key, m.label) for m in METRICS if m.in_terminal):
-        tuned_v, base_v = metrics.tuned.value(key), metrics.base.value(key) if metrics.base else None
-        if tuned_v is None:
-            continue
-        change = ""
-        if base_v is not None and (key != "perplexity" or base_v > 0):
-            change = f"{100 * (tuned_v / base_v - 1):+.1f}%" if key == "perplexity" else f"{tuned_v - base_v:+.2f}"
-        table.add_row(label, f"{base_v:.2f}" if base_v is not None else "—", f"{tuned_v:.2f}", change)
-    out.print(table)
+    out.print(comparison_table(metrics))
 
 
 def _print_run_files(run_dir) -> None:

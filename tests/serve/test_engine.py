@@ -208,7 +208,7 @@ def test_request_for_an_adapter_that_is_not_loaded_fails_alone(tiny):
 
 
 def test_penalties_and_logit_bias_follow_openai_definitions():
-    from r1tune.serve.engine import adjust_logits
+    from r1tune.serve.sampling import adjust_logits
 
     row = torch.zeros(8)
     params = SamplingParams(frequency_penalty=0.5, presence_penalty=1.0, logit_bias=((2, 3.0), (5, -100.0)))

@@ -8,7 +8,7 @@ on one base model, guards, a feedback store and its export into training data.
 from r1tune.models.decoding import ReasoningSplitter, TextStream
 from r1tune.serve.adapters import AdapterError, AdapterInfo, AdapterRegistry, validate_adapter_name
 from r1tune.serve.app import create_app
-from r1tune.serve.engine import Engine, EngineBusy, EngineRequest, Finished, SamplingParams, TextDelta
+from r1tune.serve.engine import Engine, EngineBusy, EngineRequest, Finished, TextDelta
 from r1tune.serve.guards import GuardReport, Guards, OutputFilter
 from r1tune.serve.router import DomainRouter, Route
 from r1tune.serve.runtime import (
@@ -18,6 +18,7 @@ from r1tune.serve.runtime import (
     default_database_url,
     resolve_target,
 )
+from r1tune.serve.sampling import SamplingParams
 from r1tune.serve.security import ApiKeys, RateLimiter, add_key
 from r1tune.serve.server import prepare_target, run_server
 from r1tune.serve.store import ExportResult, FeedbackStore, export_feedback

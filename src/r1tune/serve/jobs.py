@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from r1tune.data.records import Message
-from r1tune.serve.engine import EngineRequest, SamplingParams
+from r1tune.serve.engine import EngineRequest
 from r1tune.serve.guards import GuardReport
 from r1tune.serve.protocol import ApiError, ChatCompletionRequest, FunctionSpec, NamedToolChoice, now
 from r1tune.serve.runtime import ServeRuntime
+from r1tune.serve.sampling import SamplingParams
 from r1tune.serve.tools import conversation, offered_functions
 
 
