@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,7 +106,7 @@ def refuse_overlong_text(runtime: ServeRuntime, messages: list[Message]) -> None
 
 
 def sampling_params(runtime: ServeRuntime, body: ChatCompletionRequest, prompt_tokens: int,
-                    functions: list[FunctionSpec] = ()) -> SamplingParams:  # type: ignore[assignment]
+                    functions: Sequence[FunctionSpec] = ()) -> SamplingParams:
     """The request's decoding settings, with the server's length limits and the model's defaults applied."""
     serve = runtime.serve
     max_tokens = body.max_completion_tokens or body.max_tokens or serve.default_max_tokens
@@ -146,7 +147,7 @@ def logprobs_setting(runtime: ServeRuntime, body: ChatCompletionRequest) -> int 
     return body.top_logprobs or 0
 
 
-def output_grammar(runtime: ServeRuntime, body: ChatCompletionRequest, functions: list[FunctionSpec]) -> Any:
+def output_grammar(runtime: ServeRuntime, body: ChatCompletionRequest, functions: Sequence[FunctionSpec]) -> Any:
     """The grammar decoding must follow: a forced tool call, a JSON response format, or None."""
     wants_json = body.response_format is not None and body.response_format.type != "text"
     forced = functions and (body.tool_choice == "required" or isinstance(body.tool_choice, NamedToolChoice))
@@ -154,7 +155,7 @@ def output_grammar(runtime: ServeRuntime, body: ChatCompletionRequest, functions
         raise ApiError(400, "a forced tool call (tool_choice required or named) and a JSON response_format "
                        "cannot both shape one answer", param="tool_choice", code="invalid_value")
     if forced:
-        return runtime.structured.compile_tool_call(functions)
+        return runtime.structured.compile_tool_call(list(functions))
     return runtime.structured.compile(body.response_format) if wants_json else None
 
 
