@@ -459,3 +459,33 @@ def test_pii_span_is_frozen():
     sp = PiiSpan(0, 1, "PHONE", "1", 0.9)
     with pytest.raises(AttributeError):
         sp.start = 2  # type: ignore[misc]
+
+
+def _card(prefix: str, length: int, seed: int) -> str:
+    from r1tune.data.pii import luhn_check_digit
+
+    body = prefix + "".join(str((seed * 7 + i * 3) % 10) for i in range(length - len(prefix) - 1))
+    return body + luhn_check_digit(body)
+
+
+@pytest.mark.parametrize("grouping", [(6, 13), (6, 10), (4, 4, 4, 4, 3), (4, 4, 4, 4), (6, 6, 4), (19,), (16,)])
+@pytest.mark.parametrize("sep", [" ", "-"])
+def test_cards_are_found_in_any_grouping(grouping, sep):
+    number = _card("622202" if sum(grouping) == 19 else "518750", sum(grouping), seed=sum(grouping) + len(grouping))
+    parts, at = [], 0
+    for size in grouping:
+        parts.append(number[at:at + size])
+        at += size
+    written = sep.join(parts)
+    for text in (f"卡号{written}，请核对", f"My card is {written} thanks", f"客户说{written}已挂失 2024年"):
+        assert spans(text) == [("BANK_CARD", written)], (text, spans(text))
+
+
+def test_grouped_card_search_does_not_swallow_neighbouring_numbers():
+    card = _card("622202", 19, seed=3)
+    # a year after the card, joined by the same separator, stays outside the span
+    assert spans(f"卡号{card[:6]} {card[6:]} 2024") == [("BANK_CARD", f"{card[:6]} {card[6:]}")]
+    kept = ["订单号 6222 0266 9601 7937 862", "金额 6222 0266 9601 7937 862元", "tracking 5187 5070 6601 6609",
+            "2023 1201 5566 7788 12", "电话 138 1234 5678 5000元", "版本 6 2 2 2 0 2"]
+    for text in kept:
+        assert not [s for s in spans(text) if s[0] == "BANK_CARD"], text

@@ -45,7 +45,7 @@ def _applicable_finders(text: str, types: frozenset[str], zh_name_scan: bool) ->
     plan: list[tuple[str, bool, _Finder]] = [
         ("CN_ID", longest >= 6, _find_cn_id),
         ("PHONE", longest >= 7 or n_runs >= 2, _find_phone),
-        ("BANK_CARD", longest >= 16 or n_fours >= 3, _find_bank_card),
+        ("BANK_CARD", longest >= 16 or n_fours >= 3 or (longest >= 6 and n_runs >= 2), _find_bank_card),
         ("USCC", longest >= 6, _find_uscc),
         ("PASSPORT", longest >= 6, _find_passport),
         ("EMAIL", "@" in text, _find_email),

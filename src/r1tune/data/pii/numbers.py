@@ -7,7 +7,17 @@ import re
 from collections.abc import Iterator
 
 from r1tune.data.pii.checksums import _card_network_ok, is_valid_cn_id, is_valid_uscc, luhn_valid
-from r1tune.data.pii.text import _ID_CONTEXT, _NA, _NB, Cand, _last_cue_is_id, _near, _skip_number
+from r1tune.data.pii.text import (
+    _ID_CONTEXT,
+    _NA,
+    _NB,
+    Cand,
+    _is_amount,
+    _last_cue_is_id,
+    _near,
+    _negative_context,
+    _skip_number,
+)
 
 _CN_ID18_RE = re.compile(_NB + r"[1-9]\d{5}[ -]?(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])[ -]?\d{3}[\dXx]" + _NA)
 _CN_ID15_RE = re.compile(_NB + r"[1-9]\d{5}\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}" + _NA)
@@ -57,30 +67,52 @@ def _find_phone(text: str) -> Iterator[Cand]:
             yield m.start(), m.end(), "PHONE", _PHONE_SCORES[kind]
 
 
-_CARD_RE = re.compile(_NB + r"(?:\d{4}[ -]){3}\d{4}(?:[ -]?\d{1,3})?" + _NA + "|" + _NB + r"\d{16,19}" + _NA)
+# A run of digit groups with one separator kind (space or dash): cards are written 4-4-4-4(-3), 6-13, 6-10,
+# or unbroken. The card is looked for inside the run, so neighbouring numbers joined by the same separator
+# ("卡号622202 6696017937862 2024") are not swallowed.
+_DIGIT_GROUPS_RE = re.compile(_NB + r"\d+(?:(?P<sep>[ -])\d+(?:(?P=sep)\d+){0,6})?" + _NA)
 _CARD_CONTEXT = re.compile(r"卡号|银行卡|信用卡|储蓄卡|借记卡|账号|(?i:card|account|acct)")
 
 
-def _card_groups_ok(raw: str) -> bool:
-    """Grouped cards use one separator kind and 4-digit groups (a short last group for 17-19 digits)."""
-    seps = {c for c in raw if not c.isdigit()}
-    if len(seps) > 1:
-        return False
-    if not seps:
-        return True
-    groups = raw.split(seps.pop())
-    return all(len(g) == 4 for g in groups[:-1]) and 1 <= len(groups[-1]) <= 4
+def _card_in_groups(groups: list[str]) -> tuple[int, int] | None:
+    """(first, last) group indices of the card in a run of digit groups: the leftmost, then longest, run of
+    consecutive groups with 16-19 digits, a first group of 4+ digits, inner groups of 3+, a real card-network
+    prefix and a valid Luhn check digit."""
+    for first in range(len(groups)):
+        if len(groups[first]) < 4:
+            continue
+        best = None
+        digits = ""
+        for last in range(first, len(groups)):
+            if last > first and last < len(groups) - 1 and len(groups[last]) < 3:
+                break
+            digits += groups[last]
+            if len(digits) > 19:
+                break
+            if len(digits) >= 16 and _card_network_ok(digits) and luhn_valid(digits):
+                best = (first, last)
+        if best is not None:
+            return best
+    return None
 
 
 def _find_bank_card(text: str) -> Iterator[Cand]:
-    """16-19 digit Luhn-valid numbers with a real card-network prefix (not order/tracking ids)."""
-    for m in _CARD_RE.finditer(text):
-        raw = m.group()
-        digits = re.sub(r"\D", "", raw)
-        if not 16 <= len(digits) <= 19 or not _card_groups_ok(raw) or not _card_network_ok(digits):
+    """16-19 digit Luhn-valid numbers with a real card-network prefix (not order/tracking ids), written
+    unbroken or in any grouping."""
+    for m in _DIGIT_GROUPS_RE.finditer(text):
+        sep = m.group("sep")
+        groups = m.group().split(sep) if sep else [m.group()]
+        found = _card_in_groups(groups)
+        if found is None:
             continue
-        if luhn_valid(digits) and not _skip_number(text, m) and not _last_cue_is_id(text, m.start()):
-            yield m.start(), m.end(), "BANK_CARD", 1.0 if _near(_CARD_CONTEXT, text, m.start()) else 0.95
+        first, last = found
+        offsets = [0]
+        for g in groups:
+            offsets.append(offsets[-1] + len(g) + 1)
+        start, end = m.start() + offsets[first], m.start() + offsets[last + 1] - 1
+        if _negative_context(text, start) or _is_amount(text, end) or _last_cue_is_id(text, start):
+            continue
+        yield start, end, "BANK_CARD", 1.0 if _near(_CARD_CONTEXT, text, start) else 0.95
 
 
 _USCC_RE = re.compile(_NB + r"[0-9A-HJ-NPQRTUWXY]{18}" + _NA)
