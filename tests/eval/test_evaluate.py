@@ -217,3 +217,19 @@ def test_tuned_decoding_through_merged_weights_matches_unmerged_and_restores_the
         torch.testing.assert_close(param, before[name], rtol=0, atol=1e-6)
     with adapter_merged(model, active=False):  # the base pass: nothing is merged
         assert not any(getattr(m, "merged", False) for m in model.modules())
+
+
+def test_key_facts_are_scored_per_example_with_intervals(tiny_llama_dir, tmp_path):
+    from r1tune.data.records import Message, Record
+
+    loaded = _peft(tiny_llama_dir)
+    records = [Record([Message("user", f"How long does refund {i} take?"),
+                       Message("assistant", f"Refund {i} takes 5 to 7 business days; call 400-820-8888.")])
+               for i in range(4)]
+    cfg = EvalConfig(max_new_tokens=6, batch_size=4, redteam=[], latency_prompts=0, bootstrap_resamples=200)
+    metrics = evaluate(cfg, loaded, records, tmp_path, precision="fp32", max_seq_len=96, show_progress=False)
+    for scores in (metrics.base, metrics.tuned):
+        # every reference states three facts (the refund number, the days, the hotline)
+        assert scores.value("key_fact_n") == 4 and 0 <= scores.value("key_fact_recall") < 100
+        assert 0 <= scores.value("invented_facts") <= 100
+    assert {"key_fact_recall", "invented_facts"} <= set(metrics.ci)

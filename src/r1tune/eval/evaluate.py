@@ -311,11 +311,28 @@ def score_generations(gens: Sequence[Generation], test: TestSet, cfg: EvalConfig
     summary["empty_answers"] = sum(not a.strip() for a in answers)
     _format_scores(summary, per_example, answers, test.references, cfg, schema, schema_error)
     _term_scores(summary, per_example, answers, test.references, cfg)
+    _fact_scores(summary, per_example, answers, test, cfg)
     summary["length"] = length_stats(answers)
     summary["mean_new_tokens"] = float(np.mean([g.num_tokens for g in gens]))
     summary["unfinished"] = sum(g.finish_reason == "length" for g in gens)
     summary["reasoning"] = reasoning_stats(gens, test.records) if think else None
     return {"summary": summary, "per_example": per_example}
+
+
+def _fact_scores(summary: dict, per_example: list[dict], answers: list[str], test: TestSet, cfg: EvalConfig) -> None:
+    """Key-fact recall (examples whose reference states a fact) and invented facts (every example)."""
+    from r1tune.eval.facts import invented_fact_rate, key_fact_recall
+
+    for row, answer, reference, record in zip(per_example, answers, test.references, test.records, strict=True):
+        prompt = "\n".join(m.content for m in record.prompt_messages)
+        recall = key_fact_recall(answer, reference, cfg.glossary)
+        if recall is not None:
+            row["key_fact_recall"] = recall
+        row["invented_facts"] = invented_fact_rate(answer, reference, prompt, cfg.glossary)
+    scored = [row["key_fact_recall"] for row in per_example if "key_fact_recall" in row]
+    if scored:
+        summary["key_fact_recall"], summary["key_fact_n"] = float(np.mean(scored)), len(scored)
+    summary["invented_facts"] = float(np.mean([row["invented_facts"] for row in per_example])) if per_example else 0.0
 
 
 def _format_scores(summary: dict, per_example: list[dict], answers: list[str], refs: list[str], cfg: EvalConfig,

@@ -22,6 +22,11 @@ class MetricInfo:
 
 
 METRICS: tuple[MetricInfo, ...] = (
+    MetricInfo("key_fact_recall", "key-fact recall", "higher",
+               "reference facts (numbers with units, phones, URLs, codes, UI paths, glossary terms) the answer "
+               "states (%)", 1, True, True),
+    MetricInfo("invented_facts", "invented facts", "lower",
+               "answer facts found in neither the reference nor the prompt (%)", 1, True, True),
     MetricInfo("perplexity", "perplexity on test answers", "lower",
                "how surprised the model is by the reference answers", 2, in_terminal=True),
     MetricInfo("rougeL", "ROUGE-L", "higher", "longest common subsequence with the reference (0–100)", 1, True, True),
