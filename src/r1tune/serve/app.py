@@ -266,13 +266,13 @@ async def _complete(runtime: ServeRuntime, body: ChatCompletionRequest, request:
                         "cancelled": (499, "client_closed")}[job.finish_reason]
         _observe(runtime, job, job.finish_reason)
         raise ApiError(status, _failure_message(job), "server_error", code=code)
-    await _record(runtime, job, who)
     message: dict[str, Any] = {"role": "assistant", "content": job.content}
     if job.functions and job.finish_reason != "content_filter":
         content, calls = parse_tool_calls(job.content, job.functions)
-        if calls:
+        if calls:  # before the record, so the log and the metrics say `tool_calls` as the stream path does
             message.update(content=content.strip() or None, tool_calls=calls)
             job.finish_reason = "tool_calls"
+    await _record(runtime, job, who)
     if _think(runtime):
         message["reasoning_content"] = job.reasoning or None
         message["reasoning"] = job.reasoning or None
