@@ -91,10 +91,6 @@ class RunDir:
     def trains_whole_model(self) -> bool:
         return self.result_kind == "whole_model"
 
-    @property
-    def result_dir(self) -> Path:
-        return self.whole_model if self.trains_whole_model else self.adapter
-
     def trained_weights(self) -> dict[str, Path]:
         """How `r1tune.models.load` attaches this run's result: `{"adapter": ...}` or `{"weights_dir": ...}`."""
         return {"weights_dir": self.whole_model} if self.trains_whole_model else {"adapter": self.adapter}

@@ -13,11 +13,12 @@ import io
 import json
 import math
 import re
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from r1tune.artifacts import DATA_REPORT_FILE, ArtifactError, EvalMetrics, TrainSummary
+from r1tune.artifacts import DATA_REPORT_FILE, ArtifactError, EvalMetrics
 from r1tune.eval.metric_info import LABELS, METRICS
 from r1tune.rundir import RunDir
 
@@ -36,11 +37,12 @@ def write_report(run: RunDir) -> Path:
 def build_context(run: RunDir) -> dict[str, Any]:
     """Everything the template shows, from metrics.json, eval/*.jsonl, train/ and data/ of a run."""
     problems: list[str] = []
-    metrics = _read_metrics(run, problems)
+    metrics: EvalMetrics | None = _read_typed(run.metrics, run.read_metrics, problems)
     samples = _read_jsonl(run.eval / "samples.jsonl", problems)
     redteam_rows = _read_jsonl(run.eval / "redteam.jsonl", problems)
     history = _read_jsonl(run.train / "train_metrics.jsonl", problems)
-    data = _read_data_report(run, problems)
+    report = _read_typed(run.data / DATA_REPORT_FILE, run.read_data_report, problems)
+    data = report.model_dump() if report else {}
     human = (metrics.human if metrics else None) or _read_json(run.eval / "human_results.json", problems)
     has_base = bool(metrics and metrics.base)
     return {
@@ -53,7 +55,7 @@ def build_context(run: RunDir) -> dict[str, Any]:
         "reasoning_rows": _reasoning_rows(metrics) if metrics else [],
         "decoding_rows": _decoding_rows(metrics) if metrics else [],
         "data": data,
-        "train": _read_train_summary(run, problems),
+        "train": _read_typed(run.train_summary_file, run.read_train_summary, problems) or {},
         "loss_img": _loss_curve(history),
         "funnel_img": _funnel_chart(data.get("funnel") or {}),
         "delta_img": _delta_chart({k: ci.model_dump() for k, ci in metrics.ci.items()} if metrics else {}),
@@ -67,36 +69,16 @@ def build_context(run: RunDir) -> dict[str, Any]:
     }
 
 
-def _read_metrics(run: RunDir, problems: list[str]) -> EvalMetrics | None:
-    """The run's metrics, or None (not evaluated yet, or a file that does not fit: listed on the page)."""
-    if not run.metrics.is_file():
+def _read_typed(path: Path, read: Callable[[], Any], problems: list[str]) -> Any:
+    """A run file through its `RunDir` reader, or None: not written yet, or one that does not fit its type
+    (then the problem is listed on the page and the rest of the report still renders)."""
+    if not path.is_file():
         return None
     try:
-        return run.read_metrics()
+        return read()
     except ArtifactError as err:
-        problems.append(f"metrics.json could not be read: {err.message}")
+        problems.append(f"{path.name} could not be read: {err.message}")
         return None
-
-
-def _read_data_report(run: RunDir, problems: list[str]) -> dict:
-    """The data report as the template's mapping ({} when the run has none or it cannot be read)."""
-    if not (run.data / DATA_REPORT_FILE).is_file():
-        return {}
-    try:
-        return run.read_data_report().model_dump()
-    except ArtifactError as err:
-        problems.append(f"data_report.json could not be read: {err.message}")
-        return {}
-
-
-def _read_train_summary(run: RunDir, problems: list[str]) -> TrainSummary | dict:
-    if not run.train_summary_file.is_file():
-        return {}
-    try:
-        return run.read_train_summary()
-    except ArtifactError as err:
-        problems.append(f"train_summary.json could not be read: {err.message}")
-        return {}
 
 
 def _safe_config(run: RunDir) -> Any:

@@ -135,10 +135,10 @@ class ReasoningSplitter:
 
 def split_reasoning(text: str, think: bool) -> tuple[str | None, str]:
     """(reasoning, answer) of a whole output; reasoning is None for formats without a think block."""
-    return join_parts(_split(text, think), think)
+    return _join_parts(_split(text, think), think)
 
 
-def join_parts(parts: Iterable[tuple[Channel, str]], think: bool) -> tuple[str | None, str]:
+def _join_parts(parts: Iterable[tuple[Channel, str]], think: bool) -> tuple[str | None, str]:
     reasoning, content = "", ""
     for channel, text in parts:
         if channel == "reasoning":

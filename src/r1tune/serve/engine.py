@@ -281,7 +281,6 @@ class Engine:
         return taken
 
     def _admit(self) -> None:
-
         now = time.monotonic()
         joining: list[EngineRequest] = []
         loaded = set(self.model.peft_config) if self.uses_adapters else set()

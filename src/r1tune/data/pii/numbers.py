@@ -12,10 +12,8 @@ from r1tune.data.pii.text import (
     _NA,
     _NB,
     Cand,
-    _is_amount,
     _last_cue_is_id,
     _near,
-    _negative_context,
     _skip_number,
 )
 
@@ -27,10 +25,10 @@ def _find_cn_id(text: str) -> Iterator[Cand]:
     """18-digit IDs (checksum + date) score 1.0; 15-digit legacy IDs 0.6, or 0.85 next to an ID cue."""
     for m in _CN_ID18_RE.finditer(text):
         compact = m.group().replace(" ", "").replace("-", "")
-        if len(compact) == 18 and is_valid_cn_id(compact) and not _skip_number(text, m):
+        if len(compact) == 18 and is_valid_cn_id(compact) and not _skip_number(text, m.start(), m.end()):
             yield m.start(), m.end(), "CN_ID", 1.0
     for m in _CN_ID15_RE.finditer(text):
-        if is_valid_cn_id(m.group()) and not _skip_number(text, m):
+        if is_valid_cn_id(m.group()) and not _skip_number(text, m.start(), m.end()):
             yield m.start(), m.end(), "CN_ID", 0.85 if _near(_ID_CONTEXT, text, m.start()) else 0.6
 
 
@@ -63,7 +61,7 @@ def _find_phone(text: str) -> Iterator[Cand]:
             continue
         if kind == "plain" and not _near(_PHONE_CONTEXT, text, m.start(), 12):
             continue
-        if not _skip_number(text, m):
+        if not _skip_number(text, m.start(), m.end()):
             yield m.start(), m.end(), "PHONE", _PHONE_SCORES[kind]
 
 
@@ -110,7 +108,7 @@ def _find_bank_card(text: str) -> Iterator[Cand]:
         for g in groups:
             offsets.append(offsets[-1] + len(g) + 1)
         start, end = m.start() + offsets[first], m.start() + offsets[last + 1] - 1
-        if _negative_context(text, start) or _is_amount(text, end) or _last_cue_is_id(text, start):
+        if _skip_number(text, start, end) or _last_cue_is_id(text, start):
             continue
         yield start, end, "BANK_CARD", 1.0 if _near(_CARD_CONTEXT, text, start) else 0.95
 
@@ -125,7 +123,7 @@ def _find_uscc(text: str) -> Iterator[Cand]:
     """USCCs whose GB 32100 check verifies; all-digit ones need a cue (2-3% of random 18-digit ids pass)."""
     for m in _USCC_RE.finditer(text):
         code = m.group()
-        if not is_valid_uscc(code) or _skip_number(text, m):
+        if not is_valid_uscc(code) or _skip_number(text, m.start(), m.end()):
             continue
         if code.isdigit() and not _near(_USCC_CONTEXT, text, m.start(), 24):
             continue
@@ -142,7 +140,7 @@ _PASSPORT_CUE_RE = re.compile(
 def _find_passport(text: str) -> Iterator[Cand]:
     """Chinese E/G passports anywhere; other common passport shapes only right after a passport cue."""
     for m in _PASSPORT_CN_RE.finditer(text):
-        if not _skip_number(text, m):
+        if not _skip_number(text, m.start(), m.end()):
             yield m.start(), m.end(), "PASSPORT", 0.8
     for m in _PASSPORT_CUE_RE.finditer(text):
         yield m.start("num"), m.end("num"), "PASSPORT", 0.9

@@ -53,9 +53,9 @@ def _last_cue_is_id(text: str, start: int) -> bool:
     return last is not None and last.lastgroup == "pos" and _ID_CONTEXT.match(last.group()) is not None
 
 
-def _skip_number(text: str, m: re.Match[str]) -> bool:
+def _skip_number(text: str, start: int, end: int) -> bool:
     """Numbers labelled as order/tracking ids, or followed by a currency unit, are not PII."""
-    return _negative_context(text, m.start()) or _is_amount(text, m.end())
+    return _negative_context(text, start) or _is_amount(text, end)
 
 
 def _near(pattern: re.Pattern[str], text: str, start: int, window: int = 20) -> bool:
