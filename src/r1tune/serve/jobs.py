@@ -48,9 +48,13 @@ class Job:
     failure: str = ""
     counted: bool = False  # in r1tune_requests_total already
     functions: list[FunctionSpec] = field(default_factory=list)  # the tools the model may call
-    top_logprobs: int | None = None  # None: no logprobs asked for
     logprobs: list[dict] = field(default_factory=list)  # OpenAI entries of the answer's tokens
     _unsent: list[dict] = field(default_factory=list)  # entries not yet sent in a stream chunk
+
+    @property
+    def top_logprobs(self) -> int | None:
+        """Alternatives per token the request asked for; None when it asked for no logprobs."""
+        return self.engine_request.params.logprobs
 
     def add_logprobs(self, entries: list[dict]) -> None:
         self.logprobs += entries
@@ -91,7 +95,7 @@ def prepare_job(runtime: ServeRuntime, body: ChatCompletionRequest, loop: asynci
     return Job(id=f"chatcmpl-{uuid.uuid4().hex}", created=now(), model_id=model_id, adapter=adapter,
                adapter_version=info.version if info else None, messages=messages, route=route,
                engine_request=engine_request, queue=queue, started=time.perf_counter(), prompt_tokens=len(prompt),
-               top_logprobs=params.logprobs, functions=functions)
+               functions=functions)
 
 
 def refuse_overlong_text(runtime: ServeRuntime, messages: list[Message]) -> None:
