@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from r1tune.eval.facts import extract_facts, invented_fact_rate, key_fact_recall
+from r1tune.eval.facts import extract_facts, fact_scores
 
 EN = ("Call 400-820-8888 or visit https://bank.example.com/cards/. Refunds take 5 to 7 business days; the fee "
       "is ¥1,000 (0.5%). Go to Cards > Freeze. Your code is CARD-2024.")
@@ -31,12 +31,12 @@ def test_the_same_fact_written_differently_is_one_fact():
 
 
 def test_recall_and_invented_facts_by_hand():
-    # The answer states 3 of the reference's 4 facts (the hotline, the days, the path) and invents a URL.
+    # The answer states 3 of the reference's 4 facts (the hotline, the days, the path) and invents a URL:
+    # 4 facts stated, 1 found in neither reference nor prompt.
     answer = "客服电话4008208888，5到7个工作日退款，路径：设置 > 限额，详见 www.fake-bank.cn"
-    assert key_fact_recall(answer, ZH) == pytest.approx(75.0)
-    # 4 facts stated, 1 (the URL) found in neither reference nor prompt
-    assert invented_fact_rate(answer, ZH, prompt="怎么退款？") == pytest.approx(25.0)
+    recall, invented = fact_scores(answer, ZH, prompt="怎么退款？")
+    assert recall == pytest.approx(75.0) and invented == pytest.approx(25.0)
     # a number the prompt gave is not invented
-    assert invented_fact_rate("Your order 12345678 ships today", "It ships today", "Where is order 12345678?") == 0.0
-    assert key_fact_recall("anything", "no facts here") is None
-    assert invented_fact_rate("no facts", "ref", "prompt") == 0.0
+    assert fact_scores("Your order 12345678 ships today", "It ships today", "Where is order 12345678?")[1] == 0.0
+    assert fact_scores("anything", "no facts here", "")[0] is None
+    assert fact_scores("no facts", "ref", "prompt") == (None, 0.0)

@@ -321,14 +321,13 @@ def score_generations(gens: Sequence[Generation], test: TestSet, cfg: EvalConfig
 
 def _fact_scores(summary: dict, per_example: list[dict], answers: list[str], test: TestSet, cfg: EvalConfig) -> None:
     """Key-fact recall (examples whose reference states a fact) and invented facts (every example)."""
-    from r1tune.eval.facts import invented_fact_rate, key_fact_recall
+    from r1tune.eval.facts import fact_scores
 
     for row, answer, reference, record in zip(per_example, answers, test.references, test.records, strict=True):
         prompt = "\n".join(m.content for m in record.prompt_messages)
-        recall = key_fact_recall(answer, reference, cfg.glossary)
+        recall, row["invented_facts"] = fact_scores(answer, reference, prompt, cfg.glossary)
         if recall is not None:
             row["key_fact_recall"] = recall
-        row["invented_facts"] = invented_fact_rate(answer, reference, prompt, cfg.glossary)
     scored = [row["key_fact_recall"] for row in per_example if "key_fact_recall" in row]
     if scored:
         summary["key_fact_recall"], summary["key_fact_n"] = float(np.mean(scored)), len(scored)

@@ -99,18 +99,12 @@ def _unit(text: str, start: int, end: int) -> str:
     return " " + _CURRENCY_BEFORE[before] if before in _CURRENCY_BEFORE else ""
 
 
-def key_fact_recall(answer: str, reference: str, glossary: Iterable[str] = ()) -> float | None:
-    """0-100; None when the reference states no fact."""
-    wanted = extract_facts(reference, glossary)
-    if not wanted:
-        return None
-    return 100.0 * len(wanted & extract_facts(answer, glossary)) / len(wanted)
-
-
-def invented_fact_rate(answer: str, reference: str, prompt: str, glossary: Iterable[str] = ()) -> float:
-    """0-100: the share of the answer's facts found in neither the reference nor the prompt."""
-    stated = extract_facts(answer, glossary)
+def fact_scores(answer: str, reference: str, prompt: str, glossary: Iterable[str] = ()) -> tuple[float | None, float]:
+    """(key-fact recall, invented-fact rate), both 0-100, each text read once. Recall is None when the
+    reference states no fact; an answer that states no fact invents none."""
+    wanted, stated = extract_facts(reference, glossary), extract_facts(answer, glossary)
+    recall = 100.0 * len(wanted & stated) / len(wanted) if wanted else None
     if not stated:
-        return 0.0
-    known = extract_facts(reference, glossary) | extract_facts(prompt, glossary)
-    return 100.0 * len(stated - known) / len(stated)
+        return recall, 0.0
+    known = wanted | extract_facts(prompt, glossary)
+    return recall, 100.0 * len(stated - known) / len(stated)
