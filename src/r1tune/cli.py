@@ -112,13 +112,6 @@ def prepare_cmd(config: ConfigArg, overrides: OverridesArg = None,
     out.print(f"prepared data in {run_dir.data} (every dropped or changed row: quarantine.jsonl)")
 
 
-def _token_counter(cfg):
-    from r1tune.data.chunking import tokenizer_counter
-
-    tokenizer = _tokenizer_or_none(cfg)
-    return tokenizer_counter(tokenizer) if tokenizer is not None else None
-
-
 def _tokenizer_or_none(cfg):
     """The model's tokenizer sizes document chunks and token histograms; without it an estimate is used."""
     from r1tune import models
@@ -303,9 +296,12 @@ def show_sample(
     from rich.text import Text
 
     from r1tune import models
+    from r1tune.rundir import RunDir
 
-    cfg, records, origin = _training_records(target, n, overrides)
+    run = RunDir(target) if (target / "config.yaml").is_file() else None
+    cfg = run.load_config() if run else _load(target, overrides)
     loaded = models.load(cfg.model, cfg.train.reasoning, cfg.train.train_on_prompt, with_weights=False)
+    records, origin = _training_records(cfg, run, target, n, loaded.tokenizer)
     # Colour where the terminal shows it; elsewhere (logs, pipes) trained spans are bracketed ⟦like this⟧.
     markers = not out.is_terminal
     legend = "⟦trained⟧ · not trained" if markers else "[bold green on grey15]trained[/] · [dim]not trained[/]"
@@ -324,26 +320,25 @@ def show_sample(
         out.print()
 
 
-def _training_records(target: Path, n: int, overrides: list[str] | None):
-    """(config, the first `n` records as training sees them, where they came from)."""
+def _training_records(cfg, run, target: Path, n: int, tokenizer) -> tuple[list, str]:
+    """(the first `n` records as training sees them, where they came from): a run's prepared train split,
+    or a project's first records cleaned and masked with the model's tokenizer sizing chunks."""
     from itertools import islice
 
     from r1tune.data import read_jsonl
-    from r1tune.rundir import RunDir
 
-    run = RunDir(target)
-    if run.config_file.is_file():
+    if run is not None:
         train = run.data / "train.jsonl"
         if not train.is_file():
             raise R1TuneError(f"{run.path} has no prepared data ({train} is missing)",
                               hint="run `r1tune prepare` first, or pass the project file")
-        return run.load_config(), list(islice(read_jsonl(train), n)), f"run {run.run_id}, prepared train split"
+        return list(islice(read_jsonl(train), n)), f"run {run.run_id}, prepared train split"
+    from r1tune.data.chunking import tokenizer_counter
     from r1tune.data.preview import training_view
 
-    cfg = _load(target, overrides)
-    records, dropped = training_view(cfg.data, n, _token_counter(cfg))
+    records, dropped = training_view(cfg.data, n, tokenizer_counter(tokenizer))
     note = f", {len(dropped)} record(s) dropped on the way" if dropped else ""
-    return cfg, records, f"first records of {target}, cleaned and masked{note}"
+    return records, f"first records of {target}, cleaned and masked{note}"
 
 
 def _mask_spans(tokenizer, rendered) -> list[tuple[str, bool]]:

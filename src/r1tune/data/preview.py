@@ -21,15 +21,13 @@ def training_view(cfg: DataConfig, n: int, count_tokens: Callable[[str], int] | 
     kept: list[Record] = []
     dropped: list[str] = []
     quarantine = Quarantine()  # what the readers reject (malformed rows, empty answers)
-    for source in cfg.sources:
-        for record in read_source(source, quarantine, count_tokens, cfg.chunking):
-            result = cleaner.clean(record.to_dict())
-            if result.record is None:
-                dropped.append(f"{record.source}: {', '.join(result.issues) or 'filtered'}")
-                continue
-            kept.append(Record.from_dict(result.record, record.source))
-            if len(kept) >= n:
-                break
+    records = (r for source in cfg.sources for r in read_source(source, quarantine, count_tokens, cfg.chunking))
+    for record in records:
+        result = cleaner.clean(record.to_dict())
+        if result.record is None:
+            dropped.append(f"{record.source}: {', '.join(result.issues) or 'filtered'}")
+            continue
+        kept.append(Record.from_dict(result.record, record.source))
         if len(kept) >= n:
             break
     rejected = [f"{item.source}: {item.reason}" for item in quarantine.items if item.action == "rejected"]
