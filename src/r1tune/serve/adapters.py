@@ -76,18 +76,18 @@ def confine(path: Path, roots: list[Path] | None, param: str = "lora_path") -> P
         resolved = Path(path).expanduser().resolve(strict=True)
     except (OSError, RuntimeError, ValueError):
         resolved = None
-    allowed = roots is None or (resolved is not None and any(resolved.is_relative_to(r) for r in roots))
+    allowed = roots is None or (resolved is not None and
+                                any(resolved.is_relative_to(Path(r).expanduser().resolve()) for r in roots))
     if resolved is None or not allowed:
         where = " inside the allowed adapter folders (serve.adapter_dirs)" if roots is not None else ""
         raise AdapterError(f"{path} does not exist{where}", status=404, param=param)
     return resolved
 
 
-def resolve_adapter_dir(path: Path, allowed_roots: list[Path] | None = None) -> tuple[Path, Path | None]:
+def resolve_adapter_dir(path: Path, roots: list[Path] | None = None) -> tuple[Path, Path | None]:
     """Find the PEFT folder for a run folder or adapter folder; returns (adapter_dir, run_dir or None).
-    With `allowed_roots`, the folder, the adapter folder inside a run and the files PEFT reads must all
+    With `roots`, the folder, the adapter folder inside a run and the files PEFT reads must all
     resolve inside them: a `train/adapter` or weights file that links elsewhere is refused."""
-    roots = None if allowed_roots is None else [Path(r).expanduser().resolve() for r in allowed_roots]
     resolved = confine(path, roots)
     run = RunDir(resolved)
     if (run.adapter / "adapter_config.json").is_file():
@@ -196,8 +196,7 @@ class AdapterRegistry:
             adapter_dir, run_dir = resolve_adapter_dir(path, roots)
             rank, version = inspect_adapter(adapter_dir)
             if router_data is not None:
-                resolved_roots = None if roots is None else [Path(r).expanduser().resolve() for r in roots]
-                router_data = confine(router_data, resolved_roots, param="router_data")
+                router_data = confine(router_data, roots, param="router_data")
             prompts = router_prompts(run_dir, router_data)
             self.engine.call(lambda: self._attach(name, adapter_dir)).result()
             info = AdapterInfo(name, adapter_dir, version, rank, run_dir, prompts)
