@@ -23,6 +23,7 @@ from typing import Any, Literal
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from r1tune.errors import ConfigError
+from r1tune.serve.protocol import error_body
 
 Role = Literal["user", "admin"]
 KEY_PREFIX = "r1t-"
@@ -226,8 +227,8 @@ class UnexpectedErrors:
             log.exception("unexpected error")
             if started:  # half a response is out: only closing the connection can tell the client
                 raise
-            body = json.dumps({"error": {"message": f"internal error: {type(err).__name__}", "type": "server_error",
-                                         "param": None, "code": "internal_error"}}).encode()
+            body = json.dumps(error_body(f"internal error: {type(err).__name__}", "server_error",
+                                         code="internal_error")).encode()
             await send({"type": "http.response.start", "status": 500,
                         "headers": [(b"content-type", b"application/json"),
                                     (b"content-length", str(len(body)).encode())]})
