@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: venv demo test browser postgres lint bench bench-pii bench-data bench-train bench-serve clean
+.PHONY: venv demo test browser postgres lint bench bench-pii bench-data bench-train bench-serve bench-health clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,7 +50,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 
 ## bench: every benchmark, each against a baseline measured in the same run (JSON + table in bench-results/)
-bench: bench-pii bench-data bench-train bench-serve
+bench: bench-pii bench-data bench-train bench-serve bench-health
 
 bench-pii: $(STAMP)
 	$(BIN)/python benchmarks/pii_eval.py
@@ -66,6 +66,10 @@ bench-train: $(STAMP)
 ## bench-serve: r1tune's server vs the seeds' one-generate-per-request endpoint at 1/4/16 clients (tokens/s, TTFT, p50/p95)
 bench-serve: $(STAMP)
 	$(BIN)/python benchmarks/bench_serve.py
+
+## bench-health: /health latency while 3 clients flood the server with 950 KB prompts, against the server quiet
+bench-health: $(STAMP)
+	$(BIN)/python benchmarks/health_under_flood.py
 
 clean:
 	rm -rf $(VENV) demo bench-results .pytest_cache
