@@ -145,6 +145,17 @@ class ModelScores(BaseModel):
         return (self.model_extra or {}).get(key)
 
 
+class SliceScores(_Artifact):
+    """One slice of the test set (e.g. `label` = `card_lost`): its size and mean per-example metrics."""
+
+    dimension: str  # label key, `language`, `source` or `length`
+    value: str
+    n: int
+    tuned: dict[str, float]
+    base: dict[str, float] = Field(default_factory=dict)
+    delta: dict[str, float] = Field(default_factory=dict)  # tuned minus base
+
+
 class EvalMetrics(_Artifact):
     """`metrics.json`: base vs tuned on the test set, their differences and intervals."""
 
@@ -158,6 +169,7 @@ class EvalMetrics(_Artifact):
     delta: dict[str, float] = Field(default_factory=dict)
     ci: dict[str, ConfidenceInterval] = Field(default_factory=dict)
     by_decoding: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
+    slices: list[SliceScores] = Field(default_factory=list)  # worst first (see `eval.slices`)
     redteam: dict[str, Any] | None = None
     judge: dict[str, Any] | None = None
     human: dict[str, Any] | None = None

@@ -524,9 +524,11 @@ def config_docs() -> None:
 
 
 def _print_comparison(metrics: EvalMetrics) -> None:
-    from r1tune.cli_tables import comparison_table
+    from r1tune.cli_tables import comparison_table, verdict_line
 
     out.print(comparison_table(metrics))
+    if line := verdict_line(metrics):
+        out.print(line)
 
 
 def _print_run_files(run_dir) -> None:

@@ -32,15 +32,36 @@ def comparison_table(metrics: EvalMetrics) -> Table:
 
 def runs_table(rows: list[RunRow]) -> Table:
     table = Table(title=f"runs in {rows[0].path.parent}")
-    for column in ("run", "status", "method", "train / test", "perplexity", "ROUGE-L"):
-        table.add_column(column, justify="right" if column in ("perplexity", "ROUGE-L") else "left")
+    numbers = ("key facts", "perplexity", "ROUGE-L")
+    for column in ("run", "status", "method", "train / test", "verdict", *numbers):
+        table.add_column(column, justify="right" if column in numbers else "left")
     for r in rows:
         status = r.status + (f" ({r.error})" if r.error and r.status == "failed" else "")
         size = f"{r.train_records} / {r.test_records}" if r.train_records is not None else "—"
         ppl = f"{r.perplexity_change_pct:+.1f}%" if r.perplexity_change_pct is not None else r.note[:40] or "—"
         rouge = f"{r.rougeL_delta:+.1f}" if r.rougeL_delta is not None else "—"
-        table.add_row(r.run_id, status, r.method or "—", size, ppl, rouge)
+        facts = f"{r.key_fact_delta:+.1f}" if r.key_fact_delta is not None else "—"
+        verdict = {"better": "[green]better[/]", "worse": "[red]worse[/]"}.get(r.verdict or "", r.verdict or "—")
+        table.add_row(r.run_id, status, r.method or "—", size, verdict, facts, ppl, rouge)
     return table
+
+
+def verdict_line(metrics: EvalMetrics) -> str:
+    """The report's headline as one terminal line (rich markup); empty without a base."""
+    from rich.markup import escape
+
+    from r1tune.eval.verdict import decide
+
+    verdict = decide(metrics)
+    if verdict is None:
+        return ""
+    head, detail = {
+        "better": ("[bold green]tuned is better than base:[/] ", verdict.evidence[:2]),
+        "worse": ("[bold red]tuned is worse than base:[/] ", verdict.reasons),
+        "unclear": ("[bold yellow]tuned is not clearly better than base:[/] ", verdict.reasons),
+    }[verdict.outcome]
+    slice_note = f" — worst slice got worse: {verdict.worst_slice}" if verdict.worst_slice else ""
+    return head + escape("; ".join(detail) + slice_note)
 
 
 def human_table(results: dict[str, Any]) -> Table:

@@ -181,7 +181,7 @@ def test_unclosed_reasoning_scores_zero_and_is_reported(tiny_qwen_r1_dir, tmp_pa
 
 def test_reasoning_stats_on_known_outputs():
     from r1tune.data.records import Message, Record
-    from r1tune.eval.evaluate import reasoning_stats
+    from r1tune.eval.answer_scores import reasoning_stats
     from r1tune.models.generation import Generation
 
     gens = [Generation("think\n</think>\n\nanswer", "think", "answer", 5, "stop", 0.1),
@@ -219,17 +219,51 @@ def test_tuned_decoding_through_merged_weights_matches_unmerged_and_restores_the
         assert not any(getattr(m, "merged", False) for m in model.modules())
 
 
-def test_key_facts_are_scored_per_example_with_intervals(tiny_llama_dir, tmp_path):
+def _fake_judge(prompts: list[str]) -> list[str]:
+    """Pairwise: always a tie. Correctness: the answers to refund 0 are correct, refund 1 partially, others
+    wrong, whichever model wrote them."""
+    replies = []
+    for p in prompts:
+        if "[Answer to grade]" not in p:
+            replies.append('{"winner": "tie", "reason": "same"}')
+        else:
+            grade = "correct" if "refund 0 " in p else "partially" if "refund 1 " in p else "wrong"
+            replies.append(json.dumps({"grade": grade, "reason": f"graded {grade}"}))
+    return replies
+
+
+def test_key_facts_slices_and_judge_correctness_per_example(tiny_llama_dir, tmp_path, monkeypatch):
     from r1tune.data.records import Message, Record
+    from r1tune.eval import judge
 
     loaded = _peft(tiny_llama_dir)
     records = [Record([Message("user", f"How long does refund {i} take?"),
-                       Message("assistant", f"Refund {i} takes 5 to 7 business days; call 400-820-8888.")])
+                       Message("assistant", f"Refund {i} takes 5 to 7 business days; call 400-820-8888.")],
+                      source=f"faq.jsonl:{i + 1}", meta={"intent": "refund" if i < 2 else "cards"})
                for i in range(4)]
-    cfg = EvalConfig(max_new_tokens=6, batch_size=4, redteam=[], latency_prompts=0, bootstrap_resamples=200)
-    metrics = evaluate(cfg, loaded, records, tmp_path, precision="fp32", max_seq_len=96, show_progress=False)
+    records[0].meta["key_facts"] = ["the fee is waived"]
+    bad = Record([Message("user", "q"), Message("assistant", "a")], source="faq.jsonl:9", meta={"key_facts": 3})
+    monkeypatch.setattr(judge, "make_caller", lambda cfg, precision: _fake_judge)
+    cfg = EvalConfig(max_new_tokens=6, batch_size=4, redteam=[], latency_prompts=0, bootstrap_resamples=200,
+                     judge={"model": "fake", "max_examples": 3})
+    metrics = evaluate(cfg, loaded, [*records, bad], tmp_path, precision="fp32", max_seq_len=96,
+                       show_progress=False, label_key="intent")
+    assert metrics.skipped[0]["reason"] == "meta.key_facts must be a list of strings, got 3"
     for scores in (metrics.base, metrics.tuned):
         # every reference states three facts (the refund number, the days, the hotline)
         assert scores.value("key_fact_n") == 4 and 0 <= scores.value("key_fact_recall") < 100
         assert 0 <= scores.value("invented_facts") <= 100
-    assert {"key_fact_recall", "invented_facts"} <= set(metrics.ci)
+        # grades 100, 50, 0 on the first three examples (max_examples=3); the fourth is not graded
+        assert scores.value("judge_correctness") == pytest.approx(50.0) and scores.value("judge_correctness_n") == 3
+    assert {"key_fact_recall", "invented_facts", "judge_correctness"} <= set(metrics.ci)
+    assert metrics.judge["correctness"]["tuned"] == {"correct": 1, "partially": 1, "wrong": 1}
+    graded = [json.loads(line) for line in (tmp_path / "judge_correctness.jsonl").read_text().splitlines()]
+    assert graded[0]["tuned"] == {"grade": "correct", "reason": "graded correct"}
+    # one slice dimension (intent); language, source and length have one value each here
+    slices = {(s.dimension, s.value): s for s in metrics.slices}
+    assert set(slices) == {("intent", "refund"), ("intent", "cards")}
+    assert slices["intent", "refund"].tuned["judge_correctness"] == pytest.approx(75.0)
+    assert slices["intent", "cards"].tuned["judge_correctness"] == pytest.approx(0.0)
+    assert slices["intent", "refund"].n == 2
+    rows = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
+    assert [r["tuned"].get("judge_correctness") for r in rows] == [100.0, 50.0, 0.0, None]

@@ -40,3 +40,16 @@ def test_recall_and_invented_facts_by_hand():
     assert fact_scores("Your order 12345678 ships today", "It ships today", "Where is order 12345678?")[1] == 0.0
     assert fact_scores("anything", "no facts here", "")[0] is None
     assert fact_scores("no facts", "ref", "prompt") == (None, 0.0)
+
+
+def test_hand_listed_key_facts_count_with_the_extracted_ones():
+    reference = "Freeze the card in the app. It takes 5 to 7 business days."  # 1 extracted fact: 5-7 day
+    listed = ["Cards > Freeze", "5-7 business days", "the fee is waived"]
+    # states the path (extracted from the listed text), the days (same fact as the reference's) and not the fee:
+    # hits = 1 extracted + 2 listed of 1 + 3 facts
+    answer = "Open Cards > Freeze; it takes 5-7 days."
+    recall, invented = fact_scores(answer, reference, "How do I freeze?", listed=listed)
+    assert recall == pytest.approx(75.0) and invented == 0.0  # the listed path is known, not invented
+    # a listed fact without extractable facts is stated by containment, case and spacing ignored
+    assert fact_scores("THE  FEE IS WAIVED.", "no facts", "", listed=["the fee is waived"]) == (100.0, 0.0)
+    assert fact_scores("nothing", "no facts", "", listed=["  "]) == (None, 0.0)  # blank entries are no facts

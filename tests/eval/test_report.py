@@ -22,7 +22,7 @@ def _html(run: RunDir) -> str:
 
 def test_full_report_has_every_section_and_only_inline_images(fake_run, tmp_path) -> None:
     html = _html(RunDir(fake_run(tmp_path / "run")))
-    for heading in ("Run summary", "Base vs tuned", "Red-team probes", "Latency", "Pairwise judge", "Training",
+    for heading in ("Run summary", "Base vs tuned", "Red-team probes", "Latency", "Judge", "Training",
                     "Data", "Examples"):
         assert f">{heading}</h2>" in html, heading
     images = re.findall(r'<img [^>]*src="([^"]+)"', html)

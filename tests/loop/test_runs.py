@@ -41,6 +41,7 @@ def test_statuses_are_true_and_runs_lists_them_newest_first(tiny_llama_dir, tmp_
     assert [r.run_id for r in rows] == [done.run_id, prepared.run_id]
     assert rows[0].status == "done" and rows[0].method == "lora" and rows[0].train_records > 0
     assert rows[0].perplexity_change_pct is not None and rows[0].rougeL_delta is not None
+    assert rows[0].verdict in ("better", "worse", "unclear") and rows[1].verdict is None
     listing = json.loads(_invoke("runs", str(config), "--json").output)
     assert [(r["run_id"], r["status"]) for r in listing] == [(done.run_id, "done"), (prepared.run_id, "failed")]
     assert _invoke("runs", str(tmp_path / "runs")).exit_code == 0  # the table, from the runs folder itself

@@ -374,6 +374,14 @@ class JudgeConfig(_Section):
     max_examples: int = Field(50, gt=0, description="Judge at most this many test examples (each twice).")
     timeout_seconds: float = Field(60.0, gt=0, description="Per-request timeout for the endpoint.")
     max_new_tokens: int = Field(256, gt=0, description="Verdict length limit for a local judge model.")
+    correctness: bool = Field(
+        True,
+        description=(
+            "Also grade each base and tuned answer against its reference: correct (100), partially (50) or "
+            "wrong (0), with the judge's reason (`eval/judge_correctness.jsonl`); its mean is the "
+            "`judge_correctness` metric, with a paired interval and per slice."
+        ),
+    )
 
 
 class EvalConfig(_Section):

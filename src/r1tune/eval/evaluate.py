@@ -15,9 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,93 +24,18 @@ import numpy as np
 from r1tune.artifacts import EvalMetrics
 from r1tune.config import EvalConfig
 from r1tune.data.records import Message, Record
-from r1tune.errors import ConfigError, R1TuneError
+from r1tune.eval.answer_scores import latency_stats, score_generations
 from r1tune.eval.metric_info import INTERVAL_METRICS
-from r1tune.eval.metrics import (
-    banned_term_rate,
-    bootstrap_ci,
-    glossary_coverage,
-    json_validity,
-    length_stats,
-    rouge_l,
-    score_all,
-)
+from r1tune.eval.metrics import bootstrap_ci
+from r1tune.eval.slices import slice_keys, slice_scores
 from r1tune.eval.stats import perplexity_change_ci
+from r1tune.eval.testset import TestSet, load_schema, scorable_test_set
 from r1tune.models import LoadedModel
 from r1tune.models.generation import Generation, generate
 from r1tune.models.precision import Precision
 from r1tune.models.scoring import per_example_nll
 
 log = logging.getLogger(__name__)
-
-
-
-@dataclass
-class TestSet:
-    """The scorable test records and everything derived from them once (prompts, rendered answers)."""
-
-    records: list[Record]
-    prompts: list[list[int]]
-    references: list[str]
-    skipped: list[dict[str, str]]
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Inputs
-
-
-def load_schema(value: dict | Path | None) -> tuple[dict | None, str | None]:
-    """(schema, None), or (None, reason) when the configured schema cannot be used; never raises."""
-    from jsonschema import SchemaError
-    from jsonschema.validators import Draft202012Validator, validator_for
-
-    if value is None:
-        return None, None
-    schema: Any = value
-    if isinstance(value, Path):
-        if not value.is_file():
-            return None, f"eval.json_schema: file {value} does not exist"
-        try:
-            schema = json.loads(value.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            detail = f"{err.msg} (line {err.lineno}, column {err.colno})" if isinstance(err, json.JSONDecodeError) \
-                else str(err)
-            return None, f"eval.json_schema: {value} is not valid JSON: {detail}"
-    if not isinstance(schema, dict):
-        return None, f"eval.json_schema: a schema must be a JSON object, got {type(schema).__name__}"
-    try:
-        validator_for(schema, default=Draft202012Validator).check_schema(schema)
-    except SchemaError as err:
-        return None, f"eval.json_schema is not a valid JSON Schema: {err.message} (at {err.json_path})"
-    return schema, None
-
-
-def check_eval_config(cfg: EvalConfig) -> None:
-    """Fail before any training when eval inputs are unusable (schema, probe files), naming the problem."""
-    from r1tune.eval.redteam import load_probes
-
-    _, error = load_schema(cfg.json_schema)
-    if error:
-        raise ConfigError(error, hint="fix the schema file or remove eval.json_schema")
-    if cfg.redteam or cfg.redteam_file:
-        load_probes(cfg.redteam, cfg.redteam_file)
-
-
-def _test_set(loaded: LoadedModel, records: Sequence[Record], max_examples: int | None) -> TestSet:
-    kept, skipped = [], []
-    for record in records:
-        if not record.answer.content.strip():
-            skipped.append({"id": record.id, "source": record.source, "reason": "empty reference answer"})
-        else:
-            kept.append(record)
-    if max_examples:
-        kept = kept[:max_examples]
-    if not kept:
-        why = f" ({len(skipped)} record(s) have an empty reference answer)" if skipped else ""
-        raise R1TuneError(f"the test split is empty: nothing to evaluate{why}",
-                          hint="check data.test_ratio / data.test_sources and that test answers are not blank")
-    prompts = [loaded.renderer.render_prompt(r.prompt_messages) for r in kept]
-    return TestSet(kept, prompts, [r.answer.content for r in kept], skipped)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -129,13 +52,15 @@ def evaluate(
     show_progress: bool = True,
     seed: int = 0,
     base_model: Any = None,
+    label_key: str | None = None,
 ) -> EvalMetrics:
     """Score the tuned model and its base on the same test prompts. The base is the adapter switched off,
-    or `base_model` for whole-model training (full/freeze). Writes samples.jsonl (+ redteam.jsonl,
+    or `base_model` for whole-model training (full/freeze). `label_key` is the record `meta` key the split
+    was stratified by, the first dimension of the per-slice results. Writes samples.jsonl (+ redteam.jsonl,
     judge.jsonl) to `out_dir` and returns the metrics (the caller writes metrics.json)."""
     from r1tune.eval.redteam import load_probes
 
-    test = _test_set(loaded, test_records, cfg.max_examples)
+    test = scorable_test_set(loaded, test_records, cfg.max_examples)
     model = loaded.model
     # The base goes first: the tuned pass decodes through merged weights (`adapter_merged`), and unmerging
     # leaves fp32 round-off that would otherwise make the base's figures depend on the adapter.
@@ -197,20 +122,50 @@ def evaluate(
         }
     if len(settings) > 1:
         results["by_decoding"] = {d: {name: scored[name][d]["summary"] for name, _ in variants} for d in settings}
+    rows = {name: scored[name][headline_name]["per_example"] for name, _ in variants}
+    if cfg.judge.model:
+        answers = {name: [g.answer for g in gens[name][headline_name]] for name, _ in variants}
+        results["judge"] = _run_judges(cfg, test, answers, rows, out_dir, precision)
+        for name in rows:
+            graded = [row["judge_correctness"] for row in rows[name] if "judge_correctness" in row]
+            if graded:
+                results[name]["judge_correctness"], results[name]["judge_correctness_n"] = float(np.mean(graded)), len(graded)
     if "base" in results:
         results["delta"], results["ci"] = _deltas(results, scored, nll, headline_name, cfg.bootstrap_resamples, seed)
+    results["slices"] = slice_scores(slice_keys(test.records, label_key), rows["tuned"], rows.get("base"))
     if probes:
         results["redteam"] = _score_probes(probes, patterns, probe_gens, out_dir / "redteam.jsonl")
-    if cfg.judge.model and "base" not in results:
-        results["judge"] = {"judge": cfg.judge.model, "status": "skipped: judging needs eval.compare_base", "n": 0}
-    elif cfg.judge.model:
-        from r1tune.eval.judge import run_judge
-
-        headline_gens = gens["base"][headline_name], gens["tuned"][headline_name]
-        results["judge"] = run_judge(cfg.judge, test.records, [g.answer for g in headline_gens[0]],
-                                     [g.answer for g in headline_gens[1]], out_dir / "judge.jsonl", precision)
     _write_samples(out_dir / "samples.jsonl", test, gens, scored, nll, headline_name)
     return EvalMetrics.model_validate(results)
+
+
+def _run_judges(cfg: EvalConfig, test: TestSet, answers: dict[str, list[str]], rows: dict[str, list[dict]],
+                out_dir: Path, precision: Precision) -> dict[str, Any]:
+    """Pairwise preference (with a base) and per-answer correctness grades from one judge; the grades are
+    added to each model's per-example rows as `judge_correctness`."""
+    from r1tune.eval.correctness import grade_answers
+    from r1tune.eval.judge import make_caller, run_judge
+
+    summary: dict[str, Any] = {"judge": cfg.judge.model, "via": "endpoint" if cfg.judge.endpoint else "local",
+                               "status": "ok", "n": 0}
+    try:
+        call = make_caller(cfg.judge, precision)
+    except Exception as err:  # a judge that cannot load must not lose the evaluation it is attached to
+        log.warning("judge unavailable: %s", err)
+        return {**summary, "status": f"judge unavailable: {err}"}
+    if "base" in answers:
+        summary = run_judge(cfg.judge, test.records, answers["base"], answers["tuned"], out_dir / "judge.jsonl",
+                            precision, caller=call)
+    else:
+        summary["status"] = "pairwise judging skipped: it needs eval.compare_base"
+    if cfg.judge.correctness:
+        summary["correctness"], scores = grade_answers(call, test.records, answers, cfg.judge.max_examples,
+                                                       out_dir / "judge_correctness.jsonl")
+        for name, per_example in scores.items():
+            for row, score in zip(rows[name], per_example, strict=True):
+                if score is not None:
+                    row["judge_correctness"] = score
+    return summary
 
 
 @contextlib.contextmanager
@@ -290,130 +245,6 @@ def _generate(label: str, loaded: LoadedModel, prompts: list[list[int]], cfg: Ev
         task = bar.add_task(label, total=len(prompts))
         return generate(loaded.model, loaded.renderer, prompts, cfg.max_new_tokens,
                         on_batch=lambda n: bar.update(task, advance=n), **kwargs)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Scoring one set of generations
-
-
-def score_generations(gens: Sequence[Generation], test: TestSet, cfg: EvalConfig, schema: dict | None,
-                      schema_error: str | None, think: bool) -> dict[str, Any]:
-    """Summary metrics (0-100) and per-example scores for one model under one decoding setting."""
-    from sacrebleu.metrics import CHRF
-
-    answers = [g.answer for g in gens]
-    text = score_all(answers, test.references)
-    per_example = text.pop("per_example")
-    chrf_metric = CHRF()
-    for row, answer, ref in zip(per_example, answers, test.references, strict=True):
-        row["chrf"] = chrf_metric.sentence_score(answer, [ref]).score
-    summary: dict[str, Any] = dict(text)
-    summary["empty_answers"] = sum(not a.strip() for a in answers)
-    _format_scores(summary, per_example, answers, test.references, cfg, schema, schema_error)
-    _term_scores(summary, per_example, answers, test.references, cfg)
-    _fact_scores(summary, per_example, answers, test, cfg)
-    summary["length"] = length_stats(answers)
-    summary["mean_new_tokens"] = float(np.mean([g.num_tokens for g in gens]))
-    summary["unfinished"] = sum(g.finish_reason == "length" for g in gens)
-    summary["reasoning"] = reasoning_stats(gens, test.records) if think else None
-    return {"summary": summary, "per_example": per_example}
-
-
-def _fact_scores(summary: dict, per_example: list[dict], answers: list[str], test: TestSet, cfg: EvalConfig) -> None:
-    """Key-fact recall (examples whose reference states a fact) and invented facts (every example)."""
-    from r1tune.eval.facts import fact_scores
-
-    for row, answer, reference, record in zip(per_example, answers, test.references, test.records, strict=True):
-        prompt = "\n".join(m.content for m in record.prompt_messages)
-        recall, row["invented_facts"] = fact_scores(answer, reference, prompt, cfg.glossary)
-        if recall is not None:
-            row["key_fact_recall"] = recall
-    scored = [row["key_fact_recall"] for row in per_example if "key_fact_recall" in row]
-    if scored:
-        summary["key_fact_recall"], summary["key_fact_n"] = float(np.mean(scored)), len(scored)
-    summary["invented_facts"] = float(np.mean([row["invented_facts"] for row in per_example])) if per_example else 0.0
-
-
-def _format_scores(summary: dict, per_example: list[dict], answers: list[str], refs: list[str], cfg: EvalConfig,
-                   schema: dict | None, schema_error: str | None) -> None:
-    """With a schema every answer must match it; without one, answers whose reference is JSON must parse."""
-    if cfg.json_schema is not None:
-        applicable = list(range(len(answers)))
-    else:
-        applicable = [i for i, ref in enumerate(refs) if json_validity(ref, None)[0]]
-    if not applicable:
-        return
-    reasons: Counter[str] = Counter()
-    for i in applicable:
-        ok, reason = (False, schema_error) if schema_error else json_validity(answers[i], schema)
-        per_example[i]["format_valid"] = 100.0 * ok
-        reasons[reason if not ok else "ok"] += 1
-    summary["format_valid"] = float(np.mean([per_example[i]["format_valid"] for i in applicable]))
-    summary["format_n"] = len(applicable)
-    summary["format_check"] = "JSON Schema" if cfg.json_schema is not None else "parses as JSON"
-    summary["format_reasons"] = dict(reasons.most_common(5))
-
-
-def _term_scores(summary: dict, per_example: list[dict], answers: list[str], refs: list[str],
-                 cfg: EvalConfig) -> None:
-    if cfg.glossary:
-        covered = []
-        for row, answer, ref in zip(per_example, answers, refs, strict=True):
-            required = [t for t in cfg.glossary if glossary_coverage(ref, [t]) == 1.0]
-            if required:
-                row["glossary_coverage"] = 100.0 * glossary_coverage(answer, required)
-                covered.append(row["glossary_coverage"])
-        summary["glossary_coverage"] = float(np.mean(covered)) if covered else None
-        summary["glossary_n"] = len(covered)
-    if cfg.banned_terms:
-        for row, answer in zip(per_example, answers, strict=True):
-            row["banned_rate"] = 100.0 * banned_term_rate(answer, cfg.banned_terms)
-        summary["banned_rate"] = float(np.mean([row["banned_rate"] for row in per_example]))
-
-
-def reasoning_stats(gens: Sequence[Generation], records: Sequence[Record]) -> dict[str, Any]:
-    """Think-block health (shares 0-100) and reasoning length; ROUGE-L against reference reasoning if any.
-
-    Well-formed: exactly one ``</think>``, no second ``<think>``, and an answer after it. A model that
-    never closes its think block produced no answer at all, which is the failure to watch after tuning."""
-    n = len(gens)
-    closed = [g.text.count("</think>") == 1 for g in gens]
-    well_formed = [c and g.text.count("<think>") <= 1 and bool(g.answer.strip()) for c, g in zip(closed, gens, strict=True)]
-    reasoning = [g.reasoning or "" for g in gens]
-    out: dict[str, Any] = {
-        "well_formed": 100.0 * sum(well_formed) / n,
-        "unclosed": 100.0 * sum("</think>" not in g.text for g in gens) / n,
-        "empty": 100.0 * sum(c and not r.strip() for c, r in zip(closed, reasoning, strict=True)) / n,
-        "length": length_stats(reasoning),
-    }
-    pairs = [(r, rec.answer.reasoning) for r, rec in zip(reasoning, records, strict=True) if rec.answer.reasoning]
-    if pairs:
-        out["rougeL_vs_reference"] = float(np.mean([100 * rouge_l(p, ref)["f"] for p, ref in pairs]))
-        out["reference_n"] = len(pairs)
-    return out
-
-
-def latency_stats(batched: Sequence[Generation], single: Sequence[Generation]) -> dict[str, Any]:
-    """Time to first token and tokens/s, batched (throughput at eval.batch_size) and one prompt at a time
-    (what a single chat user waits). Rates use each answer's own finish time inside its batch."""
-
-    def rates(gens: Sequence[Generation]) -> list[float]:
-        return [g.num_tokens / g.finish_seconds for g in gens if g.finish_seconds > 0]
-
-    out: dict[str, Any] = {}
-    if batched:
-        ttft = [g.first_token_seconds for g in batched]
-        total_seconds = sum(g.seconds for g in batched)
-        out["batched"] = {
-            "ttft_mean": float(np.mean(ttft)), "ttft_p90": float(np.percentile(ttft, 90)),
-            "throughput_tokens_per_s": sum(g.num_tokens for g in batched) / total_seconds if total_seconds else 0.0,
-            "tokens_per_s": float(np.mean(rates(batched))) if rates(batched) else 0.0,
-        }
-    if single:
-        ttft = [g.first_token_seconds for g in single]
-        out["single"] = {"n": len(single), "ttft_mean": float(np.mean(ttft)), "ttft_p90": float(np.percentile(ttft, 90)),
-                         "tokens_per_s": float(np.mean(rates(single))) if rates(single) else 0.0}
-    return out
 
 
 def _deltas(results: dict, scored: dict, nll: dict, headline: str, n_resamples: int,

@@ -11,6 +11,11 @@ count as digits. Matching is exact on the normalised form.
   states none are not scored);
 - invented facts: the share of the answer's facts found neither in the reference nor in the prompt (an
   answer that states no fact invents none).
+
+A user who knows a record's facts best lists them in ``meta.key_facts`` ("Cards > Freeze", "5-7 business
+days", "the fee is waived"). Each listed fact is one more fact the answer must state: stated when the
+answer contains it after normalising (NFKC, case, spacing), or when it holds extractable facts and the
+answer states all of them ("5 to 7 days" states "5-7 business days").
 """
 
 from __future__ import annotations
@@ -99,12 +104,29 @@ def _unit(text: str, start: int, end: int) -> str:
     return " " + _CURRENCY_BEFORE[before] if before in _CURRENCY_BEFORE else ""
 
 
-def fact_scores(answer: str, reference: str, prompt: str, glossary: Iterable[str] = ()) -> tuple[float | None, float]:
-    """(key-fact recall, invented-fact rate), both 0-100, each text read once. Recall is None when the
-    reference states no fact; an answer that states no fact invents none."""
+def _plain(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", text).lower().split())
+
+
+def _listed_stated(listed: str, answer_plain: str, stated: set[Fact], glossary: Iterable[str]) -> bool:
+    inside = extract_facts(listed, glossary)
+    return _plain(listed) in answer_plain or bool(inside and inside <= stated)
+
+
+def fact_scores(answer: str, reference: str, prompt: str, glossary: Iterable[str] = (),
+                listed: Iterable[str] = ()) -> tuple[float | None, float]:
+    """(key-fact recall, invented-fact rate), both 0-100, each text read once. `listed` are the record's
+    hand-listed key facts (`meta.key_facts`). Recall is None when there is no fact to look for; an answer
+    that states no fact invents none."""
+    glossary, listed = tuple(glossary), [f for f in listed if f.strip()]
     wanted, stated = extract_facts(reference, glossary), extract_facts(answer, glossary)
-    recall = 100.0 * len(wanted & stated) / len(wanted) if wanted else None
+    answer_plain = _plain(answer)
+    hits = len(wanted & stated) + sum(_listed_stated(f, answer_plain, stated, glossary) for f in listed)
+    total = len(wanted) + len(listed)
+    recall = 100.0 * hits / total if total else None
     if not stated:
         return recall, 0.0
     known = wanted | extract_facts(prompt, glossary)
+    for fact in listed:
+        known |= extract_facts(fact, glossary)
     return recall, 100.0 * len(stated - known) / len(stated)

@@ -118,6 +118,11 @@ def local_caller(cfg: JudgeConfig, precision: str) -> Callable[[list[str]], list
     return call
 
 
+def make_caller(cfg: JudgeConfig, precision: str = "fp32") -> Callable[[list[str]], list[str]]:
+    """The configured judge: its endpoint, or the model loaded in-process."""
+    return endpoint_caller(cfg) if cfg.endpoint else local_caller(cfg, precision)
+
+
 def _combine(first: str | None, second: str | None) -> str:
     """Verdicts as model names ("base"/"tuned"/"tie"/None) from both orders -> one outcome."""
     valid = [v for v in (first, second) if v is not None]
@@ -137,7 +142,7 @@ def run_judge(cfg: JudgeConfig, records: Sequence[Record], base_answers: Sequenc
     n = min(cfg.max_examples, len(records))
     summary: dict[str, Any] = {"judge": cfg.model, "via": "endpoint" if cfg.endpoint else "local", "status": "ok"}
     try:
-        call = caller or (endpoint_caller(cfg) if cfg.endpoint else local_caller(cfg, precision))
+        call = caller or make_caller(cfg, precision)
     except Exception as err:  # a judge that cannot load must not lose the evaluation it is attached to
         log.warning("judge unavailable: %s", err)
         return {**summary, "status": f"judge unavailable: {err}", "n": 0}

@@ -27,6 +27,8 @@ METRICS: tuple[MetricInfo, ...] = (
                "states (%)", 1, True, True),
     MetricInfo("invented_facts", "invented facts", "lower",
                "answer facts found in neither the reference nor the prompt (%)", 1, True, True),
+    MetricInfo("judge_correctness", "judge: correct answers", "higher",
+               "the judge's grade against the reference: correct 100, partially 50, wrong 0 (mean)", 1, True, True),
     MetricInfo("perplexity", "perplexity on test answers", "lower",
                "how surprised the model is by the reference answers", 2, in_terminal=True),
     MetricInfo("rougeL", "ROUGE-L", "higher", "longest common subsequence with the reference (0–100)", 1, True, True),

@@ -20,6 +20,7 @@ from typing import Any
 
 from r1tune.artifacts import DATA_REPORT_FILE, ArtifactError, EvalMetrics
 from r1tune.eval.metric_info import LABELS, METRICS
+from r1tune.eval.verdict import decide
 from r1tune.rundir import RunDir
 
 GOOD, BAD, BASE_COLOR, TUNED_COLOR = "#1a7f37", "#c62828", "#8a94a6", "#3366cc"
@@ -50,7 +51,8 @@ def build_context(run: RunDir) -> dict[str, Any]:
         "cfg": _safe_config(run),
         "m": metrics,
         "has_base": has_base,
-        "verdict": _verdict(metrics) if metrics and has_base else None,
+        "verdict": decide(metrics) if metrics else None,
+        "slices": _slice_rows(metrics) if metrics else [],
         "rows": metric_rows(metrics) if metrics else [],
         "reasoning_rows": _reasoning_rows(metrics) if metrics else [],
         "decoding_rows": _decoding_rows(metrics) if metrics else [],
@@ -130,19 +132,22 @@ def metric_rows(metrics: EvalMetrics) -> list[dict[str, Any]]:
     return rows
 
 
-def _verdict(metrics: EvalMetrics) -> dict[str, Any]:
-    tuned, base = metrics.tuned, metrics.base
-    assert base is not None
-    ppl = metrics.perplexity_change_pct()
-    rouge = metrics.delta.get("rougeL", 0.0)
-    good = ppl is not None and ppl < 0 and rouge >= 0
-    rouge_ci = metrics.ci.get("rougeL")
-    return {
-        "good": good,
-        "ppl": f"{_fmt(base.perplexity)} → {_fmt(tuned.perplexity)} ({ppl:+.1f}%)" if ppl is not None else "—",
-        "rouge": f"{_fmt(base.rougeL, 1)} → {_fmt(tuned.rougeL, 1)} ({rouge:+.1f} points"
-                 + (f", 95% CI {rouge_ci.low:+.1f} to {rouge_ci.high:+.1f}" if rouge_ci else "") + ")",
-    }
+def _slice_rows(metrics: EvalMetrics) -> list[dict[str, Any]]:
+    """Per-slice rows, worst first, with each metric as "base → tuned (change)" coloured by direction."""
+    from r1tune.eval.slices import SLICE_METRICS
+
+    better = {m.key: m.better for m in METRICS}
+    keys = [k for k in SLICE_METRICS if any(k in s.tuned for s in metrics.slices)]
+    rows = []
+    for s in metrics.slices:
+        cells = []
+        for key in keys:
+            tuned, base, change = s.tuned.get(key), s.base.get(key), s.delta.get(key)
+            text = "—" if tuned is None else (f"{base:.1f} → {tuned:.1f} ({change:+.1f})" if change is not None
+                                              else f"{tuned:.1f}")
+            cells.append({"text": text, "cls": _direction(change, better[key])})
+        rows.append({"dimension": s.dimension, "value": s.value, "n": s.n, "cells": cells})
+    return [{"labels": [LABELS[k] for k in keys], "rows": rows}] if rows else []
 
 
 def _reasoning_rows(metrics: EvalMetrics) -> list[dict[str, str]]:

@@ -86,7 +86,8 @@ def eval_stage(cfg: R1TuneConfig, run: RunDir, data: PreparedData | None = None,
     if cfg.eval.compare_base and run.trains_whole_model:
         base_model = models.load_model(loaded.source, cfg.model)
     metrics = evaluate(cfg.eval, loaded, data.test, run.eval, resolve_precision(cfg.train.precision),
-                       cfg.train.max_seq_len, show_progress, seed=cfg.project.seed, base_model=base_model)
+                       cfg.train.max_seq_len, show_progress, seed=cfg.project.seed, base_model=base_model,
+                       label_key=cfg.data.split.stratify_by)
     run.write_metrics(metrics)
     _track_eval(cfg, run, metrics)
     return metrics

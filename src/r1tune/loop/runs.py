@@ -8,6 +8,7 @@ from pathlib import Path
 
 from r1tune.artifacts import ArtifactError
 from r1tune.errors import R1TuneError
+from r1tune.eval.verdict import decide
 from r1tune.rundir import RunDir
 
 
@@ -22,6 +23,8 @@ class RunRow:
     test_records: int | None
     perplexity_change_pct: float | None  # tuned vs base on the test answers
     rougeL_delta: float | None
+    key_fact_delta: float | None = None  # key-fact recall, tuned minus base (points)
+    verdict: str | None = None  # better / worse / unclear, as the report's headline decides it
     note: str = ""  # e.g. a metrics file that could not be read
 
 
@@ -48,16 +51,19 @@ def _row(run: RunDir) -> RunRow:
     status, error = run.status()
     info = run.read_info()
     funnel = _funnel(run)
-    ppl = rouge = None
+    ppl = rouge = facts = verdict = None
     note = ""
     if run.metrics.is_file():
         try:
             metrics = run.read_metrics()
-            ppl, rouge = metrics.perplexity_change_pct(), metrics.delta.get("rougeL")
+            ppl, rouge, facts = (metrics.perplexity_change_pct(), metrics.delta.get("rougeL"),
+                                 metrics.delta.get("key_fact_recall"))
+            decided = decide(metrics)
+            verdict = decided.outcome if decided else None
         except ArtifactError as err:
             note = err.message
     return RunRow(run.run_id, run.path, status, error, info.get("method"), funnel.get("train"), funnel.get("test"),
-                  ppl, rouge, note)
+                  ppl, rouge, facts, verdict, note)
 
 
 def _funnel(run: RunDir) -> dict:
