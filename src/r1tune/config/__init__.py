@@ -167,6 +167,22 @@ class PiiConfig(_Section):
         description="`placeholder`: `[PHONE]`; `pseudonym`: a consistent realistic fake; `hash`: `[PHONE:3fa2c1]` (salted).",
     )
     types: list[PiiType] | None = Field(None, description="PII types to mask; default: all.")
+    names: Literal["cues", "free", "thulac"] = Field(
+        "free",
+        description=(
+            "How Chinese person names without a cue word (\"本次由闫超负责跟进\") are found. `free`: a "
+            "surname + given-name scan checked against jieba's dictionary (fast, the default); `thulac`: the "
+            "THULAC learned tagger (needs `pip install 'r1tune[names]'`, about 250x slower); `cues`: only names "
+            "next to cue words (联系人, 先生, Dear ...). `make bench-pii` measures all three."
+        ),
+    )
+    person_scope: Literal["all", "private"] = Field(
+        "all",
+        description=(
+            "`all` masks every person name; `private` keeps well-known public and fictional names (孔子, "
+            "Sherlock Holmes; list in `data/pii/public_names.py`) for news, education or literature corpora."
+        ),
+    )
     salt_env: str = Field(
         "R1TUNE_PII_SALT",
         description="Environment variable holding the secret salt (required for `hash`; keeps pseudonyms stable).",

@@ -271,7 +271,8 @@ class RecordCleaner:
         if self._masker is None:
             from r1tune.data.pii import PiiMasker
 
-            self._masker = PiiMasker(self.pii_cfg.strategy, self.salt, self.pii_cfg.types)
+            self._masker = PiiMasker(self.pii_cfg.strategy, self.salt, self.pii_cfg.types,
+                                      names=self.pii_cfg.names, person_scope=self.pii_cfg.person_scope)
         masked, spans = self._masker.mask(text)
         for span in spans:
             self._found[span.type] += 1

@@ -11,9 +11,11 @@ UnionPay cards are not covered), so everything here is hand-written regex plus c
   keeps numbers labelled as order/tracking/serial numbers unmasked.
 * Boundaries are `(?<![0-9A-Za-z])...(?![0-9A-Za-z])`, never `\b`, so `电话13812345678` is found.
 * Full-width ASCII (`１３８…`, `＠`) is folded to half-width before matching; offsets map 1:1.
-* Names use cues (姓名/联系人/先生/女士/经理, Mr./Dear/"my name is"/signatures) and jieba only on a small
-  window around a cue, so texts without cues never pay for segmentation. Full jieba `nr` scanning is
-  opt-in (`zh_name_scan=True`) because it is slower and less precise.
+* Names use cues (姓名/联系人/先生/女士/经理, Mr./Dear/"my name is"/signatures, jieba on a small window
+  around a cue) and, without a cue, a surname + given-name scan checked against jieba's dictionary
+  (`free_names`, the default) or THULAC's learned tagger (`learned_names`, `names="thulac"`); English
+  names also pair a given name or a common surname with a capitalised neighbour. `person_scope="private"`
+  keeps well-known public and fictional names (`public_names`).
 
 Decisions worth knowing (see also tests/data/pii_cases.jsonl):
 * IPv4 with all single-digit octets (`1.2.3.4`) is read as a version/section number unless IP context
@@ -27,8 +29,8 @@ Decisions worth knowing (see also tests/data/pii_cases.jsonl):
 * PERSON spans exclude titles: `王先生` masks `王`, `Dr. Jane Doe` masks `Jane Doe`.
 * URL_SECRET masks only the secret value (`?token=<here>`, `https://user:<here>@host`).
 
-One module per job: `checksums`, `text` (shared regex pieces), `numbers`, `names` and `addresses`
-(the detectors), `detector` (the driver), `pseudonyms`, `masker`, `files` and `evaluation`.
+One module per job: `checksums`, `text` (shared regex pieces), `numbers`, `names`, `free_names`,
+`learned_names` and `addresses` (the detectors), `public_names`, `detector` (the driver), `pseudonyms`, `masker`, `files` and `evaluation`.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 
 from r1tune.data.pii.addresses import _find_en_address, _find_zh_address
-from r1tune.data.pii.names import _find_en_person, _find_zh_person, _find_zh_person_scan
+from r1tune.data.pii.free_names import find_zh_person_free
+from r1tune.data.pii.names import _find_en_person, _find_zh_person
 from r1tune.data.pii.numbers import (
     _find_bank_card,
     _find_cn_id,
@@ -19,7 +20,7 @@ from r1tune.data.pii.numbers import (
     _find_url_secret,
     _find_uscc,
 )
-from r1tune.data.pii.spans import PII_TYPES, PiiSpan
+from r1tune.data.pii.spans import NAME_FINDERS, PII_TYPES, NameFinder, PersonScope, PiiSpan
 from r1tune.data.pii.text import _HAS_CJK, _HAS_DIGIT, Cand, _to_halfwidth
 from r1tune.errors import R1TuneError
 
@@ -37,7 +38,18 @@ def _digit_profile(text: str) -> tuple[int, int, int]:
     return max(runs, default=0), len(runs), runs.count(4)
 
 
-def _applicable_finders(text: str, types: frozenset[str], zh_name_scan: bool) -> list[_Finder]:
+def _zh_name_finder(names: NameFinder) -> _Finder | None:
+    """The cue-free Chinese name finder of a `names` setting (cue-based finding always runs)."""
+    if names == "cues":
+        return None
+    if names == "thulac":
+        from r1tune.data.pii.learned_names import find_zh_person_thulac
+
+        return find_zh_person_thulac
+    return find_zh_person_free
+
+
+def _applicable_finders(text: str, types: frozenset[str], free_names: _Finder | None) -> list[_Finder]:
     """Cheap prefilters: only run the detectors whose trigger characters occur in the text."""
     digit, cjk = bool(_HAS_DIGIT.search(text)), bool(_HAS_CJK.search(text))
     upper = bool(_HAS_LATIN_UPPER.search(text))
@@ -51,8 +63,8 @@ def _applicable_finders(text: str, types: frozenset[str], zh_name_scan: bool) ->
         ("EMAIL", "@" in text, _find_email),
         ("IP", digit and ("." in text or ":" in text), _find_ip),
         ("URL_SECRET", "=" in text or "://" in text, _find_url_secret),
-        ("PERSON", cjk, _find_zh_person_scan if zh_name_scan else _find_zh_person),
-        ("PERSON", zh_name_scan and cjk, _find_zh_person),
+        ("PERSON", cjk, _find_zh_person),
+        ("PERSON", cjk and free_names is not None, free_names),
         ("PERSON", upper, _find_en_person),
         ("ADDRESS", cjk, _find_zh_address),
         ("ADDRESS", digit and upper, _find_en_address),
@@ -73,6 +85,17 @@ def _resolve(cands: list[Cand]) -> list[Cand]:
     return taken
 
 
+def _extend_names(cands: list[Cand]) -> list[Cand]:
+    """A cue-based name cut short by jieba ("客户许霞|雪") takes the end of a longer cue-free name found at
+    the same start; its score (the cue's) is kept."""
+    longest: dict[int, int] = {}
+    for s, e, t, _ in cands:
+        if t == "PERSON" and e > longest.get(s, -1):
+            longest[s] = e
+    return [(s, longest[s], t, sc) if t == "PERSON" and longest[s] - s <= 4 else (s, e, t, sc)
+            for s, e, t, sc in cands]
+
+
 def _check_types(types: Iterable[str] | None) -> frozenset[str]:
     """Validate a user-supplied type filter early, with the allowed names in the message."""
     if types is None:
@@ -87,10 +110,16 @@ def _check_types(types: Iterable[str] | None) -> frozenset[str]:
 class PiiDetector:
     """Reusable detector with a fixed type filter; `detect_pii` wraps a cached instance of this."""
 
-    def __init__(self, types: Iterable[str] | None = None, zh_name_scan: bool = False) -> None:
-        """`types` limits detection (unknown names fail fast); `zh_name_scan` adds cue-less jieba name scanning."""
+    def __init__(self, types: Iterable[str] | None = None, names: NameFinder = "free",
+                 person_scope: PersonScope = "all") -> None:
+        """`types` limits detection (unknown names fail fast); `names` chooses how Chinese names without a cue
+        word are found (`cues`: not at all, `free`: dictionary scan, `thulac`: learned tagger);
+        `person_scope="private"` keeps well-known public and fictional names."""
+        if names not in NAME_FINDERS:
+            raise R1TuneError(f"unknown name finder {names!r}", hint=f"use one of {', '.join(NAME_FINDERS)}")
         self.types = _check_types(types)
-        self.zh_name_scan = zh_name_scan
+        self.free_names = _zh_name_finder(names)
+        self.person_scope = person_scope
 
     def detect(self, text: str) -> list[PiiSpan]:
         """All PII spans in `text`, non-overlapping and sorted by position."""
@@ -98,18 +127,24 @@ class PiiDetector:
             return []
         norm = _to_halfwidth(text)
         cands: list[Cand] = []
-        for finder in _applicable_finders(norm, self.types, self.zh_name_scan):
+        for finder in _applicable_finders(norm, self.types, self.free_names):
             cands.extend(finder(norm))
-        return [PiiSpan(s, e, t, text[s:e], sc) for s, e, t, sc in _resolve(cands)]
+        spans = [PiiSpan(s, e, t, text[s:e], sc) for s, e, t, sc in _resolve(_extend_names(cands))]
+        if self.person_scope == "private":
+            from r1tune.data.pii.public_names import is_public_name
+
+            spans = [sp for sp in spans if sp.type != "PERSON" or not is_public_name(sp.text)]
+        return spans
 
 
 @lru_cache(maxsize=64)
-def _cached_detector(types: frozenset[str] | None, zh_name_scan: bool) -> PiiDetector:
-    """One detector per type filter, so repeated `detect_pii` calls do no setup work."""
-    return PiiDetector(types, zh_name_scan)
+def _cached_detector(types: frozenset[str] | None, names: NameFinder, scope: PersonScope) -> PiiDetector:
+    """One detector per setting, so repeated `detect_pii` calls do no setup work."""
+    return PiiDetector(types, names, scope)
 
 
-def detect_pii(text: str, types: Iterable[str] | None = None, *, zh_name_scan: bool = False) -> list[PiiSpan]:
+def detect_pii(text: str, types: Iterable[str] | None = None, *, names: NameFinder = "free",
+               person_scope: PersonScope = "all") -> list[PiiSpan]:
     """Find PII in `text`; `types` limits the search (e.g. skip PERSON/ADDRESS for speed or recall trade-offs)."""
     key = None if types is None else frozenset(types)
-    return _cached_detector(key, zh_name_scan).detect(text)
+    return _cached_detector(key, names, person_scope).detect(text)

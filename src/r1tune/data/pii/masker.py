@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from r1tune.data.pii.detector import PiiDetector
 from r1tune.data.pii.pseudonyms import _FAKERS, _fill_digits, normalize_value
-from r1tune.data.pii.spans import PiiSpan, Strategy
+from r1tune.data.pii.spans import NameFinder, PersonScope, PiiSpan, Strategy
 from r1tune.errors import R1TuneError
 
 
@@ -32,7 +32,7 @@ class PiiMasker:
     """
 
     def __init__(self, strategy: Strategy = "placeholder", salt: str = "", types: Iterable[str] | None = None,
-                 *, zh_name_scan: bool = False, hash_len: int = 6) -> None:
+                 *, names: NameFinder = "free", person_scope: PersonScope = "all", hash_len: int = 6) -> None:
         """Validate the strategy early; the hash strategy refuses to run without a secret salt."""
         if not 4 <= hash_len <= 64:
             raise R1TuneError(f"hash_len must be between 4 and 64, got {hash_len}")
@@ -43,7 +43,7 @@ class PiiMasker:
             raise R1TuneError("the hash strategy needs a secret salt",
                               hint="pass salt=... (keep it secret; reuse it to get the same hashes across runs)")
         self.strategy = strategy
-        self.detector = PiiDetector(types, zh_name_scan)
+        self.detector = PiiDetector(types, names, person_scope)
         self._key = (salt or secrets.token_hex(16)).encode("utf-8")
         self.counts: Counter[str] = Counter()
         self._fakes: dict[tuple[str, str], str] = {}

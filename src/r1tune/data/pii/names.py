@@ -194,20 +194,6 @@ def _find_zh_person(text: str) -> Iterator[Cand]:
             yield span[0], span[1], "PERSON", 0.8
 
 
-_SCAN_MAX_FREQ = 100  # jieba tags frequent words like 谢谢/银行卡/申请人 as nr; real private names are rare
-
-
-def _find_zh_person_scan(text: str) -> Iterator[Cand]:
-    """Opt-in: every jieba token that looks like surname+given (rare dictionary nr, or HMM-discovered)."""
-    freq = _jieba()[0].FREQ
-    for s, e, tag in _segment(text):
-        word = text[s:e]
-        if tag is None or (tag.startswith("nr") and freq.get(word, 0) <= _SCAN_MAX_FREQ):
-            word = _strip_honorific(word)
-            if _is_cjk_name(word):
-                yield s, s + len(word), "PERSON", 0.6
-
-
 _EN_GIVEN = frozenset(
     """James John Robert Michael William David Richard Joseph Thomas Charles Christopher Daniel Matthew Anthony
     Donald Steven Paul Andrew Joshua Kenneth Kevin Brian George Timothy Ronald Edward Jason Jeffrey Ryan Jacob
@@ -225,7 +211,30 @@ _EN_GIVEN = frozenset(
     Kathryn Janice Jean Abigail Alice Judy Sophia Denise Doris Marilyn Danielle Beverly Isabella Theresa Diana
     Natalie Brittany Charlotte Marie Kayla Alexis Lori Sophie Chloe Grace Lucy Ella Mia Ava Zoe Amelia Jane Kate
     Claire Laura Julia Sarah Anne Annie Jenny Jen Liz Beth Sue Kim Tina Nina Lily Rose Ruby Emma Alice Irene
-    Fiona Eileen Wendy Vivian Cindy Tracy Peggy Sally Jessie Kevin Jason Tony Eric Vicky Winnie Angel Jack""".split()
+    Fiona Eileen Wendy Vivian Cindy Tracy Peggy Sally Jessie Kevin Jason Tony Eric Vicky Winnie Angel Jack
+    Mohammed Muhammad Ahmed Ali Omar Hassan Fatima Aisha Layla Yasmin Priya Ravi Arjun Anil Sunil Rahul Amit
+    Deepak Vikram Anjali Pooja Neha Kavya Hiroshi Takeshi Kenji Yuki Haruto Sakura Yuna Akira Min-jun Ji-woo
+    Seo-yeon Carlos Juan Luis Miguel Pedro Mateo Diego Javier Alejandro Sofia Lucia Camila Valentina Isabel
+    Olga Natasha Ivan Dmitri Sergei Tomasz Piotr Katarzyna Ingrid Lars Sven Astrid Hans Klaus Jurgen Pierre
+    Francois Antoine Giulia Marco Luca Giovanni Chiara Nguyen Minh Thi Kwame Chinedu Amara Tunde Zainab""".split()
+)
+# Common surnames (US, UK, and the most frequent elsewhere), for "Priya Raman"-style pairs whose given name
+# is not in the table above.
+_EN_SURNAMES = frozenset(
+    """Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez Hernandez Lopez Gonzalez
+    Wilson Anderson Thomas Taylor Moore Jackson Martin Lee Perez Thompson White Harris Sanchez Clark Ramirez
+    Lewis Robinson Walker Young Allen King Wright Scott Torres Nguyen Hill Flores Green Adams Nelson Baker
+    Hall Rivera Campbell Mitchell Carter Roberts Gomez Phillips Evans Turner Diaz Parker Cruz Edwards Collins
+    Reyes Stewart Morris Morales Murphy Cook Rogers Gutierrez Ortiz Morgan Cooper Peterson Bailey Reed Kelly
+    Howard Ramos Kim Cox Ward Richardson Watson Brooks Chavez Wood Bennett Gray Mendoza Ruiz Hughes Price
+    Alvarez Castillo Sanders Patel Myers Long Ross Foster Jimenez Powell Jenkins Perry Russell Sullivan Bell
+    Coleman Butler Henderson Barnes Fisher Vasquez Simmons Graham Murray Ford Hamilton Wallace Gibson
+    Fischer Schmidt Schneider Weber Meyer Wagner Becker Schulz Hoffmann Muller Rossi Russo Ferrari Bianchi
+    Romano Colombo Dubois Durand Lefebvre Moreau Laurent Bernard Petit Kowalski Nowak Wisniewski Ivanov
+    Petrov Smirnov Tanaka Suzuki Takahashi Watanabe Yamamoto Nakamura Sato Ito Park Choi Jung Kang Cho
+    Singh Kumar Sharma Gupta Raman Reddy Iyer Nair Khan Ahmed Hussain Haddad Okafor Okonkwo Mensah Adeyemi
+    Lindqvist Johansson Andersson Nilsson Larsen Hansen Jensen O'Connor O'Brien O'Neill Murphy Kelly Byrne
+    Ryan Walsh""".split()
 )
 _EN_NOT_NAME = frozenset(
     """The A An And Or Of In On At To For From With By As Is Are Was Be This That These Those It Its We Our You
@@ -239,7 +248,8 @@ _EN_NOT_NAME = frozenset(
     Time Today Tomorrow China Chinese English America American Beijing Shanghai Shenzhen Guangzhou Hong Kong
     New York London Paris Christmas Day Visa Mastercard Amex UnionPay Apple Google Microsoft Amazon River Lake
     Mountain Mountains Valley Beach Island Islands Bay Hills Falls Springs Creek Harbor Port Bridge Canyon Road
-    North South East West Central Airways Pay Wallet Platinum Gold Silver Prime""".split()
+    North South East West Central Airways Pay Wallet Platinum Gold Silver Prime Agent Officer Nurse Doctor
+    Captain Teacher Professor Judge Director Chief Senior Junior Ticket Invoice Reference Per""".split()
 )
 _PINYIN_SURNAMES = frozenset(
     """Wang Li Zhang Liu Chen Yang Huang Zhao Wu Zhou Xu Sun Zhu Hu Guo Lin Gao Luo Zheng Liang Xie Song Tang
@@ -354,7 +364,8 @@ def _is_name_pair(first: str, last: str) -> bool:
     """Given name + surname, pinyin surname + pinyin given name, or anything + a distinctive pinyin surname."""
     if last in _EN_NOT_NAME:
         return False
-    return first in _EN_GIVEN or (first in _PINYIN_SURNAMES and _pinyin_given(last)) or last in _PINYIN_SURNAME_LAST
+    return (first in _EN_GIVEN or (first in _PINYIN_SURNAMES and _pinyin_given(last)) or last in _PINYIN_SURNAME_LAST
+            or last in _EN_SURNAMES)
 
 
 def _weak_cue_before(text: str, start: int) -> bool:

@@ -74,10 +74,10 @@ _CARD_CONTEXT = re.compile(r"卡号|银行卡|信用卡|储蓄卡|借记卡|账�
 
 def _card_in_groups(groups: list[str]) -> tuple[int, int] | None:
     """(first, last) group indices of the card in a run of digit groups: the leftmost, then longest, run of
-    consecutive groups with 16-19 digits, a first group of 4+ digits, inner groups of 3+, a real card-network
-    prefix and a valid Luhn check digit."""
+    consecutive groups with 16-19 digits, a first group of 3+ digits (19-digit cards are also printed 3-4-4-4-4),
+    inner groups of 3+, a real card-network prefix and a valid Luhn check digit."""
     for first in range(len(groups)):
-        if len(groups[first]) < 4:
+        if len(groups[first]) < 3:
             continue
         best = None
         digits = ""

@@ -9,6 +9,9 @@ PII_TYPES: tuple[str, ...] = (
     "CN_ID", "PHONE", "BANK_CARD", "USCC", "PASSPORT", "EMAIL", "IP", "URL_SECRET", "PERSON", "ADDRESS",
 )
 Strategy = Literal["placeholder", "pseudonym", "hash"]
+NameFinder = Literal["cues", "free", "thulac"]
+NAME_FINDERS: tuple[str, ...] = ("cues", "free", "thulac")
+PersonScope = Literal["all", "private"]
 
 
 @dataclass(frozen=True)
