@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from r1tune.data.records import Record
-from r1tune.eval.judge import MAX_CONSECUTIVE_ERRORS, JudgeError
-from r1tune.models.decoding import split_reasoning
+from r1tune.eval.judge import MAX_CONSECUTIVE_ERRORS, JudgeError, reply_field
 
 log = logging.getLogger(__name__)
 GRADE_SCORES = {"correct": 100.0, "partially": 50.0, "wrong": 0.0}
@@ -41,28 +39,13 @@ up, or the answer does not address the request. Style and length do not matter.
 
 Reply with one JSON object and nothing else: {{"grade": "correct" or "partially" or "wrong", "reason": "<one sentence>"}}"""
 
-_GRADE_FIELD = re.compile(r'"?grade"?\s*[:=]\s*"?(correct|partially|wrong)\b', re.IGNORECASE)
-
-
 def correctness_prompt(prompt: str, reference: str, answer: str) -> str:
     return CORRECTNESS_TEMPLATE.format(prompt=prompt, reference=reference, answer=answer or "(empty)")
 
 
 def parse_grade(text: str) -> tuple[str | None, str]:
     """("correct" | "partially" | "wrong" | None, reason) from a judge's reply; reasoning is ignored."""
-    body = split_reasoning(text, think=True)[1].strip() or text
-    for match in re.finditer(r"\{.*?\}", body, re.DOTALL):
-        try:
-            obj = json.loads(match.group(0))
-        except json.JSONDecodeError:
-            continue
-        grade = str(obj.get("grade", "")).strip().lower() if isinstance(obj, dict) else ""
-        if grade in GRADE_SCORES:
-            return grade, str(obj.get("reason", "")).strip()
-    field = _GRADE_FIELD.search(body)
-    if field:
-        return field.group(1).lower(), body[:300]
-    return None, f"unparseable grade: {body[:200]!r}"
+    return reply_field(text, "grade", tuple(GRADE_SCORES))
 
 
 def grade_answers(call: Callable[[list[str]], list[str]], records: Sequence[Record],

@@ -44,7 +44,6 @@ Prefer the answer that is correct, helpful, fluent and safe; length alone is not
 
 Reply with one JSON object and nothing else: {{"winner": "A" or "B" or "tie", "reason": "<one sentence>"}}"""
 
-_VERDICT_FIELD = re.compile(r'"?winner"?\s*[:=]\s*"?(A|B|tie)\b', re.IGNORECASE)
 
 
 class JudgeError(Exception):
@@ -57,22 +56,29 @@ def judge_prompt(prompt: str, reference: str | None, answer_a: str, answer_b: st
                                  answer_b=answer_b or "(empty)")
 
 
-def parse_verdict(text: str) -> tuple[str | None, str]:
-    """("A" | "B" | "tie" | None, reason) from a judge's reply; reasoning blocks are ignored."""
+def reply_field(text: str, field: str, allowed: tuple[str, ...]) -> tuple[str | None, str]:
+    """(value, reason) of `field` in a judge's reply, lower-cased and one of `allowed`: from the first JSON
+    object that has it, else from a loose `field: value`; reasoning blocks are ignored. The reason is the
+    object's `reason`, or the start of the reply."""
     body = split_reasoning(text, think=True)[1].strip() or text  # no tags: all "reasoning", so the whole text
     for match in re.finditer(r"\{.*?\}", body, re.DOTALL):
         try:
             obj = json.loads(match.group(0))
         except json.JSONDecodeError:
             continue
-        winner = str(obj.get("winner", "")).strip()
-        if winner.lower() in ("a", "b", "tie"):
-            return ("tie" if winner.lower() == "tie" else winner.upper()), str(obj.get("reason", "")).strip()
-    field = _VERDICT_FIELD.search(body)
-    if field:
-        winner = field.group(1)
-        return ("tie" if winner.lower() == "tie" else winner.upper()), body[:300]
-    return None, f"unparseable verdict: {body[:200]!r}"
+        value = str(obj.get(field, "")).strip().lower() if isinstance(obj, dict) else ""
+        if value in allowed:
+            return value, str(obj.get("reason", "")).strip()
+    loose = re.search(rf'"?{field}"?\s*[:=]\s*"?({"|".join(allowed)})\b', body, re.IGNORECASE)
+    if loose:
+        return loose.group(1).lower(), body[:300]
+    return None, f"unparseable {field}: {body[:200]!r}"
+
+
+def parse_verdict(text: str) -> tuple[str | None, str]:
+    """("A" | "B" | "tie" | None, reason) from a judge's reply."""
+    winner, reason = reply_field(text, "winner", ("a", "b", "tie"))
+    return (winner if winner in (None, "tie") else winner.upper()), reason
 
 
 def endpoint_caller(cfg: JudgeConfig) -> Callable[[list[str]], list[str]]:
