@@ -76,6 +76,7 @@ class DataReport(_Artifact):
     token_counter: Literal["tokenizer", "approx"]
     timings: dict[str, float]
     records_per_second: float | None
+    warnings: list[str] = Field(default_factory=list)  # see data/data_warnings.py
 
 
 class TrainSummary(_Artifact):

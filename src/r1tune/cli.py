@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from r1tune.errors import R1TuneError
@@ -82,8 +83,12 @@ def run(config: ConfigArg, overrides: OverridesArg = None,
     from r1tune.loop import run_pipeline
 
     cfg = _load(config, overrides)
-    result = run_pipeline(cfg, show_progress=progress,
-                          on_stage=lambda name, r: console.print(f"[bold cyan]▶ {name}[/]  ({r.path})"))
+    def on_stage(name: str, run_dir) -> None:
+        if name == "train":  # prepare has finished: its warnings before hours of training
+            _print_data_warnings(run_dir.read_data_report())
+        console.print(f"[bold cyan]▶ {name}[/]  ({run_dir.path})")
+
+    result = run_pipeline(cfg, show_progress=progress, on_stage=on_stage)
     _print_comparison(result.metrics)
     _print_run_files(result.run)
 
@@ -106,6 +111,7 @@ def prepare_cmd(config: ConfigArg, overrides: OverridesArg = None,
     changed = ", ".join(f"{stage} {n}" for stage, n in funnel.changed.items()) or "none"
     out.print(f"read {funnel.read} · rejected: {rejected} · changed: {changed} · usable {funnel.usable} → "
               f"train {funnel.train} / val {funnel.val} / test {funnel.test}")
+    _print_data_warnings(report)
     pii = report.pii.by_type
     if pii:
         out.print("masked PII: " + ", ".join(f"{t} {n}" for t, n in sorted(pii.items())))
@@ -300,7 +306,8 @@ def show_sample(
 
     run = RunDir(target) if (target / "config.yaml").is_file() else None
     cfg = run.load_config() if run else _load(target, overrides)
-    loaded = models.load(cfg.model, cfg.train.reasoning, cfg.train.train_on_prompt, with_weights=False)
+    loaded = models.load(cfg.model, cfg.train.reasoning, cfg.train.train_on_prompt, with_weights=False,
+                         mask_history=cfg.train.mask_history)
     records, origin = _training_records(cfg, run, target, n, loaded.tokenizer)
     # Colour where the terminal shows it; elsewhere (logs, pipes) trained spans are bracketed ⟦like this⟧.
     markers = not out.is_terminal
@@ -521,6 +528,11 @@ def config_docs() -> None:
     from r1tune.configdocs import config_reference_markdown
 
     print(config_reference_markdown(), end="")
+
+
+def _print_data_warnings(report) -> None:
+    for warning in report.warnings:
+        console.print(f"[bold yellow]data warning:[/] {escape(warning)}", highlight=False)
 
 
 def _print_comparison(metrics: EvalMetrics) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 from datasketch import MinHash
 
 from r1tune.data.dedup import MinHasher, exact_key, lsh_params, near_duplicate_clusters
@@ -69,3 +70,28 @@ def test_inactive_rows_never_join_a_cluster_and_bands_follow_datasketch():
     assert result.cluster.tolist() == [0, 1, 0]
     bands, rows = lsh_params(0.8, 128)
     assert bands * rows <= 128 and bands > 1
+
+
+def test_clusters_do_not_chain_through_neighbours():
+    # A ~ B and B ~ C at 0.85, A ~ C at 0.70: with threshold 0.8, C is not a duplicate of A's cluster.
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 2**32 - 1, 100, dtype=np.uint32)
+    b, c = a.copy(), a.copy()
+    b[:15] += 1
+    c[:15] += 1
+    c[15:30] += 1
+    result = near_duplicate_clusters(np.stack([a, b, c]), 0.8)
+    assert result.cluster.tolist() == [0, 0, 2]
+    assert result.similarity.tolist() == pytest.approx([1.0, 0.85, 1.0])
+
+
+def test_a_second_signature_must_agree_too():
+    # same answers (second matrix equal), prompts 0.5 similar: not duplicates; prompts equal: duplicates
+    rng = np.random.default_rng(1)
+    answer = rng.integers(0, 2**32 - 1, (2, 64), dtype=np.uint32)
+    answer[1] = answer[0]
+    prompt = rng.integers(0, 2**32 - 1, (2, 64), dtype=np.uint32)
+    prompt[1, :32] = prompt[0, :32]
+    assert near_duplicate_clusters(prompt, 0.8, also=answer).cluster.tolist() == [0, 1]
+    prompt[1] = prompt[0]
+    assert near_duplicate_clusters(prompt, 0.8, also=answer).cluster.tolist() == [0, 0]

@@ -3,6 +3,8 @@ single-valued dimensions left out, and the slice a gate would check."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from r1tune.artifacts import EvalMetrics, ModelScores
@@ -53,6 +55,11 @@ def test_slice_means_by_hand_with_the_worst_slice_first():
     assert cards.tuned == {"key_fact_recall": 25.0, "rougeL": 75.0}
     assert cards.delta == {"key_fact_recall": -75.0, "rougeL": 40.0}
     assert refund.delta["key_fact_recall"] == pytest.approx(75.0)
+    # perplexity per slice from summed answer-token NLL: refund rows (2 + 4 nats over 1 + 1 tokens) -> e^3
+    nll = {"tuned": [(2.0, 1), (4.0, 1), (1.0, 2), (1.0, 2)], "base": [(3.0, 1), (3.0, 1), (2.0, 2), (2.0, 2)]}
+    with_ppl = {r.value: r for r in slice_scores({"intent": ["refund", "refund", "cards", "cards"]}, TUNED, BASE, nll)}
+    assert with_ppl["refund"].tuned["perplexity"] == pytest.approx(math.exp(3.0))
+    assert with_ppl["cards"].base["perplexity"] == pytest.approx(math.exp(1.0))
     # no base: tuned means only, lowest first
     alone = slice_scores({"intent": ["refund", "refund", "cards", "cards"]}, TUNED, None)
     assert [r.value for r in alone] == ["cards", "refund"] and alone[0].delta == {}

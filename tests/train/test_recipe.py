@@ -89,7 +89,9 @@ def test_truncation_is_counted_and_reported(tiny_llama_dir, tmp_path, caplog):
         _, result = train(cfg, loaded.model, loaded.renderer, records, [], tmp_path, seed=0,
                           default_target_modules=loaded.target_modules, show_progress=False)
     assert (result.truncated, result.dropped_empty) == (2, 1)
-    assert "long.jsonl:2: no answer token left" in caplog.text
+    assert "long.jsonl:2: no trained token left after truncation to train.max_seq_len=96" in caplog.text
+    skipped = [json.loads(line) for line in (tmp_path / "skipped_records.jsonl").read_text().splitlines()]
+    assert [s["source"] for s in skipped] == ["long.jsonl:2"] and "(the prompt alone is" in skipped[0]["reason"]
     assert "2 of 8 records were longer than train.max_seq_len=96" in caplog.text
 
 

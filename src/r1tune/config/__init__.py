@@ -151,6 +151,14 @@ class CleanConfig(_Section):
     near_dup_threshold: float = Field(
         0.8, gt=0.0, lt=1.0, description="Estimated Jaccard similarity from which two records are near duplicates."
     )
+    near_dup_on: Literal["both", "prompt", "answer"] = Field(
+        "both",
+        description=(
+            "What must be similar for two records to be near duplicates. `both`: the prompt and the answer, "
+            "each at `near_dup_threshold` (paraphrased questions sharing one templated answer are kept: they "
+            "are what a model learns an intent from); `prompt` or `answer`: that part alone."
+        ),
+    )
     near_dup_action: Literal["drop", "keep"] = Field(
         "drop",
         description="`drop` keeps one record per near-duplicate cluster; `keep` keeps all but puts a cluster in one split.",
@@ -215,6 +223,10 @@ class DataConfig(_Section):
     )
     val_ratio: float = Field(0.1, ge=0.0, lt=0.5, description="Share of records held out for validation.")
     test_ratio: float = Field(0.1, ge=0.0, lt=0.5, description="Share of records held out for testing.")
+    warn_drop_share: float = Field(
+        0.2, gt=0.0, le=1.0,
+        description="Warn (prepare output, data_report.json, report) when one stage drops more than this share of records.",
+    )
     max_records: int | None = Field(None, gt=0, description="Read at most this many records (for quick trials).")
     clean: CleanConfig = Field(default_factory=dict, validate_default=True, description="Cleaning, filters, dedup.")
     pii: PiiConfig = Field(default_factory=dict, validate_default=True, description="Personal-data masking.")
@@ -316,6 +328,15 @@ class TrainConfig(_Section):
         False, description="Recompute activations during backward: about a third slower, far less memory."
     )
     train_on_prompt: bool = Field(False, description="Also take loss on prompt tokens (default: answers only).")
+    mask_history: bool | None = Field(
+        None,
+        description=(
+            "`false`: every assistant turn of a multi-turn or tool-calling conversation trains (tool calls "
+            "included); `true`: only the last. Unset: `false` for ChatML/Llama-3, `true` for DeepSeek-R1, "
+            "whose earlier turns are rendered without reasoning as its template does at inference: training "
+            "them would teach the model to answer without thinking. `show-sample` marks the trained turns."
+        ),
+    )
     reasoning: Literal["empty_think", "keep_prompt_think"] = Field(
         "empty_think",
         description=(

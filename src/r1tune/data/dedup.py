@@ -12,6 +12,12 @@ vectorised here instead of calling datasketch per record:
   8 bytes per record and candidate pairs are verified against the full signature before they count.
 
 Shingles: character 5-grams for Chinese, word 3-grams otherwise (the record's detected language).
+
+Clusters do not chain: a record joins a cluster only if its own similarity to the cluster's representative
+reaches the threshold. Connected components would link A-B-C-... through neighbours until a whole FAQ
+intent (twelve paraphrased questions, similarity 0.66 end to end) became one "duplicate". With a second
+signature matrix (`also`), a pair must reach the threshold on both, so two differently worded questions
+that share one templated answer stay two records.
 """
 
 from __future__ import annotations
@@ -134,12 +140,13 @@ class NearDupResult:
     verified_pairs: int
 
 
-def near_duplicate_clusters(signatures: np.ndarray, threshold: float, active: np.ndarray | None = None
-                            ) -> NearDupResult:
-    """Cluster rows whose estimated Jaccard similarity reaches `threshold` (LSH candidates, verified).
+def near_duplicate_clusters(signatures: np.ndarray, threshold: float, active: np.ndarray | None = None,
+                            also: np.ndarray | None = None) -> NearDupResult:
+    """Cluster rows whose estimated Jaccard similarity to their cluster's representative reaches `threshold`
+    (LSH candidates from `signatures`, verified on `signatures` and, when given, on `also` too).
 
-    `active` masks the rows that take part (others stay alone). The representative of a cluster is its
-    lowest row index, i.e. the first occurrence in input order.
+    `active` masks the rows that take part (others stay alone). Representatives are taken in row order
+    (the first occurrence in input order); a row already in a cluster never pulls its own neighbours in.
     """
     n, num_perm = signatures.shape
     ids = np.arange(n) if active is None else np.flatnonzero(active)
@@ -155,13 +162,21 @@ def near_duplicate_clusters(signatures: np.ndarray, threshold: float, active: np
         edges.append(_group_edges(ids, key))
     pairs = np.unique(np.concatenate(edges), axis=0) if edges else np.empty((0, 2), dtype=np.int64)
     verified = _verify(signatures, pairs, threshold)
-    cluster = _components(n, verified)
+    if also is not None:
+        verified = _verify(also, verified, threshold)
+    cluster = _leader_clusters(n, verified)
     similarity = np.ones(n, dtype=np.float32)
     members = np.flatnonzero(cluster != np.arange(n))
     for start in range(0, len(members), 1 << 16):
         chunk = members[start:start + (1 << 16)]
-        similarity[chunk] = (signatures[chunk] == signatures[cluster[chunk]]).mean(axis=1)
+        similarity[chunk] = _similarity(signatures, chunk, cluster[chunk])
+        if also is not None:
+            similarity[chunk] = np.minimum(similarity[chunk], _similarity(also, chunk, cluster[chunk]))
     return NearDupResult(cluster, similarity, len(pairs), len(verified))
+
+
+def _similarity(signatures: np.ndarray, rows: np.ndarray, others: np.ndarray) -> np.ndarray:
+    return (signatures[rows] == signatures[others]).mean(axis=1)
 
 
 def _group_edges(ids: np.ndarray, key: np.ndarray) -> np.ndarray:
@@ -185,16 +200,21 @@ def _verify(signatures: np.ndarray, pairs: np.ndarray, threshold: float, block: 
     return pairs[keep]
 
 
-def _components(n: int, pairs: np.ndarray) -> np.ndarray:
-    """Representative (lowest index) of each row's connected component."""
-    cluster = np.arange(n)
-    if not len(pairs):
-        return cluster
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    graph = coo_matrix((np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    lowest = np.full(labels.max() + 1, n, dtype=np.int64)
-    np.minimum.at(lowest, labels, np.arange(n))
-    return lowest[labels]
+def _leader_clusters(n: int, pairs: np.ndarray) -> np.ndarray:
+    """Representative of each row: rows in order, each unclustered row leads a cluster of its unclustered
+    verified neighbours. Every member is within the threshold of its representative itself (no chaining)."""
+    cluster = np.full(n, -1, dtype=np.int64)
+    if len(pairs):
+        pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]  # (first, second) with first < second
+        leaders, starts = np.unique(pairs[:, 0], return_index=True)
+        ends = np.append(starts[1:], len(pairs))
+        for leader, lo, hi in zip(leaders.tolist(), starts.tolist(), ends.tolist(), strict=True):
+            if cluster[leader] == -1:
+                cluster[leader] = leader
+            if cluster[leader] != leader:
+                continue  # a member of an earlier cluster: its neighbours are not pulled in through it
+            neighbours = pairs[lo:hi, 1]
+            cluster[neighbours[cluster[neighbours] == -1]] = leader
+    alone = cluster == -1
+    cluster[alone] = np.flatnonzero(alone)
+    return cluster

@@ -42,6 +42,7 @@ from r1tune.artifacts import DATA_REPORT_FILE, DataReport, read_artifact, write_
 from r1tune.config import DataConfig, SourceConfig
 from r1tune.data.chunking import tokenizer_counter
 from r1tune.data.clean import RecordCleaner, record_text
+from r1tune.data.data_warnings import data_warnings
 from r1tune.data.quarantine import Quarantine
 from r1tune.data.readers import read_source
 from r1tune.data.records import Record, read_jsonl
@@ -214,7 +215,7 @@ def _clean(dataset, cfg: DataConfig, work: Path, num_proc: int, count_tokens):
         batch_size=_BATCH,
         num_proc=num_proc if num_proc > 1 else None,
         fn_kwargs={"cleaner": cleaner, "hasher": hasher, "stratify_by": cfg.split.stratify_by,
-                   "count_tokens": count_tokens},
+                   "count_tokens": count_tokens, "near_dup_on": cfg.clean.near_dup_on},
         cache_file_name=str(work / "clean.arrow"),
         load_from_cache_file=False,
         new_fingerprint=secrets.token_hex(8),
@@ -234,13 +235,21 @@ def quick_tokens(text: str) -> int:
     return len(text) - len(ascii_part) + (13 * len(ascii_part.split()) + 9) // 10
 
 
+def _dedup_parts(record: dict[str, Any], near_dup_on: str) -> tuple[str, ...]:
+    """The texts near-dedup compares: (prompt, answer) for `both`, else the one part."""
+    *history, answer = record["messages"]
+    prompt = record_text({"messages": history})
+    answer_text = record_text({"messages": [answer]})
+    return {"both": (prompt, answer_text), "prompt": (prompt,), "answer": (answer_text,)}[near_dup_on]
+
+
 def _clean_batch(batch: dict[str, list], cleaner: RecordCleaner, hasher, stratify_by: str | None,
-                 count_tokens) -> dict[str, list]:
+                 count_tokens, near_dup_on: str = "both") -> dict[str, list]:
     from r1tune.data.dedup import exact_key
 
-    out: dict[str, list] = {k: [] for k in ("record", "ok", "issues", "key", "sig", "lang", "pii", "id", "label",
-                                            "prompt_chars", "answer_chars", "tokens")}
-    shingles = []
+    out: dict[str, list] = {k: [] for k in ("record", "ok", "issues", "key", "sig", "sig2", "lang", "pii", "id",
+                                            "label", "prompt_chars", "answer_chars", "tokens")}
+    shingles: list[list[np.ndarray]] = [[], []]
     for raw in batch["record"]:
         record = json.loads(raw)
         result = cleaner.clean(record)
@@ -255,7 +264,8 @@ def _clean_batch(batch: dict[str, list], cleaner: RecordCleaner, hasher, stratif
             for key, empty in (("key", 0), ("lang", ""), ("pii", ""), ("id", ""), ("label", ""),
                                ("prompt_chars", 0), ("answer_chars", 0), ("tokens", 0)):
                 out[key].append(empty)
-            shingles.append(np.empty(0, dtype=np.uint32))
+            for part in shingles:
+                part.append(np.empty(0, dtype=np.uint32))
             continue
         text = record_text(cleaned)
         answer = cleaned["messages"][-1]["content"]
@@ -269,12 +279,13 @@ def _clean_batch(batch: dict[str, list], cleaner: RecordCleaner, hasher, stratif
         out["prompt_chars"].append(len(text) - len(answer))
         out["answer_chars"].append(len(answer))
         out["tokens"].append(count_tokens(text) if count_tokens else quick_tokens(text))
-        shingles.append(hasher.shingle_hashes(text, result.lang) if hasher is not None else None)
-    if hasher is not None:
-        signatures = hasher.signatures(shingles)
-        out["sig"] = [row.tobytes() for row in signatures]
-    else:
-        out["sig"] = [b""] * len(out["record"])
+        if hasher is not None:
+            parts = _dedup_parts(cleaned, near_dup_on)
+            for i, part in enumerate(shingles):
+                part.append(hasher.shingle_hashes(parts[i], result.lang) if i < len(parts) else np.empty(0, np.uint32))
+    for column, part in zip(("sig", "sig2"), shingles, strict=True):
+        wanted = hasher is not None and (column == "sig" or near_dup_on == "both")
+        out[column] = [row.tobytes() for row in hasher.signatures(part)] if wanted else [b""] * len(out["record"])
     return out
 
 
@@ -286,11 +297,11 @@ def _column(dataset, name: str) -> np.ndarray:
     return dataset.data.column(name).to_numpy()
 
 
-def _signatures(dataset, num_perm: int) -> np.ndarray:
-    """The `sig` column as an (n, num_perm) uint32 matrix, built chunk by chunk from the Arrow buffers."""
+def _signatures(dataset, num_perm: int, column: str = "sig") -> np.ndarray:
+    """A signature column as an (n, num_perm) uint32 matrix, built chunk by chunk from the Arrow buffers."""
     width = num_perm * 4
     parts = []
-    for chunk in dataset.data.column("sig").chunks:
+    for chunk in dataset.data.column(column).chunks:
         offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32)[chunk.offset:chunk.offset + len(chunk) + 1]
         if not np.all(np.diff(offsets) == width):
             raise AssertionError("every row carries a full signature")  # written by _clean_batch
@@ -315,7 +326,8 @@ def _finish(dataset, cfg: DataConfig, out_dir: Path, seed: int, quarantine: Quar
     t0 = time.perf_counter()
     units = np.arange(n)
     if "near_dedup" in cfg.clean.steps:
-        units = _near_dedup(_signatures(dataset, cfg.clean.num_perm), cfg, active, held_out, sources,
+        answers = _signatures(dataset, cfg.clean.num_perm, "sig2") if cfg.clean.near_dup_on == "both" else None
+        units = _near_dedup(_signatures(dataset, cfg.clean.num_perm), answers, cfg, active, held_out, sources,
                             drop_reason, duplicates)
     timings["near_dedup"] = time.perf_counter() - t0
     ids = dataset.data.column("id").to_pylist()
@@ -351,12 +363,12 @@ def _exact_dedup(keys: np.ndarray, active: np.ndarray, held_out: np.ndarray, sou
         duplicates["exact"] += 1
 
 
-def _near_dedup(signatures: np.ndarray, cfg: DataConfig, active: np.ndarray, held_out: np.ndarray, sources,
-                drop_reason, duplicates) -> np.ndarray:
+def _near_dedup(signatures: np.ndarray, answers: np.ndarray | None, cfg: DataConfig, active: np.ndarray,
+                held_out: np.ndarray, sources, drop_reason, duplicates) -> np.ndarray:
     from r1tune.data.dedup import lsh_params, near_duplicate_clusters
 
     threshold = cfg.clean.near_dup_threshold
-    result = near_duplicate_clusters(signatures, threshold, active)
+    result = near_duplicate_clusters(signatures, threshold, active, also=answers)
     cluster = result.cluster
     members = np.flatnonzero(active & (cluster != np.arange(len(cluster))))
     sizes = Counter(cluster[np.flatnonzero(active)].tolist())
@@ -379,7 +391,7 @@ def _near_dedup(signatures: np.ndarray, cfg: DataConfig, active: np.ndarray, hel
     duplicates.update(
         clusters=sum(1 for size in sizes.values() if size > 1), candidate_pairs=result.candidate_pairs,
         verified_pairs=result.verified_pairs, threshold=threshold, bands=bands, rows=rows,
-        action=cfg.clean.near_dup_action, largest_clusters=_describe_clusters(big, cluster, result, sizes, sources),
+        action=cfg.clean.near_dup_action, compared=cfg.clean.near_dup_on, largest_clusters=_describe_clusters(big, cluster, result, sizes, sources),
     )
     return cluster
 
@@ -464,7 +476,7 @@ def _report(cfg: DataConfig, dataset, plan, quarantine: Quarantine, stats: dict[
         remaining = out
     stages.append({"stage": "split", "in": remaining, "train": written["train"], "val": written["val"],
                    "test": written["test"], "upsampled": plan.upsampled})
-    return {
+    report = {
         "funnel": {
             "read": n_in,
             "rejected": rejected,
@@ -486,9 +498,13 @@ def _report(cfg: DataConfig, dataset, plan, quarantine: Quarantine, stats: dict[
                 "types": cfg.pii.types, "by_type": dict(stats["pii"]), "records_masked": stats["records_masked"]},
         "duplicates": duplicates,
         "split": {"stratify_by": cfg.split.stratify_by, "strata": plan.strata, "capped": plan.capped,
-                  "upsampled": plan.upsampled},
+                  "upsampled": plan.upsampled, "notes": plan.notes},
         "quarantine_examples": [f"{i.source} ({i.stage}): {i.reason}" for i in quarantine.examples[:10]],
     }
+    report["warnings"] = data_warnings(report, cfg.warn_drop_share, plan.notes)
+    for warning in report["warnings"]:
+        log.warning("data: %s", warning)
+    return report
 
 
 def _raise_nothing_usable(sources: list[SourceConfig], quarantine: Quarantine) -> None:

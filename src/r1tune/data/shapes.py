@@ -77,6 +77,8 @@ def to_records(shape: str, row: Any, where: str, ctx: ShapeContext) -> list[Reco
     converter = _CONVERTERS[shape]
     records = converter(row, where, ctx)
     meta = {k: row[k] for k in META_KEYS if k in row and row[k] not in (None, "")}
+    if isinstance(meta.get("meta"), dict):  # r1tune's own record format: {"messages", "meta": {...}}
+        meta = {**meta.pop("meta"), **meta}
     for record in records:
         if ctx.system and record.messages[0].role != "system":
             record.messages.insert(0, Message("system", ctx.system))

@@ -4,7 +4,9 @@ The unit of assignment is a near-duplicate cluster (a lone record is a cluster o
 of one answer never sit on both sides of the train/test line. Units are ordered by a hash of (seed,
 representative id), which makes the split independent of input order and different for each seed.
 Per-stratum quotas use largest remainders, so the totals match `round(n * ratio)` as a plain split would,
-and every class of three or more records has at least one validation and one test record.
+and every class of three or more records has at least one validation and one test record. Clusters never
+break stratification: a class always keeps training records (a cluster that would take its last ones
+stays in training), and where a class cannot have both, the plan's `notes` say so.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class SplitPlan:
     strata: dict[str, dict[str, int]] = field(default_factory=dict)
     capped: int = 0
     upsampled: int = 0
+    notes: list[str] = field(default_factory=list)  # constraints that could not be met, per class
 
 
 def unit_order_key(seed: int, unit_id: str) -> int:
@@ -63,22 +66,37 @@ def plan_split(ids: list[str], units: np.ndarray, labels: list[str], active: np.
     test_quota = _apportion(sizes, n_test)
     val_quota = _apportion(sizes, n_val)
     for label, label_units in by_label.items():
-        counts = [0, 0, 0]
-        for unit in label_units:
-            if counts[TEST] < test_quota[label]:
-                split = TEST
-            elif counts[VAL] < val_quota[label]:
-                split = VAL
-            else:
-                split = TRAIN
-            assignment[by_unit[unit]] = split
-            counts[split] += len(by_unit[unit])
+        counts = _assign_class(label_units, by_unit, assignment, test_quota[label], val_quota[label])
+        if sizes[label] >= 3 and test_quota[label] and not counts[TEST]:
+            plan.notes.append(f"class {label or '(no label)'!r}: its {sizes[label]} records are one near-duplicate "
+                              "cluster, kept in training; it has no test record")
     if min_per_class is not None:
         plan.upsampled = _upsample(by_label, by_unit, assignment, copies, min_per_class)
     for row in np.flatnonzero(assignment >= 0):
         entry = plan.strata.setdefault(labels[row], {"train": 0, "val": 0, "test": 0})
         entry[SPLIT_NAMES[assignment[row]]] += 1 + (int(copies[row]) if assignment[row] == TRAIN else 0)
     return plan
+
+
+def _assign_class(units: list[int], by_unit: dict[int, list[int]], assignment: np.ndarray, test_quota: int,
+                  val_quota: int) -> list[int]:
+    """Fill a class's test, then validation quota unit by unit; a unit that would overshoot a quota already
+    begun, or take the class's last training rows, goes to training. Returns the rows per split."""
+    counts = [0, 0, 0]
+    remaining = sum(len(by_unit[u]) for u in units)
+    for unit in units:
+        size = len(by_unit[unit])
+        remaining -= size
+        keeps_training = remaining > 0 or counts[TRAIN] > 0
+        split = TRAIN
+        for held, quota in ((TEST, test_quota), (VAL, val_quota)):
+            fits = counts[held] + size <= quota or counts[held] == 0
+            if counts[held] < quota and fits and keeps_training:
+                split = held
+                break
+        assignment[by_unit[unit]] = split
+        counts[split] += size
+    return counts
 
 
 def _target(total: int, ratio: float) -> int:

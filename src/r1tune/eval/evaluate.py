@@ -80,7 +80,8 @@ def evaluate(
     probe_gens: dict[str, list[Generation]] = {}
     for name, context in variants:
         with context():
-            examples = [loaded.renderer.render_training(r, max_seq_len) for r in test.records]
+            renderer = loaded.renderer.final_answer_only()  # perplexity of final answers only
+            examples = [renderer.render_training(r, max_seq_len) for r in test.records]
             nll[name] = per_example_nll(loaded.model, examples, loaded.tokenizer.pad_token_id, cfg.batch_size, precision)
         with context(), adapter_merged(loaded.model, active=name == "tuned"):
             gens[name] = {}
@@ -132,7 +133,7 @@ def evaluate(
                 results[name]["judge_correctness"], results[name]["judge_correctness_n"] = float(np.mean(graded)), len(graded)
     if "base" in results:
         results["delta"], results["ci"] = _deltas(results, scored, nll, headline_name, cfg.bootstrap_resamples, seed)
-    results["slices"] = slice_scores(slice_keys(test.records, label_key), rows["tuned"], rows.get("base"))
+    results["slices"] = slice_scores(slice_keys(test.records, label_key), rows["tuned"], rows.get("base"), nll)
     if probes:
         results["redteam"] = _score_probes(probes, patterns, probe_gens, out_dir / "redteam.jsonl")
     _write_samples(out_dir / "samples.jsonl", test, gens, scored, nll, headline_name)

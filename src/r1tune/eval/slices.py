@@ -22,7 +22,10 @@ from r1tune.artifacts import EvalMetrics, SliceScores
 from r1tune.data.records import Record
 from r1tune.eval.metric_info import METRICS
 
+# The metrics that order slices and fill the report's slice table, most telling first; metrics.json has
+# every per-example metric per slice, and perplexity.
 SLICE_METRICS = ("key_fact_recall", "invented_facts", "rougeL", "judge_correctness", "format_valid", "exact_match")
+_PER_EXAMPLE = tuple(dict.fromkeys((*SLICE_METRICS, *(m.key for m in METRICS if m.interval))))
 _BETTER = {m.key: m.better for m in METRICS}
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _LETTER = re.compile(r"[^\W\d_]")
@@ -61,24 +64,31 @@ def _length_bucket(n: int, edges: Sequence[float]) -> str:
 
 
 def slice_scores(keys: dict[str, list[str]], tuned_rows: Sequence[dict], base_rows: Sequence[dict] | None,
-                 ) -> list[SliceScores]:
-    """Mean of each slice metric per slice for tuned (and base, with the change), worst slice first."""
+                 nll: dict[str, Sequence[tuple[float, int]]] | None = None) -> list[SliceScores]:
+    """Mean of every per-example metric per slice for tuned (and base, with the change), plus perplexity
+    from `nll` (model -> per-example (summed NLL, answer tokens)); worst slice first."""
+    nll = nll or {}
     out = []
     for dim, values in keys.items():
         members: dict[str, list[int]] = defaultdict(list)
         for i, value in enumerate(values):
             members[value].append(i)
         for value, rows in members.items():
-            tuned = _means(tuned_rows, rows)
-            base = _means(base_rows, rows) if base_rows is not None else {}
+            tuned = _means(tuned_rows, rows) | _perplexity(nll.get("tuned"), rows)
+            base = _means(base_rows, rows) | _perplexity(nll.get("base"), rows) if base_rows is not None else {}
             delta = {k: tuned[k] - base[k] for k in tuned if k in base}
             out.append(SliceScores(dimension=dim, value=value, n=len(rows), tuned=tuned, base=base, delta=delta))
     return sorted(out, key=_badness, reverse=True)
 
 
+def _perplexity(nll: Sequence[tuple[float, int]] | None, rows: list[int]) -> dict[str, float]:
+    tokens = sum(nll[i][1] for i in rows) if nll else 0
+    return {"perplexity": float(np.exp(sum(nll[i][0] for i in rows) / tokens))} if tokens else {}
+
+
 def _means(per_example: Sequence[dict], rows: list[int]) -> dict[str, float]:
     means = {}
-    for key in SLICE_METRICS:
+    for key in _PER_EXAMPLE:
         scores = [per_example[i][key] for i in rows if key in per_example[i]]
         if scores:
             means[key] = float(np.mean(scores))

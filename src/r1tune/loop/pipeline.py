@@ -56,7 +56,8 @@ def train_stage(cfg: R1TuneConfig, run: RunDir, data: PreparedData | None = None
 
     check_method_runnable(cfg.train)  # before loading weights: e.g. qlora on a machine without CUDA
     data = data or load_prepared(run.data)
-    loaded = models.load(cfg.model, reasoning=cfg.train.reasoning, train_on_prompt=cfg.train.train_on_prompt)
+    loaded = models.load(cfg.model, reasoning=cfg.train.reasoning, train_on_prompt=cfg.train.train_on_prompt,
+                         mask_history=cfg.train.mask_history)
     if is_main_process():
         run.update_info(model=loaded.source.display_name, model_location=loaded.source.location,
                         chat_format=loaded.renderer.fmt.name)

@@ -62,12 +62,14 @@ def load(
     with_weights: bool = True,
     adapter: Path | None = None,
     weights_dir: Path | None = None,
+    mask_history: bool | None = True,
 ) -> LoadedModel:
     """Resolve, load tokenizer (+ weights, + an optional PEFT adapter) and build the chat renderer.
 
     `weights_dir` holds whole trained weights (a `full`/`freeze` run's `train/model/`): they replace the
     base weights, while the preset (chat format, default system prompt, sampling) stays the base's, so a
-    tuned model is prompted exactly as it was trained."""
+    tuned model is prompted exactly as it was trained. `mask_history` is `train.mask_history` for the
+    training renderer; everything else keeps the default (final answers only)."""
     source = resolve_model_source(cfg)
     tokenizer = load_tokenizer(source, cfg)
     preset = source.preset
@@ -77,7 +79,8 @@ def load(
         name = cfg.chat_format if cfg.chat_format != "auto" else provenance.chat_format
         reasoning, train_on_prompt = provenance.reasoning, provenance.train_on_prompt  # type: ignore[assignment]
     fmt = chat_format_for(name, tokenizer, preset.default_system if preset else None)
-    renderer = ChatRenderer(fmt, tokenizer, reasoning=reasoning, train_on_prompt=train_on_prompt)
+    renderer = ChatRenderer(fmt, tokenizer, reasoning=reasoning, train_on_prompt=train_on_prompt,
+                            mask_history=mask_history)
     model = load_model(weights_source(cfg, weights_dir) if weights_dir else source, cfg) if with_weights else None
     if model is not None and adapter is not None:
         model = load_adapter(model, adapter)

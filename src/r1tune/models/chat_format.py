@@ -101,6 +101,13 @@ def chat_format_for(name: str, tokenizer: PreTrainedTokenizerBase, default_syste
     return dataclasses.replace(fmt, default_system=default_system) if default_system else fmt
 
 
+def resolve_mask_history(mask_history: bool | None, fmt: ChatFormat) -> bool:
+    """`train.mask_history` unset: formats without a think block train every assistant turn; R1 trains the
+    last only, because its history turns are rendered without reasoning (as its template does at inference)
+    and learning them would teach answering without thinking."""
+    return fmt.think if mask_history is None else mask_history
+
+
 @dataclass
 class Rendered:
     """Token ids with a parallel mask (True = trained) and the text segments, for the mask viewer."""
@@ -124,12 +131,23 @@ class ChatRenderer:
         tokenizer: PreTrainedTokenizerBase,
         reasoning: ReasoningMode = "empty_think",
         train_on_prompt: bool = False,
+        mask_history: bool | None = True,
     ) -> None:
+        """`mask_history`: False trains every assistant turn of a conversation, True only the last; None
+        decides by format (see `resolve_mask_history`). Evaluation keeps the default (True), so its
+        perplexity is over final answers only."""
         self.fmt = fmt
         self.tokenizer = tokenizer
         self.reasoning = reasoning
         self.train_on_prompt = train_on_prompt
+        self.mask_history = resolve_mask_history(mask_history, fmt)
         self._check_tokens()
+
+    def final_answer_only(self) -> ChatRenderer:
+        """This renderer with history turns masked: what evaluation scores (the answer to the last turn)."""
+        if self.mask_history:
+            return self
+        return ChatRenderer(self.fmt, self.tokenizer, self.reasoning, self.train_on_prompt, mask_history=True)
 
     def _check_tokens(self) -> None:
         vocab = self.tokenizer.get_vocab()
@@ -143,8 +161,9 @@ class ChatRenderer:
 
     # -- segments -----------------------------------------------------------------------------------------
 
-    def prompt_segments(self, messages: Sequence[Message]) -> list[tuple[str, bool, bool]]:
-        """(text, trained, is_content) for everything up to and including the generation prompt."""
+    def prompt_segments(self, messages: Sequence[Message], train_history: bool = False) -> list[tuple[str, bool, bool]]:
+        """(text, trained, is_content) for everything up to and including the generation prompt; with
+        `train_history`, earlier assistant turns (their content and end-of-turn token) are trained."""
         segs: list[tuple[str, bool, bool]] = []
         fmt, sep = self.fmt, _TURN_SEPARATOR.get(self.fmt.name, "")
         if fmt.bos:
@@ -157,8 +176,9 @@ class ChatRenderer:
                 segs += [(fmt.system[0], False, False), (m.content, False, True), (fmt.system[1], False, False)]
             elif m.role == "user":
                 segs += [(fmt.user[0], False, False), (m.content, False, True), (fmt.user[1], False, False)]
-            else:  # a history turn: rendered as at inference (R1 drops history reasoning), not trained
-                segs += [(fmt.assistant[0], False, False), (m.content, False, True), (fmt.assistant[1], False, False)]
+            else:  # a history turn: rendered as at inference (R1 drops history reasoning)
+                segs += [(fmt.assistant[0], False, False), (m.content, train_history, True),
+                         (fmt.assistant[1], train_history, False)]
                 if sep:
                     segs.append((sep, False, False))
         segs.append((fmt.assistant[0], False, False))
@@ -201,9 +221,9 @@ class ChatRenderer:
         """Prompt + answer ids, a trained-token mask, and whether `max_len` cut the example."""
         if record.answer.reasoning and self.fmt.think and self.reasoning == "keep_prompt_think":
             # A trace is present: train it, whatever the default for trace-less records is.
-            renderer = ChatRenderer(self.fmt, self.tokenizer, "empty_think", self.train_on_prompt)
+            renderer = ChatRenderer(self.fmt, self.tokenizer, "empty_think", self.train_on_prompt, self.mask_history)
             return renderer.render_training(record, max_len)
-        segs = self.prompt_segments(record.prompt_messages) + self.answer_segments(record.answer)
+        segs = self.prompt_segments(record.prompt_messages, not self.mask_history) + self.answer_segments(record.answer)
         ids, trained = self._encode(segs)
         truncated = max_len is not None and len(ids) > max_len
         if truncated:

@@ -10,6 +10,7 @@ the step is split up. A run killed at any point resumes from its last checkpoint
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -96,7 +97,7 @@ def train(
     t_start = time.perf_counter()
 
     # 1. Render every record to ids + trained mask; truncation is counted and reported, never silent.
-    examples, kept, truncated, dropped = render_all(renderer, train_records, cfg.max_seq_len)
+    examples, kept, truncated, skipped = render_all(renderer, train_records, cfg.max_seq_len)
     val_examples = render_all(renderer, val_records, cfg.max_seq_len)[0]
     if not examples:
         raise ConfigError("no training example keeps any answer token after truncation",
@@ -138,6 +139,7 @@ def train(
     if runtime.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         ckpt.remove_stale_staging(checkpoints)
+        write_skipped(out_dir / SKIPPED_FILE, skipped)
 
     # 6. The loop: one optimiser step per iteration; validate, checkpoint and log when due.
     pad_id = renderer.tokenizer.pad_token_id
@@ -180,7 +182,7 @@ def train(
         result_kind="whole_model" if saves_whole_model(cfg.method) else "adapter", result_dir=result_dir,
         steps=state.step, epochs=round(state.step / plan.steps_per_epoch, 3),
         precision=precision, seconds=round(time.perf_counter() - t_start, 2), trained_tokens=state.trained_tokens,
-        truncated=truncated, dropped_empty=dropped, val_loss=val_loss, method=cfg.method,
+        truncated=truncated, dropped_empty=len(skipped), val_loss=val_loss, method=cfg.method,
         packing=cfg.packing, fill_rate=round(plan.fill_rate(), 4), real_tokens=state.real_tokens,
         tokens_per_s=round(state.real_tokens / max(state.compute_seconds, 1e-9), 1),
         step_seconds=round(state.compute_seconds, 2), eval_seconds=round(state.eval_seconds, 2),
@@ -232,25 +234,36 @@ def _optimizer_step(objective, optimizer, scheduler, plan: BatchPlan, state: Tra
     }
 
 
+SKIPPED_FILE = "skipped_records.jsonl"
+
+
 def render_all(
     renderer: ChatRenderer, records: Sequence[Record], max_len: int
-) -> tuple[list[Rendered], list[int], int, int]:
-    """Render records; returns (examples, their record indices, how many were truncated, how many lost
-    every answer token and were skipped)."""
-    examples, kept, truncated, dropped = [], [], 0, 0
+) -> tuple[list[Rendered], list[int], int, list[dict[str, str]]]:
+    """Render records; returns (examples, their record indices, how many were truncated, the records that
+    kept no trained token and were skipped, each with its source and reason)."""
+    examples, kept, truncated, skipped = [], [], 0, []
     for index, record in enumerate(records):
         rendered = renderer.render_training(record, max_len)
         truncated += rendered.truncated
         if trained_targets(rendered) == 0:
-            dropped += 1
-            log.warning("%s: no answer token left after truncation to %d tokens; skipped", record.source, max_len)
+            prompt = len(renderer.render_prompt(record.prompt_messages))
+            reason = (f"no trained token left after truncation to train.max_seq_len={max_len} tokens "
+                      f"(the prompt alone is {prompt})")
+            skipped.append({"source": record.source, "id": record.id, "reason": reason})
+            log.warning("%s: %s; skipped", record.source, reason)
             continue
         examples.append(rendered)
         kept.append(index)
     if truncated:
         log.warning("%d of %d records were longer than train.max_seq_len=%d and were cut",
                     truncated, len(records), max_len)
-    return examples, kept, truncated, dropped
+    return examples, kept, truncated, skipped
+
+
+def write_skipped(path: Path, skipped: list[dict[str, str]]) -> None:
+    """`train/skipped_records.jsonl`: one line per training record that could not train (empty if none)."""
+    path.write_text("".join(json.dumps(s, ensure_ascii=False) + "\n" for s in skipped), encoding="utf-8")
 
 
 def _difficulty(record: Record, key: str) -> float:

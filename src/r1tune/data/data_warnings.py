@@ -1,0 +1,53 @@
+"""Warnings a user cannot miss: what `prepare` did that probably is not what they wanted.
+
+Computed once from the finished data report, stored in `data_report.json` (`warnings`), printed by
+`prepare`/`run` and shown at the top of the report's data section:
+
+- a stage dropped more than `data.warn_drop_share` of what reached it (with the largest near-duplicate
+  clusters when it was near-dedup, so the user sees what was merged);
+- a class of the stratification key has no training record (the model would be tested on an intent it
+  never saw), or a class could not get a test record (its records form one near-duplicate cluster);
+- held-out test records near-duplicated training records (they were removed: the test set shrank).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def data_warnings(report: dict[str, Any], drop_share: float, split_notes: list[str]) -> list[str]:
+    """The warnings of a finished `prepare` report (the dict `_report` builds)."""
+    out = [*_drops(report, drop_share), *_classes(report), *split_notes]
+    leaks = sum(n for reason, n in (report.get("reasons", {}).get("near_dedup") or {}).items()
+                if reason.startswith("test record near-duplicates"))
+    if leaks:
+        out.append(f"{leaks} held-out test record(s) near-duplicated training records and were removed from "
+                   "the test split (see quarantine.jsonl)")
+    return out
+
+
+def _drops(report: dict[str, Any], drop_share: float) -> list[str]:
+    out = []
+    for stage in report["stages"]:
+        seen, dropped = stage.get("in", 0), stage.get("rejected", 0)
+        if seen and dropped / seen > drop_share:
+            text = (f"stage {stage['stage']} dropped {100 * dropped / seen:.0f}% of its records ({dropped} of "
+                    f"{seen}; warning above {100 * drop_share:.0f}%, `data.warn_drop_share`)")
+            if stage["stage"] == "near_dedup":
+                text += ": " + _clusters(report["duplicates"].get("largest_clusters") or [])
+            out.append(text)
+    return out
+
+
+def _clusters(clusters: list[dict[str, Any]]) -> str:
+    shown = [f"{c['size']} records like {c['kept']} (lowest similarity {c['min_similarity']:.2f})"
+             for c in clusters[:3]]
+    return "largest clusters " + "; ".join(shown) if shown else "no cluster detail"
+
+
+def _classes(report: dict[str, Any]) -> list[str]:
+    key = report["split"].get("stratify_by")
+    if not key:
+        return []
+    return [f"class {label!r} of `{key}` has no training record ({counts['val']} val, {counts['test']} test)"
+            for label, counts in report["split"].get("strata", {}).items() if not counts.get("train")]
