@@ -133,6 +133,14 @@ class CleanConfig(_Section):
     terms_file: ProjectPath | None = Field(
         None, description="More variant → canonical terms: a two-column CSV/TSV, or a JSON/YAML mapping."
     )
+    placeholders: Literal["flag", "quarantine", "off"] = Field(
+        "flag",
+        description=(
+            "Unfilled template placeholders left after cleaning (`{{name}}`, `{author}`, `${var}`, `<NAME>`, "
+            "`%s`): `flag` keeps the record and counts it (funnel `flagged`, a data warning); `quarantine` "
+            "drops it with the placeholders as the reason. Fill them with `terms` (e.g. `{\"{{name}}\": Acme}`)."
+        ),
+    )
     min_answer_chars: int = Field(1, ge=0, description="Drop records whose answer is shorter (characters).")
     max_chars: int | None = Field(
         20000, gt=0, description="Drop records whose prompt + answer is longer (characters); unset: no limit."

@@ -302,6 +302,11 @@ class RecordCleaner:
             result.issues.append(("filter", "answer is empty after cleaning", "rejected"))
             result.record = None
             return result
+        if self._placeholder_check(record, result):
+            return result
+        if (record.get("meta") or {}).get("rejected"):
+            result.issues.append(("preference", "has a rejected answer; no training method uses it yet: trained "
+                                                "as supervised fine-tuning on the chosen answer", "flagged"))
         text_steps = [s for s in changed if s != "pii"]
         if text_steps:
             result.issues.append(("clean", "changed by " + ", ".join(text_steps), "changed"))
@@ -311,6 +316,23 @@ class RecordCleaner:
             result.issues.append(("pii", f"masked {found}", "changed"))
         result.lang = detect_language(record_text(record))
         return result
+
+    def _placeholder_check(self, record: dict[str, Any], result: CleanResult) -> bool:
+        """Flag (or reject, returning True) a record with unfilled template placeholders."""
+        if self.cfg.placeholders == "off":
+            return False
+        from r1tune.data.placeholders import find_placeholders
+
+        found = find_placeholders(record_texts(record))
+        if not found:
+            return False
+        reason = "unfilled template placeholder(s) " + ", ".join(found[:5])
+        if self.cfg.placeholders == "quarantine":
+            result.issues.append(("placeholders", reason, "rejected"))
+            result.record = None
+            return True
+        result.issues.append(("placeholders", reason, "flagged"))
+        return False
 
     def _filter(self, step: str, record: dict[str, Any]) -> str | None:
         cfg = self.cfg

@@ -7,7 +7,9 @@ Computed once from the finished data report, stored in `data_report.json` (`warn
   clusters when it was near-dedup, so the user sees what was merged);
 - a class of the stratification key has no training record (the model would be tested on an intent it
   never saw), or a class could not get a test record (its records form one near-duplicate cluster);
-- held-out test records near-duplicated training records (they were removed: the test set shrank).
+- held-out test records near-duplicated training records (they were removed: the test set shrank);
+- records kept but flagged: unfilled template placeholders, preference pairs whose `rejected` answer no
+  training method uses yet.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 def data_warnings(report: dict[str, Any], drop_share: float, split_notes: list[str]) -> list[str]:
     """The warnings of a finished `prepare` report (the dict `_report` builds)."""
-    out = [*_drops(report, drop_share), *_classes(report), *split_notes]
+    out = [*_drops(report, drop_share), *_classes(report), *split_notes, *_flagged(report)]
     leaks = sum(n for reason, n in (report.get("reasons", {}).get("near_dedup") or {}).items()
                 if reason.startswith("test record near-duplicates"))
     if leaks:
@@ -37,6 +39,19 @@ def _drops(report: dict[str, Any], drop_share: float) -> list[str]:
                 text += ": " + _clusters(report["duplicates"].get("largest_clusters") or [])
             out.append(text)
     return out
+
+
+_FLAG_TEXT = {
+    "placeholders": "record(s) contain unfilled template placeholders such as {{name}} (reasons in "
+                    "quarantine.jsonl); fill them with `clean.terms` or set `clean.placeholders: quarantine`",
+    "preference": "record(s) are preference pairs: their `rejected` answers are not used by any training "
+                  "method yet, and the `chosen` answer trains as supervised fine-tuning",
+}
+
+
+def _flagged(report: dict[str, Any]) -> list[str]:
+    return [f"{n} {_FLAG_TEXT.get(stage, f'record(s) flagged at {stage}')}"
+            for stage, n in report["funnel"].get("flagged", {}).items()]
 
 
 def _clusters(clusters: list[dict[str, Any]]) -> str:

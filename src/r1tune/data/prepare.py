@@ -469,7 +469,7 @@ def _report(cfg: DataConfig, dataset, plan, quarantine: Quarantine, stats: dict[
     n_in = len(dataset)
     stages = [{"stage": "read", "in": n_in + rejected.get("read", 0), "out": n_in, "rejected": rejected.get("read", 0)}]
     remaining = n_in
-    for stage in ("clean", "filter", "pii", "dedup", "near_dedup", "balance"):
+    for stage in ("clean", "filter", "pii", "placeholders", "dedup", "near_dedup", "balance"):
         out = remaining - rejected.get(stage, 0)
         stages.append({"stage": stage, "in": remaining, "out": out, "rejected": rejected.get(stage, 0),
                        "changed": changed.get(stage, 0)})
@@ -485,6 +485,7 @@ def _report(cfg: DataConfig, dataset, plan, quarantine: Quarantine, stats: dict[
             **{name: written[name] for name in SPLITS},
             "held_out": int((held_out & (plan.assignment == TEST)).sum()),
             "upsampled": plan.upsampled,
+            "flagged": quarantine.flagged_counts(),
         },
         "stages": stages,
         "reasons": quarantine.reason_counts(),

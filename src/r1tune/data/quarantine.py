@@ -29,7 +29,7 @@ class Rejected:
     stage: str  # "read", "filter", "dedup", "near_dedup", "pii", ...
     reason: str
     row: Any = None
-    action: str = "rejected"  # or "changed"
+    action: str = "rejected"  # or "changed" (kept, altered) or "flagged" (kept as is, worth a look)
 
 
 @dataclass
@@ -39,12 +39,13 @@ class Quarantine:
     keep_examples: int = 20
     _rejected: Counter = field(default_factory=Counter)
     _changed: Counter = field(default_factory=Counter)
+    _flagged: Counter = field(default_factory=Counter)
     _reasons: Counter = field(default_factory=Counter)
     examples: list[Rejected] = field(default_factory=list)
 
     def add(self, source: str, stage: str, reason: str, row: Any = None, action: str = "rejected") -> None:
         item = Rejected(source, stage, reason, _trim(row), action)
-        (self._rejected if action == "rejected" else self._changed)[stage] += 1
+        {"rejected": self._rejected, "flagged": self._flagged}.get(action, self._changed)[stage] += 1
         self._reasons[(action, stage, reason_kind(reason))] += 1
         if len(self.examples) < self.keep_examples and action == "rejected":
             self.examples.append(item)
@@ -66,6 +67,10 @@ class Quarantine:
     def changed_counts(self) -> dict[str, int]:
         """Rows changed (kept) per stage."""
         return dict(self._changed)
+
+    def flagged_counts(self) -> dict[str, int]:
+        """Rows kept as they are but flagged (placeholders, preference data) per stage."""
+        return dict(self._flagged)
 
     def reason_counts(self) -> dict[str, dict[str, int]]:
         """{"rejected:stage" | "changed:stage": {reason kind: n}} — reasons with their numbers blanked."""
