@@ -55,9 +55,11 @@ bench: bench-pii bench-data bench-train bench-serve bench-health
 bench-pii: $(STAMP)
 	$(BIN)/python benchmarks/pii_eval.py
 
-## bench-data: 1,000,000 generated zh/en records through the whole data pipeline vs a naive pandas baseline
+## bench-data: 1,000,000 generated zh/en records through the whole data pipeline vs a naive pandas baseline;
+## the learned quality filter (precision/recall vs the rule filters alone, records/s without and with it)
 bench-data: $(STAMP)
 	$(BIN)/python benchmarks/bench_data.py --records 1000000 --num-proc 2
+	$(BIN)/python benchmarks/bench_quality.py --records 5000
 
 ## bench-train: the HF Trainer tutorial recipe vs r1tune's default on the bundled example (tokens/s, RSS, val loss)
 bench-train: $(STAMP)

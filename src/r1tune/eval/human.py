@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from r1tune.agreement import cohen_kappa, fleiss_kappa
 from r1tune.errors import DataError, R1TuneError
 from r1tune.eval.metrics import bootstrap_ci
-from r1tune.eval.stats import cohen_kappa, fleiss_kappa
 from r1tune.rundir import RunDir
 
 CRITERIA = ("relevance", "fluency", "safety")

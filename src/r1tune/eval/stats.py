@@ -1,7 +1,6 @@
-"""Statistics for the report: a perplexity-change interval and inter-rater agreement.
-
-Written here with numpy instead of pulling in scikit-learn/statsmodels (≈100 MB for three formulas); each
-function is pinned against hand-computed values in tests/eval/test_stats.py.
+"""Statistics for the report: a perplexity-change interval (inter-rater agreement is in `r1tune.agreement`,
+shared with the data stage's annotation import). Pinned against hand-computed values in
+tests/eval/test_stats.py.
 """
 
 from __future__ import annotations
@@ -34,45 +33,3 @@ def perplexity_change_ci(nll_tuned: Sequence[float], nll_base: Sequence[float], 
     low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
     return {"mean": float(change(np.arange(t.size))), "low": float(low), "high": float(high), "n": int(t.size),
             "paired": True, "n_resamples": n_resamples, "alpha": alpha, "seed": seed}
-
-
-def cohen_kappa(a: Sequence[int], b: Sequence[int], categories: Sequence[int],
-                weights: str | None = None) -> float:
-    """Cohen's kappa of two raters on the same items. ``weights="quadratic"`` credits near misses on an
-    ordinal scale (a 4 vs 5 disagrees less than 1 vs 5). Returns nan when agreement by chance is total."""
-    if len(a) != len(b) or not a:
-        raise MetricInputError(f"Cohen's kappa needs two equal, non-empty rating lists, got {len(a)} and {len(b)}")
-    index = {c: i for i, c in enumerate(categories)}
-    k = len(categories)
-    observed = np.zeros((k, k))
-    for x, y in zip(a, b, strict=True):
-        observed[index[x], index[y]] += 1
-    observed /= observed.sum()
-    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0))
-    i, j = np.indices((k, k))
-    if weights is None:
-        w = (i != j).astype(float)
-    elif weights == "quadratic":
-        w = ((i - j) / max(k - 1, 1)) ** 2
-    else:
-        raise MetricInputError(f"weights must be None or 'quadratic', got {weights!r}")
-    denominator = (w * expected).sum()
-    return float(1 - (w * observed).sum() / denominator) if denominator > 0 else float("nan")
-
-
-def fleiss_kappa(ratings: Sequence[Sequence[int]], categories: Sequence[int]) -> float:
-    """Fleiss' kappa: ``ratings[item]`` holds every rater's category for that item (same count per item)."""
-    if not ratings:
-        raise MetricInputError("Fleiss' kappa needs at least one rated item")
-    m = len(ratings[0])
-    if m < 2 or any(len(r) != m for r in ratings):
-        raise MetricInputError("Fleiss' kappa needs the same number (>= 2) of ratings for every item")
-    index = {c: i for i, c in enumerate(categories)}
-    counts = np.zeros((len(ratings), len(categories)))
-    for row, item in enumerate(ratings):
-        for value in item:
-            counts[row, index[value]] += 1
-    p_item = ((counts * counts).sum(axis=1) - m) / (m * (m - 1))
-    p_cat = counts.sum(axis=0) / counts.sum()
-    p_bar, p_e = p_item.mean(), (p_cat * p_cat).sum()
-    return float((p_bar - p_e) / (1 - p_e)) if p_e < 1 else float("nan")

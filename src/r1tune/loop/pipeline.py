@@ -35,7 +35,8 @@ def run_pipeline(cfg: R1TuneConfig, show_progress: bool = True, on_stage=lambda 
     with run.stage("prepare", "prepared"):
         # The tokenizer (no weights) sizes document chunks and token histograms exactly.
         tokenizer = models.load(cfg.model, cfg.train.reasoning, with_weights=False).tokenizer
-        data = prepare(cfg.data, run.data, cfg.project.seed, tokenizer=tokenizer, show_progress=show_progress)
+        data = prepare(cfg.data, run.data, cfg.project.seed, tokenizer=tokenizer, show_progress=show_progress,
+                       answer_scorer=base_answer_scorer(cfg))
     on_stage("train", run)
     with run.stage("train", "trained"):
         loaded = train_stage(cfg, run, data, show_progress)
@@ -45,6 +46,30 @@ def run_pipeline(cfg: R1TuneConfig, show_progress: bool = True, on_stage=lambda 
         on_stage("report", run)
         write_report(run)
     return PipelineResult(run, metrics)
+
+
+def base_answer_scorer(cfg: R1TuneConfig):
+    """The base model's mean answer-token NLL per record, for `clean.quality.use_perplexity` (None when the
+    quality filter does not ask for it: loading the model is only paid for when it is used)."""
+    quality = cfg.data.clean.quality
+    if not (quality.enabled and quality.use_perplexity):
+        return None
+
+    def score(records: list[dict]):
+        import numpy as np
+
+        from r1tune import models
+        from r1tune.data.records import Record
+        from r1tune.models.precision import resolve_precision
+        from r1tune.models.scoring import per_example_nll
+
+        loaded = models.load(cfg.model, cfg.train.reasoning)
+        examples = [loaded.renderer.render_training(Record.from_dict(r), cfg.train.max_seq_len) for r in records]
+        nll = per_example_nll(loaded.model, examples, loaded.tokenizer.pad_token_id, cfg.eval.batch_size,
+                              resolve_precision(cfg.train.precision))
+        return np.array([total / max(tokens, 1) for total, tokens in nll])
+
+    return score
 
 
 def train_stage(cfg: R1TuneConfig, run: RunDir, data: PreparedData | None = None, show_progress: bool = True,
