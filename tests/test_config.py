@@ -46,7 +46,7 @@ def test_errors_name_path_line_value_and_allowed(tmp_path):
     text = str(info.value)
     assert str(path) in text
     assert "data.sources.0.formatt (line 4): unknown key; allowed here: columns, dataset, " in text
-    assert ", format, label_column, path, prompt_template, " in text
+    assert ", format, label_column, min_agreement, path, prompt_template, " in text
     assert "train.lr (line 6): got 'fast'" in text and "valid number" in text
     assert "train.method (line 7): got 'magic'" in text and "'lora'" in text
 
