@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from r1tune.config import DataConfig, SourceConfig
 from r1tune.data import prepare
 
@@ -83,3 +85,21 @@ def test_a_class_only_in_the_test_file_is_named(tmp_path):
                      split={"stratify_by": "intent"})
     warnings = prepare(cfg, tmp_path / "out", seed=0).report.warnings
     assert warnings == ["class 'child_account' of `intent` has no training record (0 val, 1 test)"]
+
+
+def test_embedding_dedup_catches_rewordings_that_shingles_miss(tmp_path):
+    pytest.importorskip("sentence_transformers", reason="the quality extra is not installed")
+    # the same question reworded, with the same answer: different shingles, same meaning
+    twin = {"messages": [{"role": "user", "content": "How can I freeze my lost debit card?"},
+                         {"role": "assistant", "content": ANSWERS["card_lost"]}], "meta": {"intent": "card_lost"}}
+    first = {"messages": [{"role": "user", "content": "How do I freeze my lost debit card?"},
+                          {"role": "assistant", "content": ANSWERS["card_lost"]}], "meta": {"intent": "card_lost"}}
+    source = _faq(tmp_path, [first, twin])
+    shingles = prepare(DataConfig(sources=[source], split={"stratify_by": "intent"}), tmp_path / "m", seed=0)
+    assert shingles.report.funnel.rejected == {}
+    meaning = prepare(DataConfig(sources=[source], split={"stratify_by": "intent"},
+                                 clean={"near_dup_method": "embedding"}), tmp_path / "e", seed=0)
+    assert meaning.report.funnel.rejected == {"near_dedup": 1}  # only the twin: paraphrased FAQ questions stay
+    assert meaning.report.duplicates["method"] == "embedding"
+    quarantined = (tmp_path / "e" / "quarantine.jsonl").read_text(encoding="utf-8")
+    assert "faq.jsonl:22" in quarantined and "near duplicate of" in quarantined

@@ -198,6 +198,17 @@ class CleanConfig(_Section):
             "are what a model learns an intent from); `prompt` or `answer`: that part alone."
         ),
     )
+    near_dup_method: Literal["minhash", "embedding"] = Field(
+        "minhash",
+        description=(
+            "`minhash`: shared wording (estimated Jaccard of shingles, scales to millions); `embedding`: shared "
+            "meaning (cosine of all-MiniLM-L6-v2 sentence embeddings at `semantic_threshold`, every pair "
+            "compared: for up to tens of thousands of records; needs `r1tune[quality]`)."
+        ),
+    )
+    semantic_threshold: float = Field(
+        0.95, gt=0.0, lt=1.0, description="Cosine similarity from which `near_dup_method: embedding` calls records duplicates."
+    )
     near_dup_action: Literal["drop", "keep"] = Field(
         "drop",
         description="`drop` keeps one record per near-duplicate cluster; `keep` keeps all but puts a cluster in one split.",

@@ -175,6 +175,33 @@ def near_duplicate_clusters(signatures: np.ndarray, threshold: float, active: np
     return NearDupResult(cluster, similarity, len(pairs), len(verified))
 
 
+def semantic_clusters(vectors: np.ndarray, threshold: float, active: np.ndarray | None = None,
+                      also: np.ndarray | None = None, block: int = 2048) -> NearDupResult:
+    """Clusters by cosine similarity of L2-normalised embeddings (every pair compared, in blocks: for the
+    tens of thousands of records a paraphrase check is worth it on, not for millions), with the same
+    no-chaining rule and optional second matrix as `near_duplicate_clusters`."""
+    n = len(vectors)
+    ids = np.arange(n) if active is None else np.flatnonzero(active)
+    pairs = []
+    for start in range(0, len(ids), block):
+        rows = ids[start:start + block]
+        scores = vectors[rows] @ vectors[ids].T
+        if also is not None:
+            scores = np.minimum(scores, also[rows] @ also[ids].T)
+        r, c = np.nonzero(scores >= threshold)
+        keep = ids[c] > rows[r]
+        pairs.append(np.stack([rows[r][keep], ids[c][keep]], axis=1))
+    verified = np.concatenate(pairs) if pairs else np.empty((0, 2), dtype=np.int64)
+    cluster = _leader_clusters(n, verified.astype(np.int64))
+    similarity = np.ones(n, dtype=np.float32)
+    members = np.flatnonzero(cluster != np.arange(n))
+    if len(members):
+        similarity[members] = (vectors[members] * vectors[cluster[members]]).sum(axis=1)
+        if also is not None:
+            similarity[members] = np.minimum(similarity[members], (also[members] * also[cluster[members]]).sum(axis=1))
+    return NearDupResult(cluster, similarity, len(verified), len(verified))
+
+
 def _similarity(signatures: np.ndarray, rows: np.ndarray, others: np.ndarray) -> np.ndarray:
     return (signatures[rows] == signatures[others]).mean(axis=1)
 

@@ -43,6 +43,7 @@ from r1tune.config import DataConfig, SourceConfig
 from r1tune.data.chunking import tokenizer_counter
 from r1tune.data.clean import RecordCleaner, record_text
 from r1tune.data.data_warnings import data_warnings
+from r1tune.data.global_steps import column, dedup_parts, exact_dedup, near_clusters, near_dedup, quality_step
 from r1tune.data.quarantine import Quarantine
 
 if TYPE_CHECKING:
@@ -210,7 +211,7 @@ def record_cleaner(cfg: DataConfig) -> RecordCleaner:
 def _clean(dataset, cfg: DataConfig, work: Path, num_proc: int, count_tokens):
     cleaner = record_cleaner(cfg)
     hasher = None
-    if "near_dedup" in cfg.clean.steps:
+    if "near_dedup" in cfg.clean.steps and cfg.clean.near_dup_method == "minhash":
         from r1tune.data.dedup import MinHasher
 
         hasher = MinHasher(cfg.clean.num_perm, cfg.clean.char_shingle, cfg.clean.word_shingle)
@@ -238,14 +239,6 @@ def quick_tokens(text: str) -> int:
     """A cheaper `approx_tokens` for the histogram: non-ASCII characters + 1.3 per ASCII word."""
     ascii_part = text.encode("ascii", "ignore")
     return len(text) - len(ascii_part) + (13 * len(ascii_part.split()) + 9) // 10
-
-
-def _dedup_parts(record: dict[str, Any], near_dup_on: str) -> tuple[str, ...]:
-    """The texts near-dedup compares: (prompt, answer) for `both`, else the one part."""
-    *history, answer = record["messages"]
-    prompt = record_text({"messages": history})
-    answer_text = record_text({"messages": [answer]})
-    return {"both": (prompt, answer_text), "prompt": (prompt,), "answer": (answer_text,)}[near_dup_on]
 
 
 def _clean_batch(batch: dict[str, list], cleaner: RecordCleaner, hasher, stratify_by: str | None,
@@ -285,12 +278,12 @@ def _clean_batch(batch: dict[str, list], cleaner: RecordCleaner, hasher, stratif
         out["answer_chars"].append(len(answer))
         out["tokens"].append(count_tokens(text) if count_tokens else quick_tokens(text))
         if hasher is not None:
-            parts = _dedup_parts(cleaned, near_dup_on)
+            parts = dedup_parts(cleaned, near_dup_on)
             for i, part in enumerate(shingles):
                 part.append(hasher.shingle_hashes(parts[i], result.lang) if i < len(parts) else np.empty(0, np.uint32))
-    for column, part in zip(("sig", "sig2"), shingles, strict=True):
-        wanted = hasher is not None and (column == "sig" or near_dup_on == "both")
-        out[column] = [row.tobytes() for row in hasher.signatures(part)] if wanted else [b""] * len(out["record"])
+    for name, part in zip(("sig", "sig2"), shingles, strict=True):
+        wanted = hasher is not None and (name == "sig" or near_dup_on == "both")
+        out[name] = [row.tobytes() for row in hasher.signatures(part)] if wanted else [b""] * len(out["record"])
     return out
 
 
@@ -298,47 +291,29 @@ def _clean_batch(batch: dict[str, list], cleaner: RecordCleaner, hasher, stratif
 # global steps and the final write (parent process)
 
 
-def _column(dataset, name: str) -> np.ndarray:
-    return dataset.data.column(name).to_numpy()
-
-
-def _signatures(dataset, num_perm: int, column: str = "sig") -> np.ndarray:
-    """A signature column as an (n, num_perm) uint32 matrix, built chunk by chunk from the Arrow buffers."""
-    width = num_perm * 4
-    parts = []
-    for chunk in dataset.data.column(column).chunks:
-        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32)[chunk.offset:chunk.offset + len(chunk) + 1]
-        if not np.all(np.diff(offsets) == width):
-            raise AssertionError("every row carries a full signature")  # written by _clean_batch
-        data = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
-        parts.append(data.view(np.uint32).reshape(len(chunk), num_perm))
-    return np.concatenate(parts) if parts else np.empty((0, num_perm), dtype=np.uint32)
-
-
 def _finish(dataset, cfg: DataConfig, out_dir: Path, seed: int, quarantine: Quarantine,
             timings: dict[str, float], answer_scorer: AnswerScorer | None = None) -> dict[str, Any]:
     n = len(dataset)
-    ok = _column(dataset, "ok").astype(bool)
-    held_out = _column(dataset, "held_out").astype(bool)
+    ok = column(dataset, "ok").astype(bool)
+    held_out = column(dataset, "held_out").astype(bool)
     sources = dataset.data.column("source").combine_chunks()
     drop_reason: dict[int, tuple[str, str]] = {}
     duplicates: dict[str, Any] = {"exact": 0, "near": 0, "clusters": 0}
     t0 = time.perf_counter()
     active = ok.copy()
     if "exact_dedup" in cfg.clean.steps:
-        _exact_dedup(_column(dataset, "key"), active, held_out, sources, drop_reason, duplicates)
+        exact_dedup(column(dataset, "key"), active, held_out, sources, drop_reason, duplicates)
     timings["exact_dedup"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     units = np.arange(n)
     if "near_dedup" in cfg.clean.steps:
-        answers = _signatures(dataset, cfg.clean.num_perm, "sig2") if cfg.clean.near_dup_on == "both" else None
-        units = _near_dedup(_signatures(dataset, cfg.clean.num_perm), answers, cfg, active, held_out, sources,
-                            drop_reason, duplicates)
+        units = near_dedup(near_clusters(dataset, cfg, active), cfg, active, held_out, sources, drop_reason,
+                            duplicates)
     timings["near_dedup"] = time.perf_counter() - t0
     quality = None
     if cfg.clean.quality.enabled:
         t0 = time.perf_counter()
-        quality = _quality(dataset, cfg, active, held_out, drop_reason, answer_scorer)
+        quality = quality_step(dataset, cfg, active, held_out, drop_reason, answer_scorer)
         timings["quality"] = time.perf_counter() - t0
     ids = dataset.data.column("id").to_pylist()
     labels = dataset.data.column("label").to_pylist()
@@ -355,82 +330,6 @@ def _finish(dataset, cfg: DataConfig, out_dir: Path, seed: int, quarantine: Quar
             _raise_nothing_usable(cfg.sources, quarantine)
         raise DataError(f"only {usable} usable record(s): nothing left for training after the split")
     return {**_report(cfg, dataset, plan, quarantine, stats, duplicates, ok, held_out), "quality": quality}
-
-
-def _quality(dataset, cfg: DataConfig, active: np.ndarray, held_out: np.ndarray, drop_reason,
-             scorer: AnswerScorer | None) -> dict:
-    """Run the learned quality filter on the training pool; its drops join the others in the quarantine."""
-    from r1tune.data.quality import quality_filter, records_of
-
-    rows = np.flatnonzero(active & ~held_out)
-    reasons, summary = quality_filter(records_of(dataset, rows), cfg.clean.quality, scorer)
-    for row, reason in zip(rows.tolist(), reasons, strict=True):
-        if reason is not None:
-            drop_reason[row] = ("quality", reason)
-            active[row] = False
-    return summary
-
-
-def _exact_dedup(keys: np.ndarray, active: np.ndarray, held_out: np.ndarray, sources, drop_reason, duplicates) -> None:
-    """Keep the first occurrence of each normalised text (training rows come before held-out ones)."""
-    rows = np.flatnonzero(active)
-    _, first, inverse = np.unique(keys[rows], return_index=True, return_inverse=True)
-    original = rows[first[inverse]]
-    for row in rows[original != rows]:
-        first_row = int(original[np.searchsorted(rows, row)])
-        kept = sources[first_row].as_py()
-        if held_out[row] and not held_out[first_row]:
-            drop_reason[int(row)] = ("dedup", f"test record also in training data ({kept})")
-        else:
-            drop_reason[int(row)] = ("dedup", f"exact duplicate of {kept}")
-        active[row] = False
-        duplicates["exact"] += 1
-
-
-def _near_dedup(signatures: np.ndarray, answers: np.ndarray | None, cfg: DataConfig, active: np.ndarray,
-                held_out: np.ndarray, sources, drop_reason, duplicates) -> np.ndarray:
-    from r1tune.data.dedup import lsh_params, near_duplicate_clusters
-
-    threshold = cfg.clean.near_dup_threshold
-    result = near_duplicate_clusters(signatures, threshold, active, also=answers)
-    cluster = result.cluster
-    members = np.flatnonzero(active & (cluster != np.arange(len(cluster))))
-    sizes = Counter(cluster[np.flatnonzero(active)].tolist())
-    for row in members:
-        rep = int(cluster[row])
-        similarity = float(result.similarity[row])
-        kept = sources[rep].as_py()
-        if held_out[row] and not held_out[rep]:
-            drop_reason[int(row)] = ("near_dedup", f"test record near-duplicates training record {kept} "
-                                                   f"(similarity {similarity:.2f})")
-        elif cfg.clean.near_dup_action == "drop":
-            drop_reason[int(row)] = ("near_dedup", f"near duplicate of {kept} (similarity {similarity:.2f}, "
-                                                   f"cluster of {sizes[rep]})")
-        else:
-            continue
-        active[row] = False
-        duplicates["near"] += 1
-    bands, rows = lsh_params(threshold, cfg.clean.num_perm)
-    big = [rep for rep, size in sizes.most_common(10) if size > 1]
-    duplicates.update(
-        clusters=sum(1 for size in sizes.values() if size > 1), candidate_pairs=result.candidate_pairs,
-        verified_pairs=result.verified_pairs, threshold=threshold, bands=bands, rows=rows,
-        action=cfg.clean.near_dup_action, compared=cfg.clean.near_dup_on, largest_clusters=_describe_clusters(big, cluster, result, sizes, sources),
-    )
-    return cluster
-
-
-def _describe_clusters(reps: list[int], cluster: np.ndarray, result, sizes: Counter, sources) -> list[dict]:
-    out = []
-    for rep in reps:
-        members = np.flatnonzero(cluster == rep)
-        others = [int(m) for m in members if m != rep]
-        out.append({
-            "size": sizes[rep], "kept": sources[rep].as_py(),
-            "members": [sources[m].as_py() for m in others[:5]],
-            "min_similarity": round(float(result.similarity[others].min()), 3) if others else 1.0,
-        })
-    return out
 
 
 def _write(dataset, out_dir: Path, plan, quarantine: Quarantine, drop_reason: dict[int, tuple[str, str]]
@@ -514,9 +413,9 @@ def _report(cfg: DataConfig, dataset, plan, quarantine: Quarantine, stats: dict[
         "stages": stages,
         "reasons": quarantine.reason_counts(),
         "histograms": {
-            "prompt_chars": histogram(_column(dataset, "prompt_chars")[kept]),
-            "answer_chars": histogram(_column(dataset, "answer_chars")[kept]),
-            "tokens": histogram(_column(dataset, "tokens")[kept]),
+            "prompt_chars": histogram(column(dataset, "prompt_chars")[kept]),
+            "answer_chars": histogram(column(dataset, "answer_chars")[kept]),
+            "tokens": histogram(column(dataset, "tokens")[kept]),
         },
         "languages": dict(stats["languages"]),
         "pii": {"enabled": cfg.pii.enabled and "pii" in cfg.clean.steps, "strategy": cfg.pii.strategy,
