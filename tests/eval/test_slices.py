@@ -9,7 +9,7 @@ import pytest
 
 from r1tune.artifacts import EvalMetrics, ModelScores
 from r1tune.data.records import Message, Record
-from r1tune.eval.slices import language, slice_keys, slice_scores, worst_slice
+from r1tune.eval.slices import slice_keys, slice_scores, worst_slice
 
 
 def _record(intent: str, question: str, answer: str, source: str) -> Record:
@@ -29,11 +29,6 @@ BASE = [{"key_fact_recall": 0.0, "rougeL": 10.0}, {"key_fact_recall": 50.0, "rou
         {"key_fact_recall": 100.0, "rougeL": 30.0}, {"key_fact_recall": 100.0, "rougeL": 40.0}]
 TUNED = [{"key_fact_recall": 100.0, "rougeL": 50.0}, {"key_fact_recall": 100.0, "rougeL": 60.0},
          {"key_fact_recall": 0.0, "rougeL": 70.0}, {"key_fact_recall": 50.0, "rougeL": 80.0}]
-
-
-def test_language_is_decided_by_the_share_of_chinese_letters():
-    assert language("退款要多久？") == "zh" and language("How long? 5-7 days") == "en"
-    assert language("请进入 Settings 页面") == "zh" and language("12345") == "en"
 
 
 def test_slice_keys_name_label_language_source_and_length():

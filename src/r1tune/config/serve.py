@@ -92,6 +92,14 @@ class ServeConfig(_Section):
     base_model_id: str | None = Field(
         None, description="Model id of the base model; default: the preset name or the model folder's name."
     )
+    router: Literal["auto", "tfidf", "embedding"] = Field(
+        "auto",
+        description=(
+            "How `model: auto` compares a request with each adapter's training prompts: `tfidf` (character "
+            "n-grams), `embedding` (packaged all-MiniLM-L6-v2, needs `r1tune[quality]`), or `auto`: embeddings "
+            "for non-Chinese prompts, TF-IDF for Chinese, the best of both on a held-out set (see serve/router.py)."
+        ),
+    )
     auto_min_similarity: float = Field(
         0.05,
         ge=0.0,

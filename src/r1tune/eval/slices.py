@@ -2,8 +2,8 @@
 on another.
 
 Slices come from four dimensions: the record label the split was stratified by (`data.split.stratify_by`,
-else `meta.label` when records have one), the language (Chinese when CJK characters are at least a third of
-the letters of prompt and reference, else English), the source file, and the reference length (thirds of
+else `meta.label` when records have one), the language of prompt and reference (the data stage's
+`detect_language`: zh, en or other), the source file, and the reference length (thirds of
 the test set by characters). A dimension with a single value says nothing the overall row does not, so it
 is left out. Slices are ordered worst first: by the change of the first metric that the slice has in
 `SLICE_METRICS` (key-fact recall before ROUGE-L), turned so that "worse" sorts first whichever direction
@@ -12,13 +12,13 @@ is better.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Sequence
 
 import numpy as np
 
 from r1tune.artifacts import EvalMetrics, SliceScores
+from r1tune.data.clean import detect_language
 from r1tune.data.records import Record
 from r1tune.eval.metric_info import METRICS
 
@@ -27,22 +27,13 @@ from r1tune.eval.metric_info import METRICS
 SLICE_METRICS = ("key_fact_recall", "invented_facts", "rougeL", "judge_correctness", "format_valid", "exact_match")
 _PER_EXAMPLE = tuple(dict.fromkeys((*SLICE_METRICS, *(m.key for m in METRICS if m.interval))))
 _BETTER = {m.key: m.better for m in METRICS}
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-_LETTER = re.compile(r"[^\W\d_]")
-
-
-def language(text: str) -> str:
-    letters = len(_LETTER.findall(text))
-    return "zh" if letters and len(_CJK.findall(text)) * 3 >= letters else "en"
-
-
 def slice_keys(records: Sequence[Record], label_key: str | None) -> dict[str, list[str]]:
     """Dimension -> each record's slice value, for the dimensions with more than one value."""
     key = label_key or ("label" if any("label" in r.meta for r in records) else None)
     lengths = [len(r.answer.content) for r in records]
     edges = np.percentile(lengths, [100 / 3, 200 / 3]) if lengths else [0, 0]
     dims: dict[str, list[str]] = {
-        "language": [language(_prompt_text(r) + r.answer.content) for r in records],
+        "language": [detect_language(_prompt_text(r) + r.answer.content) for r in records],
         "source": [r.source.rsplit(":", 1)[0] or "(unknown)" for r in records],
         "length": [_length_bucket(n, edges) for n in lengths],
     }

@@ -129,7 +129,7 @@ class ServeRuntime:
     def refresh_router(self) -> None:
         prompts = {name: info.router_prompts for name, info in self.registry.adapters.items()}
         min_similarity = self.serve.auto_min_similarity if self.serve.serve_base else 0.0
-        self.router = DomainRouter(prompts, min_similarity=min_similarity)
+        self.router = DomainRouter(prompts, min_similarity=min_similarity, method=self.serve.router)
 
     def model_ids(self) -> list[str]:
         ids = [self.base_id] if self.serve.serve_base else []
