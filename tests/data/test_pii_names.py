@@ -37,6 +37,9 @@ def test_names_without_cue_words(text, expected):
     "白金卡年费为1000元。", "周末两天客服照常在线。", "许多客户反映到账慢。", "提高明年的额度上限。",
     "这个方法很高明", "周大福门店可以以旧换新。", "苏宁易购的订单请联系商家。", "黄金积存金价格今日上涨1.2%。",
     "Visa Platinum cardholders get 2% cashback.", "Customer Service is open Monday to Friday.",
+    # product copy and general text where a first version saw names (jieba lists these words as names too)
+    "配备易清洁表面，轻轻一擦就干净。", "月白运动水壶", "从早高峰通勤到周末长距离散步", "这座著名的温泉胜地",
+    "《荷马史诗》中的奥德赛", "7. 天王星（Uranus）", "长期暴露于高浓度的颗粒物污染", "枝繁叶茂",
 ])
 def test_words_that_start_with_a_surname_are_kept(text):
     assert names(text) == []
@@ -61,7 +64,7 @@ def test_hard_set_is_reproducible_large_and_half_negative():
 
 
 def test_hard_set_meets_the_issue_floors():
-    """PERSON precision and recall >= 0.95, cards >= 0.98, look-alikes kept >= 0.98 (measured: 1.00, 0.99,
+    """PERSON precision and recall >= 0.95, cards >= 0.98, look-alikes kept >= 0.98 (measured: 1.00, 0.98,
     1.00 and 100%, `make bench-pii`)."""
     cases = [json.loads(line) for line in HARD.read_text(encoding="utf-8").splitlines()]
     detector = PiiDetector()

@@ -11,8 +11,14 @@ the 5,000 the data pipeline needs, and jieba tags many ordinary words as names (
 3. a two-character given name is shortened to one when its second character starts a common word with
    what follows ("李明天来" is not 李明天).
 
-Surnames are the ~130 most common ones (about 90% of people); rare surnames that are also everyday
-characters (和, 由, 时, 成, 来) need a cue and are handled by `names._find_zh_person`.
+Surnames are the ~130 most common ones (about 90% of people); surnames that are also everyday words
+(于 "at", 和, 由, 时, 成, 来) need a cue and are handled by `names._find_zh_person`.
+
+Measured beyond the labelled sets, on text without private names: no false name in the 620 product rows of
+the bundled example, and on LLaMA-Factory's alpaca_zh_demo (1,000 records, 219k characters) the scan
+added 9 names to the cue-based ones, 7 of them people (李娜, 李华, 梅西, 孟菲) and 2 not (裴达 for
+Descartes, 卢旺达). A first version without the context rule below added 52, 38 of them words (温泉, 史诗,
+祝福: jieba's table lists many everyday words as names too).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from r1tune.data.pii.names import _jieba
 from r1tune.data.pii.text import Cand
 
 SURNAMES_1 = frozenset(
-    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程苏魏吕丁任沈姚卢"
     "姜崔钟谭陆汪范金石廖贾夏韦付傅方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤常温"
     "康施牛樊葛邢齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿焦俞左柳甘祝包舒阮柯纪梅童凌毕裴霍涂苗谷盛曲翁冉骆蓝"
 )
@@ -48,6 +54,12 @@ _GIVEN_CLASS = "".join(sorted(set(GIVEN) - _NOT_FIRST_GIVEN))
 _CANDIDATE = re.compile(
     "(?=(" + "|".join(SURNAMES_2) + "|[" + "".join(sorted(SURNAMES_1)) + "])([" + _GIVEN_CLASS + "]{1,2}))"
 )
+# What stands right before and after a person in running text: punctuation, function words, the ends of
+# time words and role nouns (昨天王丽, 客户王丽, 邻居李娜), and the verbs people do things with.
+_BOUNDARY = set("，。！？、：；（）()“”\"' \n\t,.!?:;")
+_BEFORE_NAME = _BOUNDARY | set("和与及跟同是由经据给向对让请被把叫找帮替为从问天晚早午户员长理师人居友事生位")
+_AFTER_NAME = _BOUNDARY | set("说讲问答称表提要想希望认觉告打发收签拿接拉写看买卖用来去到回确同负处协参补开投反评"
+                                  "上刚曾已也都还又就对向把被给让在是的和与及于等先后今昨")
 # Words a surname often ends without being one ("和田菲": 和 is a function word, so 和田 does not count).
 _FUNCTION_BEFORE = frozenset("和与及跟同是由经据给向对让请被把叫找帮替为从位并或及")
 # Brands and places that read like names; jieba lists several of them as person names.
@@ -64,10 +76,20 @@ def _tables() -> tuple[dict[str, int], dict[str, str]]:
     return tok.FREQ, tags
 
 
+_WORD_TAGS_IN_NAMES = ("ns", "nz", "nr", "t")  # 建国, 海洋, 文华: words that are also common given names
+
+
 def _is_word(text: str, freq: dict[str, int], tags: dict[str, str], min_freq: int = _WORD_FREQ_MIN) -> bool:
-    """An ordinary (not person-name) dictionary word."""
+    """An ordinary dictionary word (not tagged as a name)."""
     tag = tags.get(text)
     return freq.get(text, 0) >= min_freq and tag is not None and not tag.startswith("nr")
+
+
+def _given_is_a_word(given: str, freq: dict, tags: dict) -> bool:
+    """易清洁 (easy to clean), 白运动: the "given name" is an everyday word (清洁) or its first character
+    starts one with what follows (运动). Words that are also common given names (建国, 海洋) do not count."""
+    tag = tags.get(given) or ""
+    return len(given) == 2 and freq.get(given, 0) >= 500 and not tag.startswith(_WORD_TAGS_IN_NAMES)
 
 
 def _starts_word(text: str, start: int, surname: str, freq: dict, tags: dict) -> bool:
@@ -102,13 +124,33 @@ def _given_length(text: str, given_start: int, given: str, freq: dict, tags: dic
     return len(given)
 
 
+def _in_person_context(text: str, start: int, end: int, freq: dict) -> bool:
+    """Person-like surroundings, and the character before does not make the candidate part of a word
+    (天王星 is a planet, not 王星 after 天)."""
+    before = text[start - 1] if start else "\n"
+    after = text[end] if end < len(text) else "\n"
+    return before in _BEFORE_NAME and after in _AFTER_NAME and not freq.get(text[start - 1:end], 0) if start \
+        else after in _AFTER_NAME
+
+
+def _looks_like_a_word(surname: str, given: str, freq: dict) -> bool:
+    """温泉, 史诗, 余晖: surname + first given character is a dictionary entry (jieba tags many everyday
+    words as names too, so the tag cannot tell), or the given part is."""
+    return freq.get(surname + given[0], 0) >= 5 or freq.get(given, 0) >= 100
+
+
 def find_zh_person_free(text: str) -> Iterator[Cand]:
     """Chinese names without a cue word (see the module docstring); score 0.6, below cue-based finds."""
     freq, tags = _tables()
     for m in _CANDIDATE.finditer(text):
         start, surname, given = m.start(), m.group(1), m.group(2)
-        given = given[: _given_length(text, start + len(surname), given, freq, tags)]
-        end = start + len(surname) + len(given)
+        given_start = start + len(surname)
+        given = given[: _given_length(text, given_start, given, freq, tags)]
+        end = given_start + len(given)
+        if _given_is_a_word(given, freq, tags) or _given_is_a_word(text[given_start:given_start + 2], freq, tags):
+            continue
+        if not _in_person_context(text, start, end, freq) and (len(given) == 1 or _looks_like_a_word(surname, given, freq)):
+            continue  # outside a person's usual surroundings only an unmistakable full name counts
         if _starts_word(text, start, surname, freq, tags) or _after_degree_word(text, start) or _surname_ends_word(text, start, freq, tags):
             continue
         yield start, end, "PERSON", 0.6
