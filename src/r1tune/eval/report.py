@@ -137,7 +137,7 @@ def _slice_rows(metrics: EvalMetrics) -> list[dict[str, Any]]:
     from r1tune.eval.slices import SLICE_METRICS
 
     better = {m.key: m.better for m in METRICS}
-    keys = [k for k in SLICE_METRICS if any(k in s.tuned for s in metrics.slices)]
+    keys = [k for k in SLICE_METRICS if any(s.tuned.get(k) or s.base.get(k) for s in metrics.slices)]
     rows = []
     for s in metrics.slices:
         cells = []

@@ -43,8 +43,8 @@ def decide(metrics: EvalMetrics) -> Verdict | None:
     worse, better, evidence = [], [], []
     for key in TASK_METRICS:
         change = metrics.delta.get(key)
-        if change is None:
-            continue
+        if change is None or not (metrics.base.value(key) or metrics.tuned.value(key)):
+            continue  # not measured on this run, or zero for both (exact match of long answers): no evidence
         sign = -1.0 if _BETTER[key] == "lower" else 1.0
         interval = metrics.ci.get(key)
         significant = interval is not None and (interval.low > 0 or interval.high < 0)
