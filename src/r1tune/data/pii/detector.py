@@ -61,7 +61,7 @@ def _applicable_finders(text: str, types: frozenset[str], free_names: _Finder | 
         ("USCC", longest >= 6, _find_uscc),
         ("PASSPORT", longest >= 6, _find_passport),
         ("EMAIL", "@" in text, _find_email),
-        ("IP", digit and ("." in text or ":" in text), _find_ip),
+        ("IP", digit and (text.count(".") >= 3 or ":" in text), _find_ip),  # IPv4 has three dots
         ("URL_SECRET", "=" in text or "://" in text, _find_url_secret),
         ("PERSON", cjk, _find_zh_person),
         ("PERSON", cjk and free_names is not None, free_names),

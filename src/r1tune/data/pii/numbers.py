@@ -99,6 +99,8 @@ def _find_bank_card(text: str) -> Iterator[Cand]:
     unbroken or in any grouping."""
     for m in _DIGIT_GROUPS_RE.finditer(text):
         sep = m.group("sep")
+        if m.end() - m.start() < 16:
+            continue  # fewer than 16 characters cannot hold 16 digits (most runs: dates, amounts, ids)
         groups = m.group().split(sep) if sep else [m.group()]
         found = _card_in_groups(groups)
         if found is None:
