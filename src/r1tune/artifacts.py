@@ -79,6 +79,7 @@ class DataReport(_Artifact):
     records_per_second: float | None
     warnings: list[str] = Field(default_factory=list)  # see data/data_warnings.py
     quality: dict[str, Any] | None = None  # the learned quality filter's summary (data/quality.py), when on
+    annotation: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)  # Label Studio agreement
 
 
 class TrainSummary(_Artifact):

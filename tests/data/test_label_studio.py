@@ -106,3 +106,18 @@ def test_labels_commands_export_and_measure(exported, tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     result = CliRunner().invoke(app, ["labels", "agreement", str(tmp_path / "bad.json")])
     assert result.exit_code != 0 and "JSON list of tasks, got dict" in str(result.exception)  # main() prints it
+
+
+def test_prepare_reports_agreement_per_field_and_warns_when_it_is_low(exported, tmp_path):
+    from r1tune.config import DataConfig
+    from r1tune.data import prepare
+
+    report = prepare(DataConfig(sources=[SourceConfig(path=exported, format="label_studio")]), tmp_path / "out",
+                     seed=0).report
+    fields = report.annotation[str(exported)]
+    assert set(fields) == {"intent", "answer"} and fields["intent"]["tasks"] == 4
+    low = [w for w in report.warnings if w.startswith("annotators of export.json agree little on")]
+    assert low and all("Krippendorff's alpha" in w for w in low)
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in RECORDS), encoding="utf-8")
+    assert prepare(DataConfig(sources=[SourceConfig(path=plain)]), tmp_path / "p", seed=0).report.annotation == {}

@@ -70,6 +70,17 @@ def read_source(source: SourceConfig, quarantine: Quarantine, count_tokens: Toke
             quarantine.add(where, "read", err.message, row)
 
 
+def label_studio_tasks(source: SourceConfig) -> list[Any] | None:
+    """The raw tasks of a Label Studio source (for agreement statistics), or None for any other shape."""
+    plan = _plan(source)
+    if plan.shape not in (None, "label_studio") or plan.path.suffix.lower() not in (".json", ".jsonl"):
+        return None
+    rows = [row for _, row in iter_rows(plan.path, Quarantine(), source.encoding, source.sheet)]
+    if not rows or (plan.shape is None and detect_shape(rows[0]) != "label_studio"):
+        return None
+    return rows
+
+
 def _chain(first: tuple[str, Any], rest: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
     yield first
     yield from rest
