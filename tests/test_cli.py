@@ -13,6 +13,7 @@ from helpers import write_project
 from typer.testing import CliRunner
 
 from r1tune.cli import app
+from r1tune.errors import R1TuneError
 
 runner = CliRunner()
 
@@ -48,8 +49,25 @@ def test_run_writes_a_self_describing_run_folder(tiny_llama_dir, tmp_path):
     assert _invoke("eval", str(run), "--no-progress").exit_code == 0
     assert _invoke("report", str(run)).exit_code == 0
     exported = tmp_path / "merged"
-    assert _invoke("export", str(run), "--out", str(exported)).exit_code == 0
+    result = _invoke("export", str(run), "--out", str(exported))
+    assert result.exit_code == 0, result.output
     assert (exported / "model.safetensors").is_file() and (exported / "r1tune_export.json").is_file()
+    from safetensors.torch import load_file
+
+    assert {t.dtype for t in load_file(exported / "model.safetensors").values()} == {torch.bfloat16}
+    check = json.loads((exported / "verify.json").read_text())
+    # a random tiny model's near-tie greedy tokens flip under bf16 rounding; its perplexity must still hold
+    assert check["same_prompt_ids"] and check["n"] > 0 and abs(check["perplexity_change_pct"]) <= 0.5, check
+    assert 0 <= check["greedy_agreement"] <= 1 and "verification" in result.output
+    card = (exported / "README.md").read_text()
+    for section in ("## How to prompt it", "## Data", "## Training", "## Evaluation", "## Verification",
+                    "## Intended use and limits"):
+        assert section in card, section
+    assert "| perplexity on test answers |" in card and ("**passed**" in card or "**FAILED**" in card)
+    assert not (tmp_path / "merged.tmp").exists()  # the temporary folder was swapped in
+    with pytest.raises(R1TuneError, match="cannot write the export"):
+        runner.invoke(app, ["export", str(run), "--out", str(tmp_path / "missing" / "deep" / "x")],
+                      catch_exceptions=False)
 
 
 def test_a_whole_model_run_is_evaluated_exported_chatted_and_served_from_its_trained_weights(tiny_llama_dir,
@@ -77,8 +95,9 @@ def test_a_whole_model_run_is_evaluated_exported_chatted_and_served_from_its_tra
     assert again.base.perplexity == pytest.approx(metrics.base.perplexity, rel=1e-4)
 
     exported = tmp_path / "exported"
-    result = _invoke("export", str(run.path), "--out", str(exported))
+    result = _invoke("export", str(run.path), "--out", str(exported), "--dtype", "fp32")
     assert result.exit_code == 0, result.output
+    assert json.loads((exported / "verify.json").read_text())["greedy_agreement"] == 1.0
     trained, copied = (load_file(next(d.glob("*.safetensors"))) for d in (run.whole_model, exported))
     assert trained.keys() == copied.keys() and all(torch.equal(trained[k], copied[k]) for k in trained)
     provenance = json.loads((exported / "r1tune_export.json").read_text())

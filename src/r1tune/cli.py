@@ -436,16 +436,27 @@ def _answer(loaded, precision, messages, max_new_tokens, temperature):
 def export(
     run_folder: RunArg,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the merged model.")],
+    dtype: Annotated[str, typer.Option(help="Stored weights: bf16 (half the size) or fp32.")] = "bf16",
+    verify: Annotated[bool, typer.Option(help="Load the export back and compare it with the run.")] = True,
 ) -> None:
-    """Save a run's result as a standalone safetensors model: a LoRA adapter is merged into the base
-    weights; a full/freeze run's trained weights are copied."""
+    """Save a run's result as a standalone safetensors model with a model card: a LoRA adapter is merged
+    into the base weights; a full/freeze run's trained weights are copied. `--verify` proves it answers
+    like the run on its held-out prompts."""
     from r1tune.export import export_run
     from r1tune.rundir import open_run
 
+    if dtype not in ("bf16", "fp32"):
+        raise R1TuneError(f"--dtype must be bf16 or fp32, got {dtype!r}")
     run_dir = open_run(run_folder)
-    path = export_run(run_dir, out_dir)
+    path, check = export_run(run_dir, out_dir, dtype, verify)  # type: ignore[arg-type]
     what = "trained model" if run_dir.trains_whole_model else "merged model"
-    out.print(f"{what} written to {path}")
+    out.print(f"{what} ({dtype}) written to {path}, model card {path / 'README.md'}")
+    if check is not None and check.get("n"):
+        style = "green" if check["passed"] else "bold red"
+        out.print(f"[{style}]verification {'passed' if check['passed'] else 'FAILED'}[/]: "
+                  f"greedy answers agree on {100 * check['greedy_agreement']:.0f}% ({check['n']} prompts), "
+                  f"perplexity {check['perplexity_change_pct']:+.2f}% (±{check['tolerance_pct']}%)"
+                  + ("" if check["passed"] else ": " + escape("; ".join(check["problems"]))))
 
 
 @app.command("serve")

@@ -1,57 +1,91 @@
 """Turn a run's result into a plain safetensors model folder: merge a LoRA adapter into its base weights,
 or copy the weights a `full`/`freeze` run trained.
 
-The result loads with `AutoModelForCausalLM.from_pretrained` anywhere, with no PEFT dependency, and carries
-`r1tune_export.json` (`artifacts.ExportProvenance`: base model, source run, result kind, chat format,
+The result (bf16 by default, fp32 on request) loads with `AutoModelForCausalLM.from_pretrained` anywhere,
+with no PEFT dependency, has a model card (`README.md`, export/card.py) and, verified by loading it back
+(export/verify.py), `verify.json`; it carries `r1tune_export.json` (`artifacts.ExportProvenance`: base model, source run, result kind, chat format,
 reasoning mode) so it can be traced back to its run, and so r1tune prompts it exactly as it was trained
 (`models.loading._export_provenance`).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from pathlib import Path
+from typing import Literal
 
 from r1tune.artifacts import ExportProvenance, write_artifact
 from r1tune.config import ModelConfig
 from r1tune.models.loading import EXPORT_MARKER
 from r1tune.rundir import RunDir
 
+ExportDtype = Literal["bf16", "fp32"]
 
-def merge_adapter(model_cfg: ModelConfig, adapter_dir: Path, out_dir: Path, provenance: ExportProvenance) -> Path:
-    """Load base + adapter, fold the adapter into the weights, and save model, tokenizer and provenance."""
+
+def merge_adapter(model_cfg: ModelConfig, adapter_dir: Path, tmp: Path, dtype: ExportDtype) -> None:
+    """Load base + adapter, fold the adapter into the weights, and save model and tokenizer into `tmp`."""
+    import torch
+
     from r1tune import models
 
     loaded = models.load(model_cfg, adapter=adapter_dir)
-    merged = loaded.model.merge_and_unload()
-    tmp = _fresh_tmp(out_dir)
-    merged.save_pretrained(tmp, safe_serialization=True)
+    merged = loaded.model.merge_and_unload()  # merged in fp32, then stored in the export dtype
+    merged.to(torch.bfloat16 if dtype == "bf16" else torch.float32).save_pretrained(tmp, safe_serialization=True)
     loaded.tokenizer.save_pretrained(tmp)
-    return _finish(tmp, out_dir, provenance)
 
 
-def copy_whole_model(model_dir: Path, out_dir: Path, provenance: ExportProvenance) -> Path:
-    """Export a `full`/`freeze` run: its `train/model/` already is a standalone model, so copy it as is."""
+def copy_whole_model(model_dir: Path, tmp: Path, dtype: ExportDtype) -> None:
+    """Export a `full`/`freeze` run: its `train/model/` already is a standalone model, stored in `dtype`."""
+    import torch
+
     from r1tune.errors import ModelLoadError
+    from r1tune.models.loading import load_model, resolve_model_source
 
     if not any(Path(model_dir).glob("*.safetensors")):
         raise ModelLoadError(f"{model_dir} holds no safetensors weights", hint="re-run `r1tune train` for this run")
-    tmp = _fresh_tmp(out_dir)
     shutil.copytree(model_dir, tmp)
-    return _finish(tmp, out_dir, provenance)
+    if dtype == "bf16":
+        source = resolve_model_source(ModelConfig(name=str(model_dir)))
+        load_model(source, ModelConfig(name=str(model_dir))).to(torch.bfloat16).save_pretrained(tmp, safe_serialization=True)
 
 
-def export_run(run: RunDir, out_dir: Path) -> Path:
-    """Export a run's result with the provenance that lets r1tune prompt it exactly as it was trained."""
+def export_run(run: RunDir, out_dir: Path, dtype: ExportDtype = "bf16", verify: bool = True) -> tuple[Path, dict | None]:
+    """Export a run's result with the provenance that lets r1tune prompt it exactly as it was trained, a
+    model card, and (with `verify`) the proof that it answers like the run. Returns (folder, verification).
+    Everything is written into a temporary folder that replaces `out_dir` only when complete."""
+    from r1tune.export.card import model_card
+    from r1tune.export.verify import VERIFY_FILE, verify_export
+
+    _check_writable(out_dir)
     cfg = run.load_config()
     info = run.read_info()
     provenance = ExportProvenance(
         base_model=str(info.get("model") or cfg.model.name), source=str(run.path), kind=run.result_kind or "adapter",
         chat_format=str(info.get("chat_format") or cfg.model.chat_format), reasoning=cfg.train.reasoning,
         train_on_prompt=cfg.train.train_on_prompt, r1tune_version=str((info.get("versions") or {}).get("r1tune", "unknown")))
+    tmp = _fresh_tmp(out_dir)
     if run.trains_whole_model:
-        return copy_whole_model(run.whole_model, out_dir, provenance)
-    return merge_adapter(cfg.model, run.adapter, out_dir, provenance)
+        copy_whole_model(run.whole_model, tmp, dtype)
+    else:
+        merge_adapter(cfg.model, run.adapter, tmp, dtype)
+    write_artifact(tmp / EXPORT_MARKER, provenance)  # its one writer; loading the export needs it
+    check = verify_export(run, tmp, dtype) if verify else None
+    if check is not None:
+        (tmp / VERIFY_FILE).write_text(json.dumps(check, indent=2), encoding="utf-8")
+    (tmp / "README.md").write_text(model_card(run, provenance, dtype, check), encoding="utf-8")
+    return _finish(tmp, out_dir), check
+
+
+def _check_writable(out_dir: Path) -> None:
+    """Fail before any heavy work when the export cannot be written."""
+    from r1tune.errors import R1TuneError
+
+    parent = out_dir.resolve().parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise R1TuneError(f"cannot write the export: {parent} does not exist or is not writable",
+                          hint="choose another --out folder")
 
 
 def _fresh_tmp(out_dir: Path) -> Path:
@@ -60,10 +94,8 @@ def _fresh_tmp(out_dir: Path) -> Path:
     return tmp
 
 
-def _finish(tmp: Path, out_dir: Path, provenance: ExportProvenance) -> Path:
-    """Write the provenance file (its one writer), then swap the finished folder in: a crash never leaves
-    half an export."""
-    write_artifact(tmp / EXPORT_MARKER, provenance)
+def _finish(tmp: Path, out_dir: Path) -> Path:
+    """Swap the finished folder in: a crash never leaves half an export."""
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
     return out_dir
