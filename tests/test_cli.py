@@ -28,7 +28,7 @@ def test_help_is_fast_and_does_not_import_torch():
     assert out[1] == "False"  # heavy libraries load only inside commands
 
 
-def test_run_writes_a_self_describing_run_folder(tiny_llama_dir, tmp_path):
+def test_run_writes_a_self_describing_run_folder(tiny_llama_dir, tmp_path, monkeypatch):
     config = write_project(tmp_path, tiny_llama_dir)
     result = _invoke("run", str(config), "train.max_steps=3", "--no-progress")
     assert result.exit_code == 0, result.output
@@ -65,6 +65,22 @@ def test_run_writes_a_self_describing_run_folder(tiny_llama_dir, tmp_path):
         assert section in card, section
     assert "| perplexity on test answers |" in card and ("**passed**" in card or "**FAILED**" in card)
     assert not (tmp_path / "merged.tmp").exists()  # the temporary folder was swapped in
+    result = _invoke("export", str(run), "--out", str(tmp_path / "gguf"), "--format", "gguf", "--quant", "f16")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "gguf").iterdir()) == [
+        "README.md", "model-f16.gguf", "r1tune_export.json", "verify.json"]
+    gguf_check = json.loads((tmp_path / "gguf" / "verify.json").read_text())
+    assert gguf_check["same_prompt_ids"] and abs(gguf_check["perplexity_change_pct"]) <= 0.5, gguf_check
+    assert "llama-server -m model-f16.gguf" in (tmp_path / "gguf" / "README.md").read_text()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("r1tune.export.gguf_writer.write_gguf", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        runner.invoke(app, ["export", str(run), "--out", str(tmp_path / "half"), "--format", "gguf"],
+                      catch_exceptions=False)
+    assert not (tmp_path / "half").exists()  # an interrupted export leaves no half export
     with pytest.raises(R1TuneError, match="cannot write the export"):
         runner.invoke(app, ["export", str(run), "--out", str(tmp_path / "missing" / "deep" / "x")],
                       catch_exceptions=False)

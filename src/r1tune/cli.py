@@ -438,6 +438,8 @@ def export(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the merged model.")],
     dtype: Annotated[str, typer.Option(help="Stored weights: bf16 (half the size) or fp32.")] = "bf16",
     verify: Annotated[bool, typer.Option(help="Load the export back and compare it with the run.")] = True,
+    fmt: Annotated[str, typer.Option("--format", help="merged (safetensors folder) or gguf (llama.cpp/Ollama).")] = "merged",
+    quant: Annotated[str, typer.Option(help="GGUF weights: f16 or q8_0.")] = "q8_0",
 ) -> None:
     """Save a run's result as a standalone safetensors model with a model card: a LoRA adapter is merged
     into the base weights; a full/freeze run's trained weights are copied. `--verify` proves it answers
@@ -445,12 +447,12 @@ def export(
     from r1tune.export import export_run
     from r1tune.rundir import open_run
 
-    if dtype not in ("bf16", "fp32"):
-        raise R1TuneError(f"--dtype must be bf16 or fp32, got {dtype!r}")
+    if dtype not in ("bf16", "fp32") or fmt not in ("merged", "gguf"):
+        raise R1TuneError(f"--dtype must be bf16 or fp32 and --format merged or gguf, got {dtype!r}, {fmt!r}")
     run_dir = open_run(run_folder)
-    path, check = export_run(run_dir, out_dir, dtype, verify)  # type: ignore[arg-type]
-    what = "trained model" if run_dir.trains_whole_model else "merged model"
-    out.print(f"{what} ({dtype}) written to {path}, model card {path / 'README.md'}")
+    path, check = export_run(run_dir, out_dir, dtype, verify, fmt, quant)  # type: ignore[arg-type]
+    what = f"GGUF ({quant})" if fmt == "gguf" else "trained model" if run_dir.trains_whole_model else "merged model"
+    out.print(f"{what} written to {path}, model card {path / 'README.md'}")
     if check is not None and check.get("n"):
         style = "green" if check["passed"] else "bold red"
         out.print(f"[{style}]verification {'passed' if check['passed'] else 'FAILED'}[/]: "

@@ -14,8 +14,7 @@ def model_card(run: RunDir, provenance: ExportProvenance, dtype: str, check: dic
     parts = [
         f"# {cfg.project.name}: fine-tuned {provenance.base_model}\n",
         f"Exported by r1tune {provenance.r1tune_version} from run `{run.run_id}` ({provenance.kind}, stored in "
-        f"{dtype}). Load it with `AutoModelForCausalLM.from_pretrained(folder)`, or serve it with "
-        f"`r1tune serve` (model name: this folder), which prompts it exactly as it was trained.\n",
+        f"{dtype}). " + _how_to_load(dtype) + "\n",
         "## How to prompt it\n",
         f"- chat format: `{provenance.chat_format}`; reasoning mode: `{provenance.reasoning}`",
         f"- system prompt used in training: {_system(cfg)}",
@@ -28,6 +27,14 @@ def model_card(run: RunDir, provenance: ExportProvenance, dtype: str, check: dic
         "- Evaluated on the held-out split only; check the slices and red-team results before deploying.\n",
     ]
     return "\n".join(parts)
+
+
+def _how_to_load(dtype: str) -> str:
+    if dtype in ("f16", "q8_0"):
+        return (f"Run it with llama.cpp (`llama-server -m model-{dtype}.gguf`): the tokenizer and chat template "
+                "are inside the file.")
+    return ("Load it with `AutoModelForCausalLM.from_pretrained(folder)`, or serve it with `r1tune serve` "
+            "(model name: this folder), which prompts it exactly as it was trained.")
 
 
 def _system(cfg: Any) -> str:

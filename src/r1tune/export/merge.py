@@ -18,6 +18,7 @@ from typing import Literal
 
 from r1tune.artifacts import ExportProvenance, write_artifact
 from r1tune.config import ModelConfig
+from r1tune.errors import R1TuneError
 from r1tune.models.loading import EXPORT_MARKER
 from r1tune.rundir import RunDir
 
@@ -51,14 +52,18 @@ def copy_whole_model(model_dir: Path, tmp: Path, dtype: ExportDtype) -> None:
         load_model(source, ModelConfig(name=str(model_dir))).to(torch.bfloat16).save_pretrained(tmp, safe_serialization=True)
 
 
-def export_run(run: RunDir, out_dir: Path, dtype: ExportDtype = "bf16", verify: bool = True) -> tuple[Path, dict | None]:
+def export_run(run: RunDir, out_dir: Path, dtype: ExportDtype = "bf16", verify: bool = True,
+               fmt: Literal["merged", "gguf"] = "merged", quant: str = "q8_0") -> tuple[Path, dict | None]:
     """Export a run's result with the provenance that lets r1tune prompt it exactly as it was trained, a
     model card, and (with `verify`) the proof that it answers like the run. Returns (folder, verification).
-    Everything is written into a temporary folder that replaces `out_dir` only when complete."""
+    `gguf` writes one `model-<quant>.gguf` instead of the safetensors folder. Everything is written into a
+    temporary folder that replaces `out_dir` only when complete."""
     from r1tune.export.card import model_card
     from r1tune.export.verify import VERIFY_FILE, verify_export
 
     _check_writable(out_dir)
+    if fmt == "gguf":
+        _check_gguf_source(run, quant)
     cfg = run.load_config()
     info = run.read_info()
     provenance = ExportProvenance(
@@ -66,22 +71,44 @@ def export_run(run: RunDir, out_dir: Path, dtype: ExportDtype = "bf16", verify: 
         chat_format=str(info.get("chat_format") or cfg.model.chat_format), reasoning=cfg.train.reasoning,
         train_on_prompt=cfg.train.train_on_prompt, r1tune_version=str((info.get("versions") or {}).get("r1tune", "unknown")))
     tmp = _fresh_tmp(out_dir)
+    weights = tmp / "hf" if fmt == "gguf" else tmp
     if run.trains_whole_model:
-        copy_whole_model(run.whole_model, tmp, dtype)
+        copy_whole_model(run.whole_model, weights, "fp32" if fmt == "gguf" else dtype)
     else:
-        merge_adapter(cfg.model, run.adapter, tmp, dtype)
+        merge_adapter(cfg.model, run.adapter, weights, "fp32" if fmt == "gguf" else dtype)
+    gguf_file = _to_gguf(weights, tmp, quant) if fmt == "gguf" else None
     write_artifact(tmp / EXPORT_MARKER, provenance)  # its one writer; loading the export needs it
-    check = verify_export(run, tmp, dtype) if verify else None
+    stored = quant if fmt == "gguf" else dtype
+    check = verify_export(run, tmp, stored, gguf_file=gguf_file) if verify else None
     if check is not None:
         (tmp / VERIFY_FILE).write_text(json.dumps(check, indent=2), encoding="utf-8")
-    (tmp / "README.md").write_text(model_card(run, provenance, dtype, check), encoding="utf-8")
+    (tmp / "README.md").write_text(model_card(run, provenance, stored, check), encoding="utf-8")
     return _finish(tmp, out_dir), check
+
+
+def _check_gguf_source(run: RunDir, quant: str) -> None:
+    """Architecture and quantisation are checked on the base model's config, before any merging."""
+    from r1tune.export.gguf_writer import check_gguf_export
+    from r1tune.models.loading import resolve_model_source
+
+    source = run.whole_model if run.trains_whole_model else Path(resolve_model_source(run.load_config().model).location)
+    if not (source / "config.json").is_file():
+        raise R1TuneError(f"GGUF export needs the model's config.json; {source} has none")
+    check_gguf_export(source, quant)
+
+
+def _to_gguf(weights: Path, tmp: Path, quant: str) -> str:
+    """Write `model-<quant>.gguf` beside the merged weights, then drop them (the GGUF is the export)."""
+    from r1tune.export.gguf_writer import write_gguf
+
+    name = f"model-{quant}.gguf"
+    write_gguf(weights, tmp / name, quant)
+    shutil.rmtree(weights)
+    return name
 
 
 def _check_writable(out_dir: Path) -> None:
     """Fail before any heavy work when the export cannot be written."""
-    from r1tune.errors import R1TuneError
-
     parent = out_dir.resolve().parent
     if not parent.is_dir() or not os.access(parent, os.W_OK):
         raise R1TuneError(f"cannot write the export: {parent} does not exist or is not writable",
