@@ -75,10 +75,11 @@ def label_studio_tasks(source: SourceConfig) -> list[Any] | None:
     plan = _plan(source)
     if plan.shape not in (None, "label_studio") or plan.path.suffix.lower() not in (".json", ".jsonl"):
         return None
-    rows = [row for _, row in iter_rows(plan.path, Quarantine(), source.encoding, source.sheet)]
-    if not rows or (plan.shape is None and detect_shape(rows[0]) != "label_studio"):
+    rows = (row for _, row in iter_rows(plan.path, Quarantine(), source.encoding, source.sheet))
+    first = next(rows, None)  # one row decides: a million-row JSONL of another shape is not read again
+    if first is None or (plan.shape is None and detect_shape(first) != "label_studio"):
         return None
-    return rows
+    return [first, *rows]
 
 
 def _chain(first: tuple[str, Any], rest: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
