@@ -50,3 +50,10 @@ def test_without_the_embedding_package_auto_falls_back_and_embedding_says_what_t
     assert router.route("My landlord broke a rental contract, can I sue?").adapter == "law"
     with pytest.raises(R1TuneError, match="needs sentence-transformers"):
         DomainRouter(train, method="embedding")
+
+
+def test_embedding_centroids_use_an_even_sample_of_many_prompts():
+    from r1tune.serve.router import _spread
+
+    assert _spread([str(i) for i in range(10)], 4) == ["0", "2", "5", "7"]
+    assert _spread(["a", "b"], 4) == ["a", "b"]

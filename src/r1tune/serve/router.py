@@ -21,6 +21,16 @@ from typing import Any, Literal
 
 log = logging.getLogger(__name__)
 RouterMethod = Literal["auto", "tfidf", "embedding"]
+# A centroid of a few hundred embeddings is as good as one of thousands, and embedding 5,000 prompts on a CPU
+# (~100/s) would hold up loading an adapter for close to a minute.
+EMBED_PER_ADAPTER = 256
+
+
+def _spread(items: list[str], n: int) -> list[str]:
+    """At most `n` items, evenly spaced over the list (the router's prompts keep their file order)."""
+    if len(items) <= n:
+        return items
+    return [items[i * len(items) // n] for i in range(n)]
 
 
 @dataclass(frozen=True)
@@ -55,7 +65,8 @@ class DomainRouter:
         try:
             from r1tune.data.embeddings import embed
 
-            centroids = np.stack([embed(list(prompts)).mean(axis=0) for prompts in prompts_by_adapter.values()])
+            centroids = np.stack([embed(_spread(list(prompts), EMBED_PER_ADAPTER)).mean(axis=0)
+                                  for prompts in prompts_by_adapter.values()])
         except R1TuneError as err:
             if self.method == "embedding":
                 raise
