@@ -51,3 +51,10 @@ METRICS: tuple[MetricInfo, ...] = (
 )
 INTERVAL_METRICS = tuple(m for m in METRICS if m.interval)
 LABELS = {m.key: m.label for m in METRICS}
+BETTER = {m.key: m.better for m in METRICS}
+
+
+def worse_by(key: str, change: float) -> float:
+    """How far `change` (tuned minus base, or a bare score) goes the wrong way for metric `key`:
+    positive means worse, whichever direction the metric counts as better."""
+    return change if BETTER.get(key) == "lower" else -change

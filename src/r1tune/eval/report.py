@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from r1tune.artifacts import DATA_REPORT_FILE, ArtifactError, EvalMetrics
-from r1tune.eval.metric_info import LABELS, METRICS
+from r1tune.eval.metric_info import BETTER, LABELS, METRICS
 from r1tune.eval.verdict import decide
 from r1tune.rundir import RunDir
 
@@ -136,7 +136,6 @@ def _slice_rows(metrics: EvalMetrics) -> list[dict[str, Any]]:
     """Per-slice rows, worst first, with each metric as "base → tuned (change)" coloured by direction."""
     from r1tune.eval.slices import SLICE_METRICS
 
-    better = {m.key: m.better for m in METRICS}
     keys = [k for k in SLICE_METRICS if any(s.tuned.get(k) or s.base.get(k) for s in metrics.slices)]
     rows = []
     for s in metrics.slices:
@@ -145,7 +144,7 @@ def _slice_rows(metrics: EvalMetrics) -> list[dict[str, Any]]:
             tuned, base, change = s.tuned.get(key), s.base.get(key), s.delta.get(key)
             text = "—" if tuned is None else (f"{base:.1f} → {tuned:.1f} ({change:+.1f})" if change is not None
                                               else f"{tuned:.1f}")
-            cells.append({"text": text, "cls": _direction(change, better[key])})
+            cells.append({"text": text, "cls": _direction(change, BETTER[key])})
         rows.append({"dimension": s.dimension, "value": s.value, "n": s.n, "cells": cells})
     return [{"labels": [LABELS[k] for k in keys], "rows": rows}] if rows else []
 

@@ -20,13 +20,12 @@ import numpy as np
 from r1tune.artifacts import EvalMetrics, SliceScores
 from r1tune.data.clean import detect_language
 from r1tune.data.records import Record
-from r1tune.eval.metric_info import METRICS
+from r1tune.eval.metric_info import METRICS, worse_by
 
 # The metrics that order slices and fill the report's slice table, most telling first; metrics.json has
 # every per-example metric per slice, and perplexity.
 SLICE_METRICS = ("key_fact_recall", "invented_facts", "rougeL", "judge_correctness", "format_valid", "exact_match")
 _PER_EXAMPLE = tuple(dict.fromkeys((*SLICE_METRICS, *(m.key for m in METRICS if m.interval))))
-_BETTER = {m.key: m.better for m in METRICS}
 def slice_keys(records: Sequence[Record], label_key: str | None) -> dict[str, list[str]]:
     """Dimension -> each record's slice value, for the dimensions with more than one value."""
     key = label_key or ("label" if any("label" in r.meta for r in records) else None)
@@ -90,9 +89,9 @@ def _badness(row: SliceScores) -> float:
     """How much worse the slice got on its first metric (positive = worse); with no base, how low it is."""
     for key in SLICE_METRICS:
         if key in row.delta:
-            return -row.delta[key] if _BETTER.get(key) != "lower" else row.delta[key]
+            return worse_by(key, row.delta[key])
         if key in row.tuned and not row.base:
-            return -row.tuned[key] if _BETTER.get(key) != "lower" else row.tuned[key]
+            return worse_by(key, row.tuned[key])
     return 0.0
 
 
@@ -102,5 +101,4 @@ def worst_slice(metrics: EvalMetrics, key: str = "key_fact_recall") -> SliceScor
     rows = [s for s in metrics.slices if key in s.delta]
     if not rows:
         return None
-    sign = 1.0 if _BETTER.get(key) == "lower" else -1.0
-    return max(rows, key=lambda s: sign * s.delta[key])
+    return max(rows, key=lambda s: worse_by(key, s.delta[key]))

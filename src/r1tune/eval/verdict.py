@@ -18,12 +18,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from r1tune.artifacts import EvalMetrics
-from r1tune.eval.metric_info import LABELS, METRICS
+from r1tune.eval.metric_info import LABELS, worse_by
 from r1tune.eval.slices import SLICE_METRICS
 
 FACT_METRICS = ("key_fact_recall", "invented_facts", "judge_correctness")
 TASK_METRICS = (*FACT_METRICS, "rougeL", "format_valid", "exact_match")
-_BETTER = {m.key: m.better for m in METRICS}
 Outcome = Literal["better", "worse", "unclear"]
 
 
@@ -45,13 +44,12 @@ def decide(metrics: EvalMetrics) -> Verdict | None:
         change = metrics.delta.get(key)
         if change is None or not (metrics.base.value(key) or metrics.tuned.value(key)):
             continue  # not measured on this run, or zero for both (exact match of long answers): no evidence
-        sign = -1.0 if _BETTER[key] == "lower" else 1.0
         interval = metrics.ci.get(key)
         significant = interval is not None and (interval.low > 0 or interval.high < 0)
         evidence.append(_describe(metrics, key, change, interval))
-        if sign * change < 0 and (key in FACT_METRICS or significant):
+        if worse_by(key, change) > 0 and (key in FACT_METRICS or significant):
             worse.append(f"{LABELS[key]} got worse ({change:+.1f}{'' if significant else ', within the noise'})")
-        elif sign * change > 0 and significant:
+        elif worse_by(key, change) < 0 and significant:
             better.append(key)
     outcome: Outcome = "worse" if worse else "better" if better else "unclear"
     reasons = worse or ([] if better else ["no task metric changed beyond its 95% interval"])
@@ -79,8 +77,7 @@ def _worst_slice(metrics: EvalMetrics, outcome: Outcome) -> str:
         key = next((k for k in SLICE_METRICS if k in row.delta), None)
         if key is None:
             continue
-        sign = -1.0 if _BETTER[key] == "lower" else 1.0
-        if sign * row.delta[key] < 0 and outcome != "worse":
+        if worse_by(key, row.delta[key]) > 0 and outcome != "worse":
             return (f"{row.dimension} = {row.value} ({row.n} examples): {LABELS[key]} "
                     f"{row.base[key]:.1f} → {row.tuned[key]:.1f}")
         return ""
