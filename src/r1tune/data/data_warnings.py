@@ -14,12 +14,16 @@ Computed once from the finished data report, stored in `data_report.json` (`warn
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+LOW_AGREEMENT = 0.667  # Krippendorff's lower bound for drawing even tentative conclusions from annotations
 
-def data_warnings(report: dict[str, Any], drop_share: float, split_notes: list[str]) -> list[str]:
-    """The warnings of a finished `prepare` report (the dict `_report` builds)."""
-    out = [*_drops(report, drop_share), *_classes(report), *split_notes, *_flagged(report)]
+
+def data_warnings(report: dict[str, Any], drop_share: float) -> list[str]:
+    """The warnings of a finished `prepare` report (the dict `_report` builds, with `annotation`)."""
+    out = [*_drops(report, drop_share), *_classes(report), *report["split"].get("notes", []), *_flagged(report),
+           *_low_agreement(report.get("annotation") or {})]
     leaks = sum(n for reason, n in (report.get("reasons", {}).get("near_dedup") or {}).items()
                 if reason.startswith("test record near-duplicates"))
     if leaks:
@@ -52,6 +56,13 @@ _FLAG_TEXT = {
 def _flagged(report: dict[str, Any]) -> list[str]:
     return [f"{n} {_FLAG_TEXT.get(stage, f'record(s) flagged at {stage}')}"
             for stage, n in report["funnel"].get("flagged", {}).items()]
+
+
+def _low_agreement(agreement: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    return [f"annotators of {Path(path).name} agree little on {field}: Krippendorff's alpha {row['krippendorff_alpha']:.2f} "
+            f"over {row['tasks']} tasks (below {LOW_AGREEMENT}); review the guideline or set source.min_agreement"
+            for path, fields in agreement.items() for field, row in fields.items()
+            if row["krippendorff_alpha"] == row["krippendorff_alpha"] and row["krippendorff_alpha"] < LOW_AGREEMENT]
 
 
 def _clusters(clusters: list[dict[str, Any]]) -> str:

@@ -127,9 +127,6 @@ def annotation_agreement(tasks: Sequence[dict]) -> dict[str, dict[str, Any]]:
     return {name: _field_agreement(units, name in text_fields) for name, units in per_field.items()}
 
 
-LOW_AGREEMENT = 0.667  # Krippendorff's lower bound for drawing even tentative conclusions from annotations
-
-
 def sources_agreement(sources: Sequence[Any]) -> dict[str, dict[str, dict[str, Any]]]:
     """Agreement per field of every Label Studio source among `sources` (path -> field -> statistics)."""
     from r1tune.data.readers import label_studio_tasks
@@ -142,13 +139,6 @@ def sources_agreement(sources: Sequence[Any]) -> dict[str, dict[str, dict[str, A
             if fields:
                 out[str(source.path)] = fields
     return out
-
-
-def low_agreement_warnings(agreement: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
-    return [f"annotators of {Path(path).name} agree little on {field}: Krippendorff's alpha {row['krippendorff_alpha']:.2f} "
-            f"over {row['tasks']} tasks (below {LOW_AGREEMENT}); review the guideline or set source.min_agreement"
-            for path, fields in agreement.items() for field, row in fields.items()
-            if row["krippendorff_alpha"] == row["krippendorff_alpha"] and row["krippendorff_alpha"] < LOW_AGREEMENT]
 
 
 def _field_agreement(units: list[list[str]], is_text: bool) -> dict[str, Any]:

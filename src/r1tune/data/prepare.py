@@ -44,7 +44,7 @@ from r1tune.data.chunking import tokenizer_counter
 from r1tune.data.clean import RecordCleaner, record_text
 from r1tune.data.data_warnings import data_warnings
 from r1tune.data.global_steps import column, dedup_parts, exact_dedup, near_clusters, near_dedup, quality_step
-from r1tune.data.label_studio import low_agreement_warnings, sources_agreement
+from r1tune.data.label_studio import sources_agreement
 from r1tune.data.quarantine import Quarantine
 
 if TYPE_CHECKING:
@@ -140,7 +140,9 @@ def run_data_pipeline(cfg: DataConfig, out_dir: Path, seed: int, tokenizer=None,
             report = _finish(dataset, cfg, out_dir, seed, quarantine, timings, answer_scorer)
         report["funnel"]["read"] = n_rows + report["funnel"]["rejected"].get("read", 0)
         report["annotation"] = sources_agreement([*cfg.sources, *cfg.test_sources])
-        report["warnings"] += low_agreement_warnings(report["annotation"])
+        report["warnings"] = data_warnings(report, cfg.warn_drop_share)
+        for warning in report["warnings"]:
+            log.warning("data: %s", warning)
         report["sources"] = {
             str(p): {"records": n, "sha256": file_sha256(p)} for p, n in source_counts.items() if isinstance(p, Path)
         }
@@ -428,9 +430,6 @@ def _report(cfg: DataConfig, dataset, plan, quarantine: Quarantine, stats: dict[
                   "upsampled": plan.upsampled, "notes": plan.notes},
         "quarantine_examples": [f"{i.source} ({i.stage}): {i.reason}" for i in quarantine.examples[:10]],
     }
-    report["warnings"] = data_warnings(report, cfg.warn_drop_share, plan.notes)
-    for warning in report["warnings"]:
-        log.warning("data: %s", warning)
     return report
 
 
