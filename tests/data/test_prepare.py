@@ -167,6 +167,8 @@ def test_held_out_near_duplicates_of_training_data_are_removed(tmp_path):
     assert [r.answer.content for r in data.test] == ["全新的测试问题的答案，与训练无关。"]
     leak = [q for q in _lines(tmp_path / "out" / "quarantine.jsonl") if q["stage"] == "near_dedup"]
     assert leak[0]["source"] == f"{test}:1" and "near-duplicates training record" in leak[0]["reason"]
+    assert "1 held-out test record(s) near-duplicated training records and were removed from the test split " \
+           "(see quarantine.jsonl)" in data.report.warnings
 
 
 def test_parallel_workers_give_the_same_output(tmp_path):

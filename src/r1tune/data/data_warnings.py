@@ -24,8 +24,9 @@ def data_warnings(report: dict[str, Any], drop_share: float) -> list[str]:
     """The warnings of a finished `prepare` report (the dict `_report` builds, with `annotation`)."""
     out = [*_drops(report, drop_share), *_classes(report), *report["split"].get("notes", []), *_flagged(report),
            *_low_agreement(report.get("annotation") or {})]
-    leaks = sum(n for reason, n in (report.get("reasons", {}).get("near_dedup") or {}).items()
-                if reason.startswith("test record near-duplicates"))
+    reasons = report.get("reasons", {})  # {"rejected:<stage>": {reason kind: n}} (Quarantine.reason_counts)
+    leaks = sum(n for stage in ("rejected:dedup", "rejected:near_dedup") for reason, n in (reasons.get(stage) or {}).items()
+                if reason.startswith(("test record near-duplicates", "test record also in training data")))
     if leaks:
         out.append(f"{leaks} held-out test record(s) near-duplicated training records and were removed from "
                    "the test split (see quarantine.jsonl)")
