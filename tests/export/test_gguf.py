@@ -60,6 +60,7 @@ def test_metadata_holds_the_tokenizer_special_tokens_and_chat_template(tiny_qwen
     assert field("tokenizer.ggml.bos_token_id") == vocab["<｜begin▁of▁sentence｜>"]
     assert field("tokenizer.chat_template") == tokenizer.chat_template
     assert field("general.architecture") == "qwen2"
+    assert field("general.file_type") == gguf.LlamaFileType.MOSTLY_F16
     config = json.loads((folder / "config.json").read_text())
     assert np.isclose(field("qwen2.rope.freq_base"), config.get("rope_theta") or config["rope_parameters"]["rope_theta"])
 

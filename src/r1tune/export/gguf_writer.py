@@ -18,6 +18,7 @@ from r1tune.errors import R1TuneError
 
 ARCHITECTURES = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2"}
 QUANTS = ("f16", "q8_0")
+FILE_TYPES = {"f16": 1, "q8_0": 7}  # gguf.LlamaFileType MOSTLY_F16 / MOSTLY_Q8_0 (`general.file_type`)
 
 
 def check_gguf_export(model_dir: Path, quant: str) -> str:
@@ -45,6 +46,7 @@ def write_gguf(model_dir: Path, out_file: Path, quant: str, chat_template: str |
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     writer = gguf.GGUFWriter(str(out_file), arch)
     _write_hparams(writer, config)
+    writer.add_file_type(FILE_TYPES[quant])
     _write_tokenizer(writer, tokenizer, chat_template)
     name_map = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA if arch == "llama" else gguf.MODEL_ARCH.QWEN2,
                                         config.num_hidden_layers)
@@ -68,7 +70,6 @@ def _write_hparams(writer: Any, config: Any) -> None:
     writer.add_rope_freq_base(_rope_theta(config))
     writer.add_layer_norm_rms_eps(config.rms_norm_eps)
     writer.add_rope_dimension_count(config.hidden_size // config.num_attention_heads)
-    writer.add_file_type(1)  # mostly f16; q8_0 tensors say their own type
 
 
 def _rope_theta(config: Any) -> float:
