@@ -118,6 +118,10 @@ def test_a_whole_model_run_is_evaluated_exported_chatted_and_served_from_its_tra
     assert trained.keys() == copied.keys() and all(torch.equal(trained[k], copied[k]) for k in trained)
     provenance = json.loads((exported / "r1tune_export.json").read_text())
     assert provenance["source"] == str(run.path) and provenance["kind"] == "whole_model"
+    half = tmp_path / "exported-bf16"
+    assert _invoke("export", str(run.path), "--out", str(half), "--no-verify").exit_code == 0
+    weights = [load_file(f) for f in half.glob("*.safetensors")]  # only the bf16 weights, no fp32 left behind
+    assert weights and {t.dtype for w in weights for t in w.values()} == {torch.bfloat16}
 
     target = resolve_target(run.path)
     assert target.weights_dir == run.whole_model and target.run_adapter_name is None

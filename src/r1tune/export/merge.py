@@ -46,10 +46,13 @@ def copy_whole_model(model_dir: Path, tmp: Path, dtype: ExportDtype) -> None:
 
     if not any(Path(model_dir).glob("*.safetensors")):
         raise ModelLoadError(f"{model_dir} holds no safetensors weights", hint="re-run `r1tune train` for this run")
-    shutil.copytree(model_dir, tmp)
-    if dtype == "bf16":
-        source = resolve_model_source(ModelConfig(name=str(model_dir)))
-        load_model(source, ModelConfig(name=str(model_dir))).to(torch.bfloat16).save_pretrained(tmp, safe_serialization=True)
+    if dtype == "fp32":
+        shutil.copytree(model_dir, tmp)
+        return
+    # Everything but the weights is copied; fp32 shards left beside the bf16 ones would be what an index loads.
+    shutil.copytree(model_dir, tmp, ignore=shutil.ignore_patterns("*.safetensors", "*.safetensors.index.json"))
+    source = resolve_model_source(ModelConfig(name=str(model_dir)))
+    load_model(source, ModelConfig(name=str(model_dir))).to(torch.bfloat16).save_pretrained(tmp, safe_serialization=True)
 
 
 def export_run(run: RunDir, out_dir: Path, dtype: ExportDtype = "bf16", verify: bool = True,
