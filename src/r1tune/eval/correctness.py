@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from r1tune.data.records import Record
-from r1tune.eval.judge import MAX_CONSECUTIVE_ERRORS, JudgeError, reply_field
+from r1tune.eval.judge import JudgeError, ask_each, reply_field
 
 log = logging.getLogger(__name__)
 GRADE_SCORES = {"correct": 100.0, "partially": 50.0, "wrong": 0.0}
@@ -54,23 +54,17 @@ def grade_answers(call: Callable[[list[str]], list[str]], records: Sequence[Reco
 
     Returns (summary, scores) where scores[model] lists a 0-100 score or None per record."""
     scores: dict[str, list[float | None]] = {name: [None] * len(records) for name in answers}
+    asked = [(r.prompt_messages[-1].content, r.answer.content) for r in records[:n]]
+    batches = [[correctness_prompt(prompt, reference, answers[name][i]) for name in answers]
+               for i, (prompt, reference) in enumerate(asked)]
+    replies, status = ask_each(call, batches)
     rows: list[dict[str, Any]] = []
-    status, errors_in_a_row = "ok", 0
-    for i in range(min(n, len(records))):
-        prompt, reference = records[i].prompt_messages[-1].content, records[i].answer.content
-        try:
-            replies = call([correctness_prompt(prompt, reference, answers[name][i]) for name in answers])
-            errors_in_a_row = 0
-        except JudgeError as err:
-            errors_in_a_row += 1
-            rows.append({"id": records[i].id, "error": str(err)})
-            if errors_in_a_row >= MAX_CONSECUTIVE_ERRORS:
-                status = f"stopped after {MAX_CONSECUTIVE_ERRORS} failed calls in a row: {err}"
-                log.warning("correctness judge %s", status)
-                break
+    for i, answer in enumerate(replies):
+        if isinstance(answer, JudgeError):
+            rows.append({"id": records[i].id, "error": str(answer)})
             continue
-        row: dict[str, Any] = {"id": records[i].id, "prompt": prompt}
-        for name, reply in zip(answers, replies, strict=True):
+        row: dict[str, Any] = {"id": records[i].id, "prompt": asked[i][0]}
+        for name, reply in zip(answers, answer, strict=True):
             grade, reason = parse_grade(reply)
             row[name] = {"grade": grade, "reason": reason}
             scores[name][i] = GRADE_SCORES.get(grade) if grade else None

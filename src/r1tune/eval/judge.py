@@ -129,6 +129,27 @@ def make_caller(cfg: JudgeConfig, precision: str = "fp32") -> Callable[[list[str
     return endpoint_caller(cfg) if cfg.endpoint else local_caller(cfg, precision)
 
 
+def ask_each(call: Callable[[list[str]], list[str]], batches: Sequence[list[str]]
+             ) -> tuple[list[list[str] | JudgeError], str]:
+    """One judge call per batch of prompts, in order. A dead judge must not stall the evaluation, so after
+    MAX_CONSECUTIVE_ERRORS failures in a row it stops; what was answered is kept. Returns the replies (or
+    the error) of every batch asked, and the status ("ok" or why it stopped)."""
+    out: list[list[str] | JudgeError] = []
+    in_a_row = 0
+    for batch in batches:
+        try:
+            out.append(call(batch))
+            in_a_row = 0
+        except JudgeError as err:
+            out.append(err)
+            in_a_row += 1
+            if in_a_row >= MAX_CONSECUTIVE_ERRORS:
+                status = f"stopped after {MAX_CONSECUTIVE_ERRORS} failed calls in a row: {err}"
+                log.warning("judge %s", status)
+                return out, status
+    return out, "ok"
+
+
 def _combine(first: str | None, second: str | None) -> str:
     """Verdicts as model names ("base"/"tuned"/"tie"/None) from both orders -> one outcome."""
     valid = [v for v in (first, second) if v is not None]
@@ -152,32 +173,24 @@ def run_judge(cfg: JudgeConfig, records: Sequence[Record], base_answers: Sequenc
     except Exception as err:  # a judge that cannot load must not lose the evaluation it is attached to
         log.warning("judge unavailable: %s", err)
         return {**summary, "status": f"judge unavailable: {err}", "n": 0}
+    orders = (("base", "tuned"), ("tuned", "base"))
+    asked = [(records[i].prompt_messages[-1].content, records[i].answer.content) for i in range(n)]
+    batches = [[judge_prompt(prompt, reference, *(base_answers[i] if m == "base" else tuned_answers[i] for m in order))
+                for order in orders] for i, (prompt, reference) in enumerate(asked)]
+    replies, summary["status"] = ask_each(call, batches)
     rows: list[dict[str, Any]] = []
-    errors_in_a_row = 0
-    for i in range(n):
-        prompt, reference = records[i].prompt_messages[-1].content, records[i].answer.content
-        orders = (("base", "tuned"), ("tuned", "base"))
-        texts = [judge_prompt(prompt, reference, *(base_answers[i] if m == "base" else tuned_answers[i]
-                                                    for m in order)) for order in orders]
-        try:
-            replies = call(texts)
-            errors_in_a_row = 0
-        except JudgeError as err:
-            errors_in_a_row += 1
-            rows.append({"id": records[i].id, "outcome": "error", "error": str(err)})
-            if errors_in_a_row >= MAX_CONSECUTIVE_ERRORS:
-                summary["status"] = f"stopped after {MAX_CONSECUTIVE_ERRORS} failed calls in a row: {err}"
-                log.warning("judge %s", summary["status"])
-                break
+    for i, answer in enumerate(replies):
+        if isinstance(answer, JudgeError):
+            rows.append({"id": records[i].id, "outcome": "error", "error": str(answer)})
             continue
         verdicts = []
-        for order, reply in zip(orders, replies, strict=True):
+        for order, reply in zip(orders, answer, strict=True):
             letter, reason = parse_verdict(reply)
             verdicts.append({"order": f"A={order[0]}, B={order[1]}", "raw": letter, "reason": reason,
                              "winner": None if letter is None else {"A": order[0], "B": order[1]}.get(letter, "tie")})
         outcome = _combine(verdicts[0]["winner"], verdicts[1]["winner"])
         consistent = verdicts[0]["winner"] is not None and verdicts[0]["winner"] == verdicts[1]["winner"]
-        rows.append({"id": records[i].id, "prompt": prompt, "outcome": outcome, "consistent": consistent,
+        rows.append({"id": records[i].id, "prompt": asked[i][0], "outcome": outcome, "consistent": consistent,
                      "verdicts": verdicts})
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
