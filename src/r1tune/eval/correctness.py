@@ -11,7 +11,6 @@ are kept, like the pairwise judge.
 from __future__ import annotations
 
 import json
-import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,7 +19,6 @@ from typing import Any
 from r1tune.data.records import Record
 from r1tune.eval.judge import JudgeError, ask_each, reply_field
 
-log = logging.getLogger(__name__)
 GRADE_SCORES = {"correct": 100.0, "partially": 50.0, "wrong": 0.0}
 
 CORRECTNESS_TEMPLATE = """You are a strict domain expert. Grade the answer against the reference answer.
