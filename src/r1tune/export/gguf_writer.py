@@ -61,6 +61,7 @@ def write_gguf(model_dir: Path, out_file: Path, quant: str, chat_template: str |
 
 
 def _write_hparams(writer: Any, config: Any) -> None:
+    writer.add_vocab_size(config.vocab_size)  # else readers count tokens, and R1's GGUF tokenizer adds two
     writer.add_context_length(config.max_position_embeddings)
     writer.add_embedding_length(config.hidden_size)
     writer.add_block_count(config.num_hidden_layers)
