@@ -110,6 +110,8 @@ def _write_tokenizer(writer: Any, tokenizer: Any, chat_template: str | None) -> 
     for kind, token in (("bos", tokenizer.bos_token), ("eos", tokenizer.eos_token), ("pad", tokenizer.pad_token)):
         if token is not None and token in vocab:
             getattr(writer, f"add_{kind}_token_id")(vocab[token])
+    writer.add_add_bos_token(False)  # r1tune's formats (and the chat templates) write BOS in the text
+    writer.add_add_eos_token(False)
     template = chat_template or tokenizer.chat_template
     if template:
         writer.add_chat_template(template)

@@ -82,6 +82,11 @@ CHAT_FORMATS: dict[str, ChatFormat] = {
 _TURN_SEPARATOR = {"chatml": "\n"}
 
 
+def turn_separator(fmt: ChatFormat) -> str:
+    """Untrained text between an assistant turn's end-of-turn token and the next turn."""
+    return _TURN_SEPARATOR.get(fmt.name, "")
+
+
 def chat_format_for(name: str, tokenizer: PreTrainedTokenizerBase, default_system: str | None = None) -> ChatFormat:
     """Resolve a format by name, or detect it from the tokenizer's special tokens when `name` is 'auto'."""
     if name == "auto":
@@ -165,7 +170,7 @@ class ChatRenderer:
         """(text, trained, is_content) for everything up to and including the generation prompt; with
         `train_history`, earlier assistant turns (their content and end-of-turn token) are trained."""
         segs: list[tuple[str, bool, bool]] = []
-        fmt, sep = self.fmt, _TURN_SEPARATOR.get(self.fmt.name, "")
+        fmt, sep = self.fmt, turn_separator(self.fmt)
         if fmt.bos:
             segs.append((fmt.bos, False, False))
         messages = list(messages)
@@ -181,12 +186,17 @@ class ChatRenderer:
                          (fmt.assistant[1], train_history, False)]
                 if sep:
                     segs.append((sep, False, False))
-        segs.append((fmt.assistant[0], False, False))
-        if fmt.think:
-            segs.append((THINK_OPEN + "\n", False, False))
-            if self.reasoning == "keep_prompt_think":
-                segs.append(("\n" + THINK_CLOSE + "\n\n", False, False))
+        segs.append((self.generation_prompt(), False, False))
         return [s for s in segs if s[0]]
+
+    def generation_prompt(self) -> str:
+        """The text after the last turn that asks the model to answer (R1: opens the think block)."""
+        text = self.fmt.assistant[0]
+        if self.fmt.think:
+            text += THINK_OPEN + "\n"
+            if self.reasoning == "keep_prompt_think":
+                text += "\n" + THINK_CLOSE + "\n\n"
+        return text
 
     def answer_segments(self, answer: Message) -> list[tuple[str, bool, bool]]:
         """The trained continuation after the generation prompt, ending with the end-of-turn token."""
