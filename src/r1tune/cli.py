@@ -435,30 +435,28 @@ def _answer(loaded, precision, messages, max_new_tokens, temperature):
 @app.command()
 def export(
     run_folder: RunArg,
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the merged model.")],
-    dtype: Annotated[str, typer.Option(help="Stored weights: bf16 (half the size) or fp32.")] = "bf16",
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the export.")],
+    fmt: Annotated[str, typer.Option("--format", help="merged | gguf | ollama | int8 | gptq | awq | vllm.")] = "merged",
+    dtype: Annotated[str, typer.Option(help="merged weights: bf16 (half the size) or fp32.")] = "bf16",
+    quant: Annotated[str, typer.Option(help="gguf/ollama: f16, q8_0, or (with llama-cpp-python) q4_k_m, q5_k_m, q6_k.")] = "q8_0",
     verify: Annotated[bool, typer.Option(help="Load the export back and compare it with the run.")] = True,
-    fmt: Annotated[str, typer.Option("--format", help="merged (safetensors folder) or gguf (llama.cpp/Ollama).")] = "merged",
-    quant: Annotated[str, typer.Option(help="GGUF weights: f16 or q8_0.")] = "q8_0",
 ) -> None:
-    """Save a run's result as a standalone safetensors model with a model card: a LoRA adapter is merged
-    into the base weights; a full/freeze run's trained weights are copied. `--verify` proves it answers
-    like the run on its held-out prompts."""
+    """Ship a run's result: a merged safetensors model, a GGUF (llama.cpp), an Ollama model, CPU INT8,
+    4-bit GPTQ/AWQ (CUDA) or a folder vLLM serves as is, each with a model card; `--verify` proves it
+    answers like the run on its held-out prompts. Unsupported requests fail before any weights load."""
     from r1tune.export import export_run
+    from r1tune.export.formats import ExportOptions
     from r1tune.rundir import open_run
 
-    if dtype not in ("bf16", "fp32") or fmt not in ("merged", "gguf"):
-        raise R1TuneError(f"--dtype must be bf16 or fp32 and --format merged or gguf, got {dtype!r}, {fmt!r}")
-    run_dir = open_run(run_folder)
-    path, check = export_run(run_dir, out_dir, dtype, verify, fmt, quant)  # type: ignore[arg-type]
-    what = f"GGUF ({quant})" if fmt == "gguf" else "trained model" if run_dir.trains_whole_model else "merged model"
-    out.print(f"{what} written to {path}, model card {path / 'README.md'}")
+    options = ExportOptions(fmt=fmt, dtype=dtype, quant=quant, verify=verify)  # type: ignore[arg-type]
+    path, check = export_run(open_run(run_folder), out_dir, options)
+    out.print(f"{fmt} export written to {path}, model card {path / 'README.md'}")
     if check is not None and check.get("n"):
         style = "green" if check["passed"] else "bold red"
-        out.print(f"[{style}]verification {'passed' if check['passed'] else 'FAILED'}[/]: "
+        detail = "; ".join(check.get("problems") or []) or (check.get("method") or
                   f"greedy answers agree on {100 * check['greedy_agreement']:.0f}% ({check['n']} prompts), "
-                  f"perplexity {check['perplexity_change_pct']:+.2f}% (±{check['tolerance_pct']}%)"
-                  + ("" if check["passed"] else ": " + escape("; ".join(check["problems"]))))
+                  f"perplexity {check['perplexity_change_pct']:+.2f}% (±{check['tolerance_pct']}%)")
+        out.print(f"[{style}]verification {'passed' if check['passed'] else 'FAILED'}[/]: {escape(detail)}")
 
 
 @app.command("serve")

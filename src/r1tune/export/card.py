@@ -9,16 +9,17 @@ from r1tune.artifacts import ArtifactError, ExportProvenance
 from r1tune.rundir import RunDir
 
 
-def model_card(run: RunDir, provenance: ExportProvenance, dtype: str, check: dict[str, Any] | None) -> str:
+def model_card(run: RunDir, provenance: ExportProvenance, built: Any, check: dict[str, Any] | None) -> str:
+    """`built`: what export/formats.build wrote (its storage, files and serve command)."""
     cfg = run.load_config()
     parts = [
         f"# {cfg.project.name}: fine-tuned {provenance.base_model}\n",
-        f"Exported by r1tune {provenance.r1tune_version} from run `{run.run_id}` ({provenance.kind}, stored in "
-        f"{dtype}). " + _how_to_load(dtype) + "\n",
+        f"Exported by r1tune {provenance.r1tune_version} from run `{run.run_id}` ({provenance.kind}, stored as "
+        f"{built.stored}). " + _how_to_load(built) + "\n",
         "## How to prompt it\n",
         f"- chat format: `{provenance.chat_format}`; reasoning mode: `{provenance.reasoning}`",
         f"- system prompt used in training: {_system(cfg)}",
-        f"- sampling of the base preset: {_sampling(cfg)}\n",
+        f"- sampling of the base preset: {_sampling(run)}\n",
         *_data(run), *_training(cfg, run), *_evaluation(run), *_verification(check),
         "## Intended use and limits\n",
         f"- Trained for: {cfg.project.name}, on the data above; outside that domain it is the base model at best.",
@@ -29,10 +30,13 @@ def model_card(run: RunDir, provenance: ExportProvenance, dtype: str, check: dic
     return "\n".join(parts)
 
 
-def _how_to_load(dtype: str) -> str:
-    if dtype in ("f16", "q8_0"):
-        return (f"Run it with llama.cpp (`llama-server -m model-{dtype}.gguf`): the tokenizer and chat template "
-                "are inside the file.")
+def _how_to_load(built: Any) -> str:
+    if built.gguf_file:
+        return (f"Run it with llama.cpp (`{built.serve_command}`): the tokenizer and chat template are inside "
+                "the file." + (" For Ollama: `ollama create NAME -f Modelfile`." if "ollama" in built.serve_command
+                               else ""))
+    if built.model_dir == "adapter" or built.stored == "4bit" or "vllm" in (built.serve_command or ""):
+        return f"Serve it with vLLM: `{built.serve_command}` (also in `vllm-serve.sh` where present)."
     return ("Load it with `AutoModelForCausalLM.from_pretrained(folder)`, or serve it with `r1tune serve` "
             "(model name: this folder), which prompts it exactly as it was trained.")
 
@@ -42,11 +46,11 @@ def _system(cfg: Any) -> str:
     return " / ".join(f"`{s}`" for s in sorted(systems)) if systems else "the base preset's default"
 
 
-def _sampling(cfg: Any) -> str:
-    from r1tune.models.presets import presets
+def _sampling(run: RunDir) -> str:
+    from r1tune.export.formats import preset_sampling
 
-    preset = presets().get(cfg.model.name)
-    return f"temperature {preset.sampling.temperature}, top_p {preset.sampling.top_p}" if preset else "the model's defaults"
+    sampling = preset_sampling(run)
+    return ", ".join(f"{k} {v}" for k, v in sampling.items()) if sampling else "the model's defaults"
 
 
 def _data(run: RunDir) -> list[str]:
@@ -101,10 +105,20 @@ def _verification(check: dict[str, Any] | None) -> list[str]:
         return ["## Verification\n", "Not verified (`--no-verify`).\n"]
     if not check.get("n"):
         return ["## Verification\n", f"Not verified: {check.get('reason')}.\n"]
-    return ["## Verification\n",
-            f"Loaded back and compared with the run on {check['n']} `{check['split']}` prompts: "
+    if check.get("method"):
+        return ["## Verification\n", f"{check['n']} files checked, {check['method']}: "
+                f"**{'passed' if check['passed'] else 'FAILED'}** {'; '.join(check['problems'])}\n"]
+    lines = _comparison("Loaded back", check)
+    if check.get("llama_cpp"):
+        lines += _comparison("Run by llama.cpp (llama-cpp-python)", check["llama_cpp"])
+    return ["## Verification\n", *lines]
+
+
+def _comparison(how: str, check: dict[str, Any]) -> list[str]:
+    return [f"{how} and compared with the run on {check['n']} `{check['split']}` prompts: "
             f"greedy answers agree on {100 * check['greedy_agreement']:.0f}% of their length "
             f"({100 * check['identical_answers']:.0f}% identical), answer perplexity "
-            f"{check['perplexity_run']:.3f} → {check['perplexity_export']:.3f} ({check['perplexity_change_pct']:+.2f}%, "
-            f"tolerance ±{check['tolerance_pct']}%): **{'passed' if check['passed'] else 'FAILED'}**"
+            f"{check['perplexity_run']:.3f} → {check['perplexity_export']:.3f} "
+            f"({check['perplexity_change_pct']:+.2f}%, tolerance ±{check['tolerance_pct']}%): "
+            f"**{'passed' if check['passed'] else 'FAILED'}**"
             + ("" if check["passed"] else " — " + "; ".join(check["problems"])) + ".\n"]

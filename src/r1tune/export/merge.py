@@ -14,15 +14,13 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Literal
 
 from r1tune.artifacts import ExportProvenance, write_artifact
 from r1tune.config import ModelConfig
 from r1tune.errors import R1TuneError
+from r1tune.export.formats import ExportDtype, ExportOptions
 from r1tune.models.loading import EXPORT_MARKER
 from r1tune.rundir import RunDir
-
-ExportDtype = Literal["bf16", "fp32"]
 
 
 def merge_adapter(model_cfg: ModelConfig, adapter_dir: Path, tmp: Path, dtype: ExportDtype) -> None:
@@ -55,18 +53,18 @@ def copy_whole_model(model_dir: Path, tmp: Path, dtype: ExportDtype) -> None:
     load_model(source, ModelConfig(name=str(model_dir))).to(torch.bfloat16).save_pretrained(tmp, safe_serialization=True)
 
 
-def export_run(run: RunDir, out_dir: Path, dtype: ExportDtype = "bf16", verify: bool = True,
-               fmt: Literal["merged", "gguf"] = "merged", quant: str = "q8_0") -> tuple[Path, dict | None]:
-    """Export a run's result with the provenance that lets r1tune prompt it exactly as it was trained, a
-    model card, and (with `verify`) the proof that it answers like the run. Returns (folder, verification).
-    `gguf` writes one `model-<quant>.gguf` instead of the safetensors folder. Everything is written into a
-    temporary folder that replaces `out_dir` only when complete."""
+def export_run(run: RunDir, out_dir: Path, opts: ExportOptions | None = None) -> tuple[Path, dict | None]:
+    """Export a run's result in `opts.fmt` (export/formats.py) with the provenance that lets r1tune prompt it
+    exactly as it was trained, a model card, and (with `opts.verify`) the proof that it answers like the
+    run. Returns (folder, verification). Everything is written into a temporary folder that replaces
+    `out_dir` only when complete; every refusal comes before any weights are touched."""
     from r1tune.export.card import model_card
-    from r1tune.export.verify import VERIFY_FILE, verify_export
+    from r1tune.export.formats import build, preflight
+    from r1tune.export.verify import VERIFY_FILE, verify_built
 
+    opts = opts or ExportOptions()
     _check_writable(out_dir)
-    if fmt == "gguf":
-        _check_gguf_source(run, quant)
+    preflight(run, opts)
     cfg = run.load_config()
     info = run.read_info()
     provenance = ExportProvenance(
@@ -74,40 +72,15 @@ def export_run(run: RunDir, out_dir: Path, dtype: ExportDtype = "bf16", verify: 
         chat_format=str(info.get("chat_format") or cfg.model.chat_format), reasoning=cfg.train.reasoning,
         train_on_prompt=cfg.train.train_on_prompt, r1tune_version=str((info.get("versions") or {}).get("r1tune", "unknown")))
     tmp = _fresh_tmp(out_dir)
-    weights = tmp / "hf" if fmt == "gguf" else tmp
-    if run.trains_whole_model:
-        copy_whole_model(run.whole_model, weights, "fp32" if fmt == "gguf" else dtype)
-    else:
-        merge_adapter(cfg.model, run.adapter, weights, "fp32" if fmt == "gguf" else dtype)
-    gguf_file = _to_gguf(weights, tmp, quant) if fmt == "gguf" else None
+    built = build(run, tmp, opts)
     write_artifact(tmp / EXPORT_MARKER, provenance)  # its one writer; loading the export needs it
-    stored = quant if fmt == "gguf" else dtype
-    check = verify_export(run, tmp, stored, gguf_file=gguf_file) if verify else None
+    if built.model_dir != ".":
+        write_artifact(tmp / built.model_dir / EXPORT_MARKER, provenance)
+    check = verify_built(run, tmp, built) if opts.verify else None
     if check is not None:
         (tmp / VERIFY_FILE).write_text(json.dumps(check, indent=2), encoding="utf-8")
-    (tmp / "README.md").write_text(model_card(run, provenance, stored, check), encoding="utf-8")
+    (tmp / "README.md").write_text(model_card(run, provenance, built, check), encoding="utf-8")
     return _finish(tmp, out_dir), check
-
-
-def _check_gguf_source(run: RunDir, quant: str) -> None:
-    """Architecture and quantisation are checked on the base model's config, before any merging."""
-    from r1tune.export.gguf_writer import check_gguf_export
-    from r1tune.models.loading import resolve_model_source
-
-    source = run.whole_model if run.trains_whole_model else Path(resolve_model_source(run.load_config().model).location)
-    if not (source / "config.json").is_file():
-        raise R1TuneError(f"GGUF export needs the model's config.json; {source} has none")
-    check_gguf_export(source, quant)
-
-
-def _to_gguf(weights: Path, tmp: Path, quant: str) -> str:
-    """Write `model-<quant>.gguf` beside the merged weights, then drop them (the GGUF is the export)."""
-    from r1tune.export.gguf_writer import write_gguf
-
-    name = f"model-{quant}.gguf"
-    write_gguf(weights, tmp / name, quant)
-    shutil.rmtree(weights)
-    return name
 
 
 def _check_writable(out_dir: Path) -> None:

@@ -19,9 +19,19 @@ from typing import Any
 from r1tune.rundir import RunDir
 
 # Largest accepted |perplexity change| in percent, and smallest share of identical greedy answers.
-TOLERANCE_PCT = {"fp32": 0.1, "bf16": 0.5, "f16": 0.5, "q8_0": 2.0}
-MIN_AGREEMENT = {"fp32": 0.9, "bf16": 0.8, "f16": 0.8, "q8_0": 0.6}
+TOLERANCE_PCT = {"fp32": 0.1, "bf16": 0.5, "f16": 0.5, "q8_0": 2.0, "int8": 3.0, "q6_k": 3.0, "q5_k_m": 5.0,
+                 "q4_k_m": 8.0, "4bit": 8.0}
+MIN_AGREEMENT = {"fp32": 0.9, "bf16": 0.8, "f16": 0.8, "q8_0": 0.6, "int8": 0.5, "q6_k": 0.5, "q5_k_m": 0.4,
+                 "q4_k_m": 0.3, "4bit": 0.3}
 VERIFY_FILE = "verify.json"
+
+
+def verify_built(run: RunDir, export_dir: Path, built: Any) -> dict[str, Any]:
+    """The check that fits what `export/formats.build` wrote: a copied adapter must be byte-identical to the
+    run's; weights are loaded back and compared; a GGUF also through llama.cpp when it is installed."""
+    if built.stored == "adapter":
+        return _same_files(run.adapter, export_dir / built.model_dir)
+    return verify_export(run, export_dir / built.model_dir, built.stored, gguf_file=built.gguf_file)
 
 
 def verify_export(run: RunDir, export_dir: Path, dtype: str, n: int = 16, max_new_tokens: int = 48,
@@ -31,8 +41,6 @@ def verify_export(run: RunDir, export_dir: Path, dtype: str, n: int = 16, max_ne
     why). A GGUF is prompted with the run's own tokenizer: the check is about the weights."""
     from r1tune import models
     from r1tune.data.records import read_jsonl
-    from r1tune.models.generation import generate
-    from r1tune.models.scoring import per_example_nll
 
     cfg = run.load_config()
     split = next((run.data / f"{s}.jsonl" for s in ("test", "val", "train") if (run.data / f"{s}.jsonl").is_file()
@@ -40,18 +48,59 @@ def verify_export(run: RunDir, export_dir: Path, dtype: str, n: int = 16, max_ne
     if split is None:
         return {"passed": False, "reason": "the run has no prepared records to compare on", "n": 0}
     records = list(read_jsonl(split))[:n]
-    results = {}
-    for name, loaded in (("run", models.load(cfg.model, cfg.train.reasoning, cfg.train.train_on_prompt,
-                                             **run.trained_weights())),
-                         ("export", _load_export(cfg, export_dir, gguf_file))):
-        examples = [loaded.renderer.render_training(r, cfg.train.max_seq_len) for r in records]
-        nll = per_example_nll(loaded.model, examples, loaded.tokenizer.pad_token_id, 4, "fp32")
-        prompts = [loaded.renderer.render_prompt(r.prompt_messages) for r in records]
-        answers = [g.text for g in generate(loaded.model, loaded.renderer, prompts, max_new_tokens, batch_size=4)]
-        tokens = sum(t for _, t in nll)
-        results[name] = {"perplexity": math.exp(sum(v for v, _ in nll) / tokens) if tokens else float("nan"),
-                         "answers": answers, "prompt_ids": prompts}
-    return _judge(results, dtype, split.name, len(records))
+    run_model = models.load(cfg.model, cfg.train.reasoning, cfg.train.train_on_prompt, **run.trained_weights())
+    results = {"run": _measure(run_model, records, cfg, max_new_tokens),
+               "export": _measure(_load_export(cfg, export_dir, gguf_file), records, cfg, max_new_tokens)}
+    check = _judge(results, dtype, split.name, len(records))
+    if gguf_file is not None and _has_llama_cpp():
+        check["llama_cpp"] = _llama_cpp_check(run_model, export_dir / gguf_file, records, cfg, results, dtype,
+                                              max_new_tokens, split.name)
+        check["passed"] = check["passed"] and check["llama_cpp"]["passed"]
+    return check
+
+
+def _measure(loaded: Any, records: list[Any], cfg: Any, max_new_tokens: int) -> dict[str, Any]:
+    from r1tune.models.generation import generate
+    from r1tune.models.scoring import per_example_nll
+
+    examples = [loaded.renderer.render_training(r, cfg.train.max_seq_len) for r in records]
+    nll = per_example_nll(loaded.model, examples, loaded.tokenizer.pad_token_id, 4, "fp32")
+    prompts = [loaded.renderer.render_prompt(r.prompt_messages) for r in records]
+    answers = [g.text for g in generate(loaded.model, loaded.renderer, prompts, max_new_tokens, batch_size=4)]
+    tokens = sum(t for _, t in nll)
+    return {"perplexity": math.exp(sum(v for v, _ in nll) / tokens) if tokens else float("nan"),
+            "answers": answers, "prompt_ids": prompts}
+
+
+def _has_llama_cpp() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+def _llama_cpp_check(run_model: Any, gguf: Path, records: list[Any], cfg: Any, results: dict[str, Any], dtype: str,
+                     max_new_tokens: int, split: str) -> dict[str, Any]:
+    """The GGUF as llama.cpp runs it (what Ollama and llama-server users get), against the same run results."""
+    from r1tune.export.llama_cpp import read_back
+
+    renderer = run_model.renderer
+    examples = [renderer.render_training(r, cfg.train.max_seq_len) for r in records]
+    back = read_back(gguf, examples, results["run"]["prompt_ids"], max_new_tokens, renderer.stop_token_ids)
+    back["prompt_ids"] = results["run"]["prompt_ids"]
+    return _judge({"run": results["run"], "export": back}, dtype, split, len(records))
+
+
+def _same_files(source: Path, copy: Path) -> dict[str, Any]:
+    """Byte identity of every file of `source` in `copy`."""
+    import hashlib
+
+    def digest(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    files = sorted(p.relative_to(source) for p in source.rglob("*") if p.is_file())
+    different = [str(f) for f in files if not (copy / f).is_file() or digest(source / f) != digest(copy / f)]
+    return {"passed": not different, "method": "byte-identical adapter files", "n": len(files),
+            "problems": [f"{f} differs from the run's" for f in different]}
 
 
 def _load_export(cfg: Any, export_dir: Path, gguf_file: str | None) -> Any:

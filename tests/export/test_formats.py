@@ -1,0 +1,125 @@
+"""Every CPU export format on a tiny Llama (ChatML) and a tiny Qwen2 with the real R1 tokenizer: it exports,
+verifies and loads back; and every refusal (GPTQ without CUDA, DoRA or modules_to_save for vLLM, an
+unknown format or quant) comes before any weights are touched."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers import write_project
+from typer.testing import CliRunner
+
+from r1tune.cli import app
+from r1tune.errors import R1TuneError
+from r1tune.export import export_run
+from r1tune.export.formats import ExportOptions
+from r1tune.rundir import open_run
+
+ARCHES = ["tiny_llama_dir", "tiny_qwen_r1_dir"]
+
+
+@pytest.fixture(scope="module", params=ARCHES)
+def trained_run(request, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp(request.param)
+    config = write_project(folder, request.getfixturevalue(request.param), n_records=20)
+    result = CliRunner().invoke(app, ["run", str(config), "train.max_steps=2", "eval.max_new_tokens=4", "--no-progress"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return next((folder / "runs").iterdir())
+
+
+def _export(run: Path, out: Path, **options) -> dict:
+    path, check = export_run(open_run(run), out, ExportOptions(**options))
+    assert path == out and not out.with_name(out.name + ".tmp").exists()
+    assert (out / "README.md").is_file() and (out / "r1tune_export.json").is_file()
+    return check
+
+
+def test_ollama_export_is_a_gguf_with_a_modelfile(trained_run, tmp_path):
+    check = _export(trained_run, tmp_path / "ollama", fmt="ollama", quant="q8_0")
+    files = {p.name for p in (tmp_path / "ollama").iterdir()}
+    assert {"model-q8_0.gguf", "Modelfile", "verify.json"} <= files and "hf" not in files
+    modelfile = (tmp_path / "ollama" / "Modelfile").read_text()
+    assert modelfile.startswith("FROM ./model-q8_0.gguf") and "TEMPLATE" in modelfile
+    assert check["same_prompt_ids"] and check["dtype"] == "q8_0"
+    assert "ollama create" in (tmp_path / "ollama" / "README.md").read_text()
+
+
+def test_int8_export_loads_back_through_r1tunes_loader(trained_run, tmp_path):
+    pytest.importorskip("torchao")
+    check = _export(trained_run, tmp_path / "int8", fmt="int8")
+    config = json.loads((tmp_path / "int8" / "config.json").read_text())
+    assert config["quantization_config"]["quant_method"] == "torchao"
+    # a random tiny model's near-ties flip under rounding; the perplexity must stay within the int8 tolerance
+    assert check["same_prompt_ids"] and abs(check["perplexity_change_pct"]) <= check["tolerance_pct"], check
+    from r1tune import models
+    from r1tune.config import ModelConfig
+
+    loaded = models.load(ModelConfig(name=str(tmp_path / "int8")))
+    assert "Int8" in type(loaded.model.model.layers[0].mlp.up_proj.weight).__name__
+
+
+def test_vllm_export_copies_the_adapter_byte_for_byte_with_template_and_command(trained_run, tmp_path):
+    check = _export(trained_run, tmp_path / "vllm", fmt="vllm")
+    folder = tmp_path / "vllm"
+    assert check["passed"] and check["method"] == "byte-identical adapter files" and check["n"] >= 2
+    command = (folder / "vllm-serve.sh").read_text()
+    assert "vllm serve" in command and "--enable-lora --lora-modules tiny=./adapter" in command
+    assert "--chat-template ./chat_template.jinja" in command and "--max-lora-rank" in command
+    think = "<think>" in (folder / "chat_template.jinja").read_text()
+    assert ("--reasoning-parser deepseek_r1" in command) == think
+    assert (folder / "adapter" / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="k-quants need llama-cpp-python")
+def test_k_quant_gguf_is_written_by_llama_cpp_and_read_back_by_it(trained_run, tmp_path):
+    check = _export(trained_run, tmp_path / "q4", fmt="gguf", quant="q4_k_m")
+    assert [p.name for p in (tmp_path / "q4").glob("*.gguf")] == ["model-q4_k_m.gguf"]
+    assert check["llama_cpp"]["same_prompt_ids"] and check["llama_cpp"]["n"] == check["n"]
+    assert check["llama_cpp"]["perplexity_export"] > 1
+
+
+def _adapter_copy(run: Path, tmp_path: Path, **changes) -> Path:
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    config_file = copy / "train" / "adapter" / "adapter_config.json"
+    config_file.write_text(json.dumps({**json.loads(config_file.read_text()), **changes}))
+    return copy
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"use_dora": True}, "vLLM cannot serve DoRA adapters"),
+    ({"modules_to_save": ["lm_head"]}, r"vLLM cannot serve adapters with modules_to_save \(\['lm_head'\]\)"),
+])
+def test_vllm_refuses_adapters_it_cannot_serve_before_any_work(trained_run, tmp_path, monkeypatch, changes, message):
+    run = _adapter_copy(trained_run, tmp_path, **changes)
+    monkeypatch.setattr("r1tune.export.merge.merge_adapter", _must_not_run)
+    with pytest.raises(R1TuneError, match=message):
+        export_run(open_run(run), tmp_path / "out", ExportOptions(fmt="vllm"))
+    assert not (tmp_path / "out").exists()
+
+
+def _must_not_run(*args, **kwargs):
+    raise AssertionError("weights were touched before the request was refused")
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"fmt": "gptq"}, "export --format gptq needs a CUDA GPU, and this machine has none"),
+    ({"fmt": "awq"}, "export --format awq needs a CUDA GPU"),
+    ({"fmt": "onnx"}, "--format 'onnx' is not one of merged, gguf, ollama, int8, gptq, awq, vllm"),
+    ({"fmt": "gguf", "quant": "q3_k"}, "--quant 'q3_k' is not supported for GGUF"),
+    ({"fmt": "merged", "dtype": "fp8"}, "--dtype must be bf16 or fp32"),
+])
+def test_bad_requests_fail_before_any_weights_load(trained_run, tmp_path, monkeypatch, options, message):
+    import torch
+
+    if options["fmt"] in ("gptq", "awq") and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    monkeypatch.setattr("r1tune.export.merge.merge_adapter", _must_not_run)
+    with pytest.raises(R1TuneError, match=message):
+        export_run(open_run(trained_run), tmp_path / "out", ExportOptions(**options))
+    assert not (tmp_path / "out").exists()
