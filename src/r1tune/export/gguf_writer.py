@@ -47,7 +47,7 @@ def write_gguf(model_dir: Path, out_file: Path, quant: str, chat_template: str |
     writer = gguf.GGUFWriter(str(out_file), arch)
     _write_hparams(writer, config)
     writer.add_file_type(FILE_TYPES[quant])
-    _write_tokenizer(writer, tokenizer, chat_template)
+    _write_tokenizer(writer, tokenizer, chat_template, config.vocab_size)
     name_map = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA if arch == "llama" else gguf.MODEL_ARCH.QWEN2,
                                         config.num_hidden_layers)
     for file in sorted(model_dir.glob("*.safetensors")):
@@ -86,14 +86,16 @@ def _rope_theta(config: Any) -> float:
     return float(theta)
 
 
-def _write_tokenizer(writer: Any, tokenizer: Any, chat_template: str | None) -> None:
-    """BPE vocabulary (GPT-2 style, as Llama-3/SmolLM2/Qwen2 tokenizers are), merges and special ids."""
+def _write_tokenizer(writer: Any, tokenizer: Any, chat_template: str | None, size: int) -> None:
+    """BPE vocabulary (GPT-2 style, as Llama-3/SmolLM2/Qwen2 tokenizers are), merges and special ids, as
+    many tokens as the embedding has rows (llama.cpp requires it): unused rows get `[PAD<i>]`, and a
+    tokenizer's ids past the embedding (e.g. an unk token a tokenizer class adds on loading) are left out,
+    since the model cannot read them."""
     import json
 
     import gguf
 
-    vocab = tokenizer.get_vocab()
-    size = max(vocab.values()) + 1
+    vocab = {token: index for token, index in tokenizer.get_vocab().items() if index < size}
     tokens = [f"[PAD{i}]" for i in range(size)]
     types = [gguf.TokenType.UNUSED] * size
     added = {t.content: t.special for t in tokenizer.added_tokens_decoder.values()}
