@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
+from r1tune.cli_deploy import deploy_app
 from r1tune.cli_labels import labels_app
 from r1tune.errors import R1TuneError
 
@@ -485,6 +486,7 @@ def serve_cmd(
 
 
 app.add_typer(labels_app, name="labels")
+app.add_typer(deploy_app, name="deploy")
 feedback_app = typer.Typer(no_args_is_help=True, help="Completion ratings and corrections from the server.")
 app.add_typer(feedback_app, name="feedback")
 
