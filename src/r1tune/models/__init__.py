@@ -63,13 +63,15 @@ def load(
     adapter: Path | None = None,
     weights_dir: Path | None = None,
     mask_history: bool | None = True,
+    plan: Any = None,
 ) -> LoadedModel:
     """Resolve, load tokenizer (+ weights, + an optional PEFT adapter) and build the chat renderer.
 
     `weights_dir` holds whole trained weights (a `full`/`freeze` run's `train/model/`): they replace the
     base weights, while the preset (chat format, default system prompt, sampling) stays the base's, so a
     tuned model is prompted exactly as it was trained. `mask_history` is `train.mask_history` for the
-    training renderer; everything else keeps the default (final answers only)."""
+    training renderer; everything else keeps the default (final answers only). `plan`
+    (models/device.DevicePlan) places the weights for inference; without it they load fp32 on the CPU."""
     source = resolve_model_source(cfg)
     tokenizer = load_tokenizer(source, cfg)
     preset = source.preset
@@ -81,10 +83,18 @@ def load(
     fmt = chat_format_for(name, tokenizer, preset.default_system if preset else None)
     renderer = ChatRenderer(fmt, tokenizer, reasoning=reasoning, train_on_prompt=train_on_prompt,
                             mask_history=mask_history)
-    model = load_model(weights_source(cfg, weights_dir) if weights_dir else source, cfg) if with_weights else None
+    model = (load_model(weights_source(cfg, weights_dir) if weights_dir else source, cfg, plan=plan)
+             if with_weights else None)
     if model is not None and adapter is not None:
         model = load_adapter(model, adapter)
     return LoadedModel(source, tokenizer, renderer, model)
+
+
+def inference_plan(precision: str, cfg: ModelConfig) -> Any:
+    """Where and how this machine runs a model for eval, chat and export checks (models/device.py)."""
+    from r1tune.models.device import current_plan
+
+    return current_plan(precision, cfg.attn_implementation)
 
 
 def pack_linear_layers(model: Any) -> int:

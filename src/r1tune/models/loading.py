@@ -171,14 +171,40 @@ def load_tokenizer(source: ModelSource, cfg: ModelConfig) -> PreTrainedTokenizer
     return tokenizer
 
 
-def load_model(source: ModelSource, cfg: ModelConfig, dtype: Any = None) -> PreTrainedModel:
-    """Load causal-LM weights from safetensors only; fp32 by default (bf16 is applied by autocast)."""
+def load_model(source: ModelSource, cfg: ModelConfig, dtype: Any = None, plan: Any = None,
+               attn_implementation: str | None = None, nf4: bool = False) -> PreTrainedModel:
+    """Load causal-LM weights from safetensors only. Without a `plan` (models/device.DevicePlan): fp32 on
+    the CPU, as training and merging want them. With one (inference): in the plan's weights dtype, with its
+    attention kernel, on its device; spread over every visible GPU (accelerate's `device_map="auto"`) when
+    there are several, so a model too large for one GPU still loads. `nf4` (QLoRA): 4-bit NF4 with double
+    quantisation through bitsandbytes, on this process's GPU, computing in `dtype`."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = _from_pretrained(AutoModelForCausalLM, source, cfg, dtype=dtype or torch.float32, use_safetensors=True)
+    placement: dict[str, Any] = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    if nf4:
+        placement.update(_nf4_placement(dtype or torch.bfloat16))
+    if plan is not None:
+        dtype = dtype or plan.weights_dtype
+        placement["attn_implementation"] = plan.attn_implementation
+        if plan.device == "cuda":
+            placement["device_map"] = "auto" if plan.gpus > 1 else {"": 0}
+    model = _from_pretrained(AutoModelForCausalLM, source, cfg, dtype=dtype or torch.float32, use_safetensors=True,
+                             **placement)
+    if plan is not None and plan.device == "mps":
+        model.to("mps")
     model.config.use_cache = False
     return model
+
+
+def _nf4_placement(compute_dtype: Any) -> dict[str, Any]:
+    import os
+
+    from transformers import BitsAndBytesConfig
+
+    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                               bnb_4bit_compute_dtype=compute_dtype)
+    return {"quantization_config": quant, "device_map": {"": int(os.environ.get("LOCAL_RANK", "0"))}}
 
 
 def _from_pretrained(factory: Any, source: ModelSource, cfg: ModelConfig, **kwargs: Any) -> Any:

@@ -1,7 +1,7 @@
-"""Numeric precision: bf16 autocast where the hardware does bf16 matmuls natively, fp32 otherwise.
-
-Weights stay fp32 (LoRA updates are tiny and need the precision); autocast runs the matmuls in bf16,
-about 1.7x faster than fp32 on CPUs with AVX512-BF16/AMX.
+"""Numeric precision: bf16 (or fp16 on GPUs without bf16) autocast where the hardware does it natively,
+fp32 otherwise. Which one is decided by models/device.py, for every stage; on CPUs weights stay fp32
+(LoRA updates are tiny and need the precision) and autocast runs the matmuls in bf16, about 1.7x faster
+than fp32 on CPUs with AVX512-BF16/AMX.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-Precision = Literal["bf16", "fp32"]
+Precision = Literal["bf16", "fp16", "fp32"]
 
 
 @cache
@@ -25,24 +25,17 @@ def cpu_has_native_bf16() -> bool:
 
 
 def resolve_precision(setting: str) -> Precision:
-    """Turn the config's `auto|bf16|fp32` into what will actually run on this machine."""
-    import torch
+    """Turn the config's `auto|bf16|fp16|fp32` into what will actually run on this machine (a setting the
+    hardware cannot honour is a ConfigError, see models/device.py)."""
+    from r1tune.models.device import current_plan
 
-    if setting == "fp32":
-        return "fp32"
-    if torch.cuda.is_available():
-        supported = torch.cuda.is_bf16_supported()
-    else:
-        supported = cpu_has_native_bf16()
-    if setting == "bf16" or supported:
-        return "bf16"
-    return "fp32"
+    return current_plan(setting).compute
 
 
 def autocast(precision: Precision, device_type: str = "cpu") -> contextlib.AbstractContextManager:
-    """An autocast context for bf16, a no-op for fp32."""
+    """An autocast context for bf16/fp16, a no-op for fp32."""
     import torch
 
-    if precision == "bf16":
-        return torch.autocast(device_type=device_type, dtype=torch.bfloat16)
+    if precision in ("bf16", "fp16"):
+        return torch.autocast(device_type=device_type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
     return contextlib.nullcontext()

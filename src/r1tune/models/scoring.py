@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from r1tune.models.chat_format import Rendered
+from r1tune.models.device import model_device, on_device
 from r1tune.models.precision import Precision, autocast
 
 if TYPE_CHECKING:
@@ -28,7 +29,8 @@ MODEL_INPUTS = ("input_ids", "attention_mask", "position_ids")
 
 
 def collate(examples: Sequence[Rendered], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad a batch; returns input_ids, attention_mask and labels (answer tokens only)."""
+    """Right-pad a batch; returns input_ids, attention_mask and labels (answer tokens only), on the CPU:
+    whoever feeds it to a model moves it there (`models.device.on_device`)."""
     import torch
 
     width = max(len(e.input_ids) for e in examples)
@@ -120,12 +122,14 @@ def per_example_nll(
 
     was_training = model.training
     model.eval()
+    device = model_device(model)
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
     out: list[tuple[float, int]] = [(0.0, 0)] * len(examples)
-    with torch.no_grad(), autocast(precision):
+    with torch.no_grad(), autocast(precision, device.type):
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            logits, targets, keep = labelled_logits(model, collate([examples[i] for i in idx], pad_id))
+            batch = on_device(collate([examples[i] for i in idx], pad_id), device)
+            logits, targets, keep = labelled_logits(model, batch)
             token_nll = F.cross_entropy(logits.float(), targets, reduction="none")
             for i, row_nll in zip(idx, torch.split(token_nll, keep.sum(dim=1).tolist()), strict=True):
                 out[i] = (float(row_nll.sum()), int(row_nll.numel()))

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from r1tune.models.decoding import TextStream
+from r1tune.models.device import model_device
 from r1tune.serve.logprobs import TokenLogprob
 from r1tune.serve.sampling import SamplingParams, sample_tokens, seeded_generator
 
@@ -141,7 +142,8 @@ class Engine:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.uses_adapters = False  # set by the adapter registry when the model is a PeftModel
         self._adapter_state: tuple[str, str | None] | None = None  # what the PeftModel is set to (see _adapter_mode)
-        self._generator = torch.Generator().manual_seed(seed)
+        self._generator = torch.Generator().manual_seed(seed)  # sampling draws on the CPU (serve/sampling.py)
+        self.device = model_device(model)
         self._waiting: deque[EngineRequest] = deque()
         self._commands: deque[tuple[Callable[[], Any], Future]] = deque()
         self._wake = threading.Condition()
@@ -335,8 +337,10 @@ class Engine:
 
         requests = [s.request for s in seqs]
         width = max(len(r.prompt_ids) for r in requests)
-        ids = torch.tensor([[self.pad_id] * (width - len(r.prompt_ids)) + r.prompt_ids for r in requests])
-        mask = torch.tensor([[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in requests])
+        ids = torch.tensor([[self.pad_id] * (width - len(r.prompt_ids)) + r.prompt_ids for r in requests],
+                           device=self.device)
+        mask = torch.tensor([[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in requests],
+                            device=self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache()
         logits = self._forward(ids, mask, positions, cache, [r.adapter for r in requests])
@@ -375,7 +379,7 @@ class Engine:
 
         assert self._mask is not None
         seqs = self._running
-        mask = torch.cat([self._mask, torch.ones(len(seqs), 1, dtype=self._mask.dtype)], dim=1)
+        mask = torch.cat([self._mask, torch.ones(len(seqs), 1, dtype=self._mask.dtype, device=self.device)], dim=1)
         old_len = self._mask.shape[1]
         try:
             logits = self._decode_rows(seqs, mask)
@@ -391,8 +395,8 @@ class Engine:
     def _decode_rows(self, seqs: list[_Sequence], mask: torch.Tensor) -> torch.Tensor:
         import torch
 
-        ids = torch.tensor([[s.next_token] for s in seqs])
-        positions = torch.tensor([[s.position] for s in seqs])
+        ids = torch.tensor([[s.next_token] for s in seqs], device=self.device)
+        positions = torch.tensor([[s.position] for s in seqs], device=self.device)
         return self._forward(ids, mask, positions, self._cache, [s.request.adapter for s in seqs])
 
     def _finish_step(self, seqs: list[_Sequence], logits: torch.Tensor) -> None:
@@ -409,7 +413,7 @@ class Engine:
         full = [(layer.keys, layer.values) for layer in self._cache.layers]
         kept: list[tuple[list[int], list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]] = []
         for rows in _halves(list(range(len(self._running)))):
-            index = torch.tensor(rows)
+            index = torch.tensor(rows, device=self.device)
             for layer, (keys, values) in zip(self._cache.layers, full, strict=True):
                 layer.keys, layer.values = keys[index], values[index]
             group = [self._running[i] for i in rows]
@@ -433,7 +437,7 @@ class Engine:
             layer.keys = torch.cat([tensors[n][0] for _, tensors, _ in kept])
             layer.values = torch.cat([tensors[n][1] for _, tensors, _ in kept])
         seqs = [self._running[i] for i in rows]
-        self._running, self._mask = seqs, mask[torch.tensor(rows)]
+        self._running, self._mask = seqs, mask[torch.tensor(rows, device=self.device)]
         self._finish_step(seqs, torch.cat([logits for _, _, logits in kept]))
 
     def _forward(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any,
@@ -537,7 +541,7 @@ class Engine:
             self._running, self._cache, self._mask = [], None, None
             return
         assert self._mask is not None
-        index = torch.tensor(keep)
+        index = torch.tensor(keep, device=self.device)
         mask = self._mask[index]
         start = int(mask.any(dim=0).nonzero()[0])  # columns before this are padding in every remaining row
         self._mask = mask[:, start:]
@@ -576,7 +580,7 @@ def _pad_time(tensor: torch.Tensor, width: int) -> torch.Tensor:
     missing = width - tensor.shape[2]
     if missing == 0:
         return tensor
-    pad = torch.zeros(tensor.shape[0], tensor.shape[1], missing, tensor.shape[3], dtype=tensor.dtype)
+    pad = torch.zeros(tensor.shape[0], tensor.shape[1], missing, tensor.shape[3], dtype=tensor.dtype, device=tensor.device)
     return torch.cat([pad, tensor], dim=2)
 
 
@@ -586,4 +590,4 @@ def _pad_mask(mask: torch.Tensor, width: int) -> torch.Tensor:
     missing = width - mask.shape[1]
     if missing == 0:
         return mask
-    return torch.cat([torch.zeros(mask.shape[0], missing, dtype=mask.dtype), mask], dim=1)
+    return torch.cat([torch.zeros(mask.shape[0], missing, dtype=mask.dtype, device=mask.device), mask], dim=1)

@@ -158,20 +158,22 @@ class ServeRuntime:
             self.store.close()
 
 
-def load_serving_model(source, model_cfg, precision: str, pack_weights: bool = True):
+def load_serving_model(source, model_cfg, plan, pack_weights: bool = True):
     """The model in the dtype it is served in. bf16 *weights* rather than fp32 weights under bf16 autocast:
     measured on a shared 2-core AMX CPU (1 torch thread) with SmolLM2-135M, a decoding step at batch 1 took
     139 ms with bf16 weights, 126 ms in fp32 and 250 ms under autocast (which re-casts the weights), and at
     batch 16 227 / 310 / 333 ms. With `pack_weights`, bf16 linear layers are pre-packed for oneDNN
-    (`models.pack_linear_layers`), before any adapter is attached."""
+    (`models.pack_linear_layers`), before any adapter is attached. `plan` (models/device.DevicePlan) says
+    where: on a GPU the weights are in its compute dtype too."""
     import torch
 
     from r1tune.models import load_model, pack_linear_layers
 
-    model = load_model(source, model_cfg, dtype=torch.bfloat16 if precision == "bf16" else torch.float32)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(plan.compute, torch.float32)
+    model = load_model(source, model_cfg, dtype=dtype, plan=plan)
     model.eval()
     model.config.use_cache = True
-    if pack_weights:
+    if pack_weights and plan.device == "cpu":
         pack_linear_layers(model)
     return model
 
@@ -179,8 +181,6 @@ def load_serving_model(source, model_cfg, precision: str, pack_weights: bool = T
 def build_runtime(target: ServeTarget) -> ServeRuntime:
     """Load the model and every configured adapter; nothing is started yet (see `ServeRuntime.start`)."""
     from r1tune import models
-    from r1tune.models.precision import resolve_precision
-
     cfg = target.cfg
     serve = cfg.serve
     if cfg.model.trust_remote_code:
@@ -192,7 +192,7 @@ def build_runtime(target: ServeTarget) -> ServeRuntime:
     store = FeedbackStore(default_database_url(cfg)) if serve.log_completions else None
     loaded = models.load(cfg.model, cfg.train.reasoning, with_weights=False)
     source = models.weights_source(cfg.model, target.weights_dir) if target.weights_dir else loaded.source
-    loaded.model = model = load_serving_model(source, cfg.model, resolve_precision(serve.precision),
+    loaded.model = model = load_serving_model(source, cfg.model, models.inference_plan(serve.precision, cfg.model),
                                                serve.pack_weights)
     max_context = getattr(model.config, "max_position_embeddings", None)
     engine = Engine(model, loaded.tokenizer, loaded.renderer.stop_token_ids, max_batch_size=serve.max_batch_size, max_waiting=serve.max_waiting,

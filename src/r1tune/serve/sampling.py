@@ -57,9 +57,9 @@ def sample_tokens(logits: torch.Tensor, seqs: Sequence[Any], default_generator: 
     chosen = logits.argmax(-1)
     rows = [i for i, s in enumerate(seqs) if s.request.params.temperature > 0]
     if rows:
-        index = torch.tensor(rows)
-        temperature = torch.tensor([seqs[i].request.params.temperature for i in rows])
-        top_p = torch.tensor([seqs[i].request.params.top_p for i in rows])
+        index = torch.tensor(rows, device=logits.device)
+        temperature = torch.tensor([seqs[i].request.params.temperature for i in rows], device=logits.device)
+        top_p = torch.tensor([seqs[i].request.params.top_p for i in rows], device=logits.device)
         probs = torch.softmax(logits[index] / temperature[:, None], dim=-1)
         if bool((top_p < 1).any()):
             sorted_probs, order = probs.sort(dim=-1, descending=True)
@@ -69,7 +69,8 @@ def sample_tokens(logits: torch.Tensor, seqs: Sequence[Any], default_generator: 
         for j, i in enumerate(rows):
             generator = seqs[i].generator or default_generator
             try:
-                chosen[i] = torch.multinomial(probs[j], 1, generator=generator)[0]
+                # drawn on the CPU with the request's CPU generator: seeded answers match across devices
+                chosen[i] = torch.multinomial(probs[j].float().cpu(), 1, generator=generator)[0]
             except RuntimeError as err:  # e.g. probabilities that are not finite: this row alone
                 seqs[i].fail(f"sampling failed: {err}")
     tokens = chosen.tolist()
@@ -85,12 +86,13 @@ def adjust_logits(row: torch.Tensor, params: SamplingParams, counts: dict[int, i
     import torch
 
     if counts and (params.frequency_penalty or params.presence_penalty):
-        tokens = torch.tensor(list(counts))
-        times = torch.tensor(list(counts.values()), dtype=row.dtype)
+        tokens = torch.tensor(list(counts), device=row.device)
+        times = torch.tensor(list(counts.values()), dtype=row.dtype, device=row.device)
         row.index_add_(0, tokens, -(times * params.frequency_penalty + params.presence_penalty))
     if params.logit_bias:
-        tokens = torch.tensor([token for token, _ in params.logit_bias])
-        row.index_add_(0, tokens, torch.tensor([bias for _, bias in params.logit_bias], dtype=row.dtype))
+        tokens = torch.tensor([token for token, _ in params.logit_bias], device=row.device)
+        row.index_add_(0, tokens, torch.tensor([bias for _, bias in params.logit_bias], dtype=row.dtype,
+                                               device=row.device))
 
 
 def token_logprob(row: torch.Tensor, token: int, top: int) -> TokenLogprob:

@@ -63,7 +63,7 @@ class GrammarState:
         import xgrammar as xgr
 
         self.matcher.fill_next_token_bitmask(self.bitmask)
-        xgr.apply_token_bitmask_inplace(row.unsqueeze(0), self.bitmask)
+        xgr.apply_token_bitmask_inplace(row.unsqueeze(0), self.bitmask.to(row.device))
 
     def accept(self, token: int) -> None:
         if not self.active:

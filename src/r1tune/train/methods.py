@@ -44,7 +44,7 @@ def apply_method(model: Any, cfg: TrainConfig, default_targets: Sequence[str]) -
     """Return the model to train, with exactly the method's parameters requiring grad."""
     check_method_runnable(cfg)
     if cfg.method == "qlora":
-        model = _reload_in_4bit(model)
+        model = _prepare_4bit(model)
     if cfg.method in ("lora", "dora", "qlora"):
         model = _add_lora(model, cfg, default_targets)
     elif cfg.method in ("prefix", "prompt"):
@@ -114,16 +114,11 @@ def _freeze_lower_layers(model: Any, n_top: int) -> None:
             p.requires_grad_(True)
 
 
-def _reload_in_4bit(model: Any) -> Any:
-    """QLoRA: the base weights are loaded again as 4-bit NF4 with double quantisation (bitsandbytes)."""
-    import torch
+def _prepare_4bit(model: Any) -> Any:
+    """QLoRA: the base was loaded as 4-bit NF4 by `models.load_model(nf4=True)` (revision and trust rules
+    as every load); here it gets k-bit training preparation (norms in fp32, input gradients enabled)."""
     from peft import prepare_model_for_kbit_training
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                               bnb_4bit_compute_dtype=torch.bfloat16)
-    quantized = AutoModelForCausalLM.from_pretrained(
-        model.name_or_path, quantization_config=quant, dtype=torch.bfloat16, device_map={"": 0},
-        use_safetensors=True, trust_remote_code=False,
-    )
-    return prepare_model_for_kbit_training(quantized, use_gradient_checkpointing=False)
+    if not getattr(model, "is_loaded_in_4bit", False):
+        raise ConfigError("train.method: qlora needs the base loaded in 4-bit (models.load_model(nf4=True))")
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)

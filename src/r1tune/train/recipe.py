@@ -91,9 +91,9 @@ def train(
 
     from r1tune.train.objective import AnswerObjective
 
-    runtime = start_runtime()
-    torch.manual_seed(seed)
     precision = resolve_precision(cfg.precision)
+    runtime = start_runtime(precision)
+    torch.manual_seed(seed)
     t_start = time.perf_counter()
 
     # 1. Render every record to ids + trained mask; truncation is counted and reported, never silent.
