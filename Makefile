@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: venv demo test browser postgres lint bench bench-pii bench-data bench-train bench-serve bench-health clean
+.PHONY: venv demo test browser postgres lint bench bench-pii bench-data bench-train bench-serve bench-health bench-export gpu-check clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,7 +50,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 
 ## bench: every benchmark, each against a baseline measured in the same run (JSON + table in bench-results/)
-bench: bench-pii bench-data bench-train bench-serve bench-health
+bench: bench-pii bench-data bench-train bench-serve bench-health bench-export
 
 bench-pii: $(STAMP)
 	$(BIN)/python benchmarks/pii_eval.py
@@ -68,6 +68,19 @@ bench-train: $(STAMP)
 ## bench-serve: r1tune's server vs the seeds' one-generate-per-request endpoint at 1/4/16 clients (tokens/s, TTFT, p50/p95)
 bench-serve: $(STAMP)
 	$(BIN)/python benchmarks/bench_serve.py
+
+## bench-export: merged fp32/bf16, INT8, GGUF q8_0/q4_k_m of the demo's run vs its unmerged adapter (size,
+## load time, answer perplexity, tokens/s at 1 and 16 clients); needs `make demo` first, builds llama-cpp-python
+## (without GGML_NATIVE: the native build's AMX code died with "Illegal instruction" on this machine)
+bench-export: $(STAMP)
+	CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=ON" \
+		$(BIN)/pip install -q 'llama-cpp-python>=0.3,<0.4'
+	$(BIN)/python benchmarks/bench_export.py
+
+## gpu-check: every stage on a CUDA GPU with an R1-Distill-1.5B-shaped model (LoRA/QLoRA steps, MFU, memory,
+## eval generation builtin vs vLLM, serving) against HF Trainer + PEFT in the same run; says so and exits 0 on a CPU
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py
 
 ## bench-health: /health latency while 3 clients flood the server with 950 KB prompts, against the server quiet
 bench-health: $(STAMP)

@@ -80,17 +80,21 @@ def init(
 
 @app.command()
 def run(config: ConfigArg, overrides: OverridesArg = None,
-        progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True) -> None:
-    """Run the whole pipeline: prepare → train → eval → report."""
+        progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+        gpus: GpusOpt = None, strategy: StrategyOpt = "ddp", nodes: NodesOpt = 1, node_rank: NodeRankOpt = 0,
+        main_address: MainAddressOpt = None) -> None:
+    """Run the whole pipeline: prepare → train → eval → report (training launched on `--gpus` like
+    `r1tune train`; prepare and eval run in this process)."""
     from r1tune.loop import run_pipeline
 
     cfg = _load(config, overrides)
+    launch = _launch(gpus, strategy, nodes, node_rank, main_address)
     def on_stage(name: str, run_dir) -> None:
         if name == "train":  # prepare has finished: its warnings before hours of training
             _print_data_warnings(run_dir.read_data_report())
         console.print(f"[bold cyan]▶ {name}[/]  ({run_dir.path})")
 
-    result = run_pipeline(cfg, show_progress=progress, on_stage=on_stage)
+    result = run_pipeline(cfg, show_progress=progress, on_stage=on_stage, launch=launch)
     _print_comparison(result.metrics)
     _print_run_files(result.run)
 
@@ -160,26 +164,50 @@ def mask_cmd(
     out.print(f"{summary['lines']} lines · masked {summary['masked']} ({found}) → {out_path}")
 
 
+GpusOpt = Annotated[int | None, typer.Option(help="Train on N CUDA GPUs per machine with accelerate (writes its config).")]
+StrategyOpt = Annotated[str, typer.Option(help="With --gpus: ddp, fsdp, zero2 or zero3 (DeepSpeed).")]
+NodesOpt = Annotated[int, typer.Option(help="With --gpus: machines in the job (run the command on each).")]
+NodeRankOpt = Annotated[int, typer.Option(help="With --nodes: this machine's rank, 0 on the main machine.")]
+MainAddressOpt = Annotated[str | None, typer.Option(help="With --nodes: the rank-0 machine's address.")]
+
+
+def _launch(gpus: int | None, strategy: str, nodes: int, node_rank: int, main_address: str | None):
+    from r1tune.train import Launch
+
+    if gpus is None:
+        if nodes != 1:
+            raise R1TuneError("--nodes needs --gpus (GPUs per machine)")
+        return None
+    return Launch(gpus, strategy, nodes, node_rank, main_address)  # type: ignore[arg-type]
+
+
+def _launch_training(cfg, run_dir, launch, resume: bool) -> None:
+    from r1tune.train import launch_on_gpus
+
+    code = launch_on_gpus(cfg.train, run_dir.path, launch, resume)
+    if code:
+        raise R1TuneError(f"the launched training exited with code {code}",
+                          hint=f"fix the error above, then `r1tune train {run_dir.path} --resume`")
+
+
 @app.command("train")
 def train_cmd(
     run_folder: RunArg,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     resume: Annotated[bool, typer.Option(help="Continue from the run's newest checkpoint (after a crash).")] = False,
-    gpus: Annotated[int | None, typer.Option(help="Launch on N CUDA GPUs with accelerate (writes its config).")] = None,
-    strategy: Annotated[str, typer.Option(help="With --gpus: ddp, fsdp, zero2 or zero3 (DeepSpeed).")] = "ddp",
+    gpus: GpusOpt = None, strategy: StrategyOpt = "ddp", nodes: NodesOpt = 1, node_rank: NodeRankOpt = 0,
+    main_address: MainAddressOpt = None,
 ) -> None:
     """Train on a run folder's prepared data (from `r1tune prepare`), or resume it after a crash."""
     from r1tune.loop import train_stage
     from r1tune.rundir import open_run
-    from r1tune.train import is_launched_worker, is_main_process, launch_on_gpus
+    from r1tune.train import is_launched_worker, is_main_process
 
     run_dir = open_run(run_folder)
     cfg = run_dir.load_config()
-    if gpus is not None and not is_launched_worker():
-        code = launch_on_gpus(cfg.train, run_dir.path, gpus, strategy, resume)  # type: ignore[arg-type]
-        if code:
-            raise R1TuneError(f"the launched training exited with code {code}",
-                              hint=f"fix the error above, then `r1tune train {run_dir.path} --resume`")
+    launch = _launch(gpus, strategy, nodes, node_rank, main_address)
+    if launch is not None and not is_launched_worker():
+        _launch_training(cfg, run_dir, launch, resume)
     else:
         with run_dir.stage("train", "trained") if is_main_process() else contextlib.nullcontext():
             train_stage(cfg, run_dir, show_progress=progress, resume=resume)
@@ -409,7 +437,6 @@ def chat(
 
 def _load_for_chat(target: Path, base: bool):
     from r1tune import models
-    from r1tune.models.precision import resolve_precision
     from r1tune.rundir import RunDir
 
     if (target / "config.yaml").is_file():
@@ -419,8 +446,8 @@ def _load_for_chat(target: Path, base: bool):
     else:
         cfg = _load(target, [])
         trained = {}
-    loaded = models.load(cfg.model, cfg.train.reasoning, **trained)
-    return loaded, resolve_precision(cfg.train.precision)
+    plan = models.inference_plan(cfg.train.precision, cfg.model)
+    return models.load(cfg.model, cfg.train.reasoning, plan=plan, **trained), plan.compute
 
 
 def _answer(loaded, precision, messages, max_new_tokens, temperature):

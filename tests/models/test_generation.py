@@ -7,7 +7,7 @@ import pytest
 from r1tune import models
 from r1tune.config import ModelConfig
 from r1tune.data.records import Message
-from r1tune.models.generation import _decode, generate
+from r1tune.models.generation import decode_generation, generate
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def _prompts(loaded, n=3):
 
 def test_stop_string_cuts_the_answer_and_counts_tokens_up_to_it(loaded):
     ids = loaded.tokenizer("Fine mug. ###END extra words", add_special_tokens=False)["input_ids"]
-    gen = _decode(ids, loaded.renderer, 0.1, stop_strings=["###END"])
+    gen = decode_generation(ids, loaded.renderer, 0.1, stop_strings=["###END"])
     assert gen.text == "Fine mug. " and gen.finish_reason == "stop"
     until = next(k for k in range(1, len(ids) + 1) if "###END" in loaded.tokenizer.decode(ids[:k]))
     assert gen.num_tokens == until < len(ids)

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from r1tune.cli import app
 from r1tune.config import TrainConfig
-from r1tune.train.distributed import torchrun_command, write_launch_config
+from r1tune.train.distributed import Launch, torchrun_command, write_launch_config
 
 runner = CliRunner()
 
@@ -67,7 +67,7 @@ def test_launch_configs_load_in_accelerate(strategy, distributed_type, tmp_path)
     from accelerate.commands.config.config_args import load_config_from_file
 
     cfg = TrainConfig(batch_size=4, grad_accum=2, max_grad_norm=0.5)
-    path = write_launch_config(tmp_path, cfg, num_gpus=4, strategy=strategy, precision="bf16")
+    path = write_launch_config(tmp_path, cfg, Launch(gpus=4, strategy=strategy), precision="bf16")
     loaded = load_config_from_file(str(path))
     assert loaded.distributed_type.value == distributed_type and loaded.num_processes == 4
     if strategy.startswith("zero"):
@@ -85,3 +85,24 @@ def test_gpus_without_gpus_is_a_clear_error(tiny_llama_dir, tmp_path):
     result = runner.invoke(app, ["train", str(run), "--gpus", "2"])
     assert result.exit_code != 0
     assert "--gpus 2 asks for more CUDA GPUs than this machine has" in str(result.exception)
+
+
+def test_a_two_node_launch_config_names_the_main_machine(tmp_path):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    launch = Launch(gpus=8, strategy="fsdp", nodes=2, node_rank=1, main_address="10.0.0.5", main_port=29600)
+    loaded = load_config_from_file(str(write_launch_config(tmp_path, TrainConfig(), launch, precision="fp16")))
+    assert (loaded.num_machines, loaded.machine_rank, loaded.num_processes) == (2, 1, 16)
+    assert (loaded.main_process_ip, loaded.main_process_port, str(loaded.mixed_precision)) == ("10.0.0.5", 29600, "fp16")
+
+
+@pytest.mark.parametrize(("launch", "message"), [
+    (Launch(gpus=2, nodes=2), "--nodes > 1 needs --main-address"),
+    (Launch(gpus=2, nodes=2, node_rank=2, main_address="h"), "--node-rank 2 is outside 0..1"),
+    (Launch(gpus=3), "--gpus 3 asks for more CUDA GPUs than this machine has"),
+])
+def test_launch_requests_that_cannot_work_are_refused(launch, message):
+    from r1tune.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        launch.check(available=2)

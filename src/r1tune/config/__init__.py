@@ -303,6 +303,10 @@ class ModelConfig(_Section):
         False, description="Allow a hub model to run its own Python code. Off unless you trust the repo."
     )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) to load.")
+    attn_implementation: Literal["auto", "sdpa", "flash_attention_2", "eager"] = Field(
+        "auto", description="Attention kernel: `auto` is FlashAttention-2 on CUDA when `flash_attn` is installed, "
+        "else PyTorch's SDPA; `flash_attention_2` without a CUDA GPU or the package fails before loading."
+    )
 
 
 TrainMethod = Literal["lora", "dora", "qlora", "full", "freeze", "prefix", "prompt"]
@@ -396,8 +400,10 @@ class TrainConfig(_Section):
             "but a model tuned only this way can stop thinking or leave `<think>` unclosed."
         ),
     )
-    precision: Literal["auto", "bf16", "fp32"] = Field(
-        "auto", description="`auto` uses bf16 autocast where the CPU/GPU supports it, else fp32."
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="`auto`: bf16 where the GPU or CPU computes it natively; fp16 with loss scaling on "
+        "GPUs without bf16 (T4, V100); else fp32. On GPUs the frozen base of adapter methods is held in that "
+        "dtype; on CPUs weights stay fp32 under autocast. `fp16` on a CPU or `bf16` on a GPU without it fail."
     )
     curriculum: Literal["none", "length", "difficulty"] = Field(
         "none",
@@ -474,6 +480,11 @@ class JudgeConfig(_Section):
 class EvalConfig(_Section):
     max_new_tokens: int = Field(128, gt=0, description="Generation limit per test prompt.")
     batch_size: int = Field(8, gt=0, description="Prompts generated together.")
+    engine: Literal["auto", "builtin", "vllm"] = Field(
+        "auto", description="Who generates the answers: `builtin` (transformers, any device); `vllm` (CUDA, "
+        "`pip install 'r1tune[vllm]'`: one engine, the adapter as a LoRA request, r1tune's prompt token ids); "
+        "`auto`: vllm on a CUDA machine that has it, else builtin. Perplexity is r1tune's either way."
+    )
     max_examples: int | None = Field(None, gt=0, description="Evaluate at most this many test records.")
     compare_base: bool = Field(True, description="Also score the base model on the same prompts.")
     decoding: list[Literal["greedy", "sampled"]] = Field(

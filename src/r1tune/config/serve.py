@@ -149,9 +149,9 @@ class ServeConfig(_Section):
     log_completions: bool = Field(
         True, description="Store every completion (PII masked) so it can be rated and exported for retraining."
     )
-    precision: Literal["auto", "bf16", "fp32"] = Field(
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
         "auto", description="Weights dtype for serving: `auto` is bf16 where the hardware computes bf16 natively, "
-        "else fp32."
+        "fp16 on GPUs without bf16, else fp32."
     )
     pack_weights: bool = Field(
         True, description="On the CPU with bf16 weights, pre-pack every linear layer's weight for oneDNN once at "

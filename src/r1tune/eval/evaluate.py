@@ -25,13 +25,14 @@ from r1tune.artifacts import EvalMetrics
 from r1tune.config import EvalConfig
 from r1tune.data.records import Message, Record
 from r1tune.eval.answer_scores import latency_stats, score_generations
+from r1tune.eval.engines import BuiltinEngine, Engine
 from r1tune.eval.metric_info import INTERVAL_METRICS
 from r1tune.eval.metrics import bootstrap_ci
 from r1tune.eval.slices import slice_keys, slice_scores
 from r1tune.eval.stats import perplexity_change_ci
 from r1tune.eval.testset import TestSet, load_schema, scorable_test_set
 from r1tune.models import LoadedModel
-from r1tune.models.generation import Generation, generate
+from r1tune.models.generation import Generation
 from r1tune.models.precision import Precision
 from r1tune.models.scoring import per_example_nll
 
@@ -53,13 +54,16 @@ def evaluate(
     seed: int = 0,
     base_model: Any = None,
     label_key: str | None = None,
+    engine: Engine | None = None,
 ) -> EvalMetrics:
     """Score the tuned model and its base on the same test prompts. The base is the adapter switched off,
     or `base_model` for whole-model training (full/freeze). `label_key` is the record `meta` key the split
     was stratified by, the first dimension of the per-slice results. Writes samples.jsonl (+ redteam.jsonl,
-    judge.jsonl) to `out_dir` and returns the metrics (the caller writes metrics.json)."""
+    judge.jsonl) to `out_dir` and returns the metrics (the caller writes metrics.json). `engine` generates
+    the answers (eval/engines.py; default: the builtin one on the loaded model)."""
     from r1tune.eval.redteam import load_probes
 
+    engine = engine or BuiltinEngine()
     test = scorable_test_set(loaded, test_records, cfg.max_examples)
     model = loaded.model
     # The base goes first: the tuned pass decodes through merged weights (`adapter_merged`), and unmerging
@@ -86,15 +90,16 @@ def evaluate(
         with context(), adapter_merged(loaded.model, active=name == "tuned"):
             gens[name] = {}
             for decoding, sampling in settings.items():
-                gens[name][decoding] = _generate(f"{name} · {decoding}", loaded, test.prompts, cfg, precision,
-                                                 sampling, show_progress)
+                gens[name][decoding] = _generate(engine, name, f"{name} · {decoding}", loaded, test.prompts, cfg,
+                                                 precision, sampling, show_progress)
             headline = settings[cfg.decoding[0]]
             if cfg.latency_prompts:
-                single[name] = _generate(f"{name} · latency", loaded, test.prompts[: cfg.latency_prompts], cfg,
-                                         precision, headline, False, batch_size=1)
+                single[name] = _generate(engine, name, f"{name} · latency", loaded,
+                                         test.prompts[: cfg.latency_prompts], cfg, precision, headline, False,
+                                         batch_size=1)
             if probes:
-                probe_gens[name] = _generate(f"{name} · red-team", loaded, probe_prompts, cfg, precision, headline,
-                                             show_progress)
+                probe_gens[name] = _generate(engine, name, f"{name} · red-team", loaded, probe_prompts, cfg,
+                                             precision, headline, show_progress)
 
     schema, schema_error = load_schema(cfg.json_schema)
     if schema_error:
@@ -233,19 +238,20 @@ def _probe_messages(prompt: str, records: Sequence[Record]) -> list[Message]:
     return ([Message("system", system)] if system else []) + [Message("user", prompt)]
 
 
-def _generate(label: str, loaded: LoadedModel, prompts: list[list[int]], cfg: EvalConfig, precision: Precision,
-              sampling: dict[str, Any], show_progress: bool, batch_size: int | None = None) -> list[Generation]:
+def _generate(engine: Engine, variant: str, label: str, loaded: LoadedModel, prompts: list[list[int]],
+              cfg: EvalConfig, precision: Precision, sampling: dict[str, Any], show_progress: bool,
+              batch_size: int | None = None) -> list[Generation]:
     kwargs = dict(temperature=sampling["temperature"], top_p=sampling["top_p"], seed=sampling["seed"],
                   stop_strings=sampling["stop_strings"], batch_size=batch_size or cfg.batch_size, precision=precision)
     if not show_progress or not prompts:
-        return generate(loaded.model, loaded.renderer, prompts, cfg.max_new_tokens, **kwargs)
+        return engine.generate(variant, loaded, prompts, cfg.max_new_tokens, **kwargs)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(TextColumn(f"[bold]generate ({label})"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn()) as bar:
         task = bar.add_task(label, total=len(prompts))
-        return generate(loaded.model, loaded.renderer, prompts, cfg.max_new_tokens,
-                        on_batch=lambda n: bar.update(task, advance=n), **kwargs)
+        return engine.generate(variant, loaded, prompts, cfg.max_new_tokens,
+                               on_batch=lambda n: bar.update(task, advance=n), **kwargs)
 
 
 def _deltas(results: dict, scored: dict, nll: dict, headline: str, n_resamples: int,

@@ -22,11 +22,17 @@ class PipelineResult:
     metrics: EvalMetrics
 
 
-def run_pipeline(cfg: R1TuneConfig, show_progress: bool = True, on_stage=lambda name, run: None) -> PipelineResult:
-    """Run every stage in a fresh run folder; the folder records a failure as well as a success."""
+def run_pipeline(cfg: R1TuneConfig, show_progress: bool = True, on_stage=lambda name, run: None,
+                 launch=None) -> PipelineResult:
+    """Run every stage in a fresh run folder; the folder records a failure as well as a success. With
+    `launch` (train.Launch) training runs in launched processes on GPUs, and eval loads its result."""
     from r1tune.eval import check_eval_config
 
     check_eval_config(cfg.eval)  # a broken schema or probe file fails now, not after training
+    if launch is not None:
+        import torch
+
+        launch.check(torch.cuda.device_count())
     run = create_run(cfg)
     from r1tune import models
     from r1tune.eval import write_report
@@ -39,13 +45,23 @@ def run_pipeline(cfg: R1TuneConfig, show_progress: bool = True, on_stage=lambda 
                        answer_scorer=base_answer_scorer(cfg))
     on_stage("train", run)
     with run.stage("train", "trained"):
-        loaded = train_stage(cfg, run, data, show_progress)
+        loaded = train_stage(cfg, run, data, show_progress) if launch is None else _launched(cfg, run, launch)
     on_stage("eval", run)
     with run.stage("eval", "done"):
         metrics = eval_stage(cfg, run, data, loaded, show_progress)
         on_stage("report", run)
         write_report(run)
     return PipelineResult(run, metrics)
+
+
+def _launched(cfg: R1TuneConfig, run: RunDir, launch) -> None:
+    from r1tune.errors import R1TuneError
+    from r1tune.train import launch_on_gpus
+
+    code = launch_on_gpus(cfg.train, run.path, launch, resume=False)
+    if code:
+        raise R1TuneError(f"the launched training exited with code {code}",
+                          hint=f"fix the error above, then `r1tune train {run.path} --resume --gpus {launch.gpus}`")
 
 
 def base_answer_scorer(cfg: R1TuneConfig):
@@ -60,16 +76,25 @@ def base_answer_scorer(cfg: R1TuneConfig):
 
         from r1tune import models
         from r1tune.data.records import Record
-        from r1tune.models.precision import resolve_precision
         from r1tune.models.scoring import per_example_nll
 
-        loaded = models.load(cfg.model, cfg.train.reasoning)
+        plan = models.inference_plan(cfg.train.precision, cfg.model)
+        loaded = models.load(cfg.model, cfg.train.reasoning, plan=plan)
         examples = [loaded.renderer.render_training(Record.from_dict(r), cfg.train.max_seq_len) for r in records]
         nll = per_example_nll(loaded.model, examples, loaded.tokenizer.pad_token_id, cfg.eval.batch_size,
-                              resolve_precision(cfg.train.precision))
+                              plan.compute)
         return np.array([total / max(tokens, 1) for total, tokens in nll])
 
     return score
+
+
+def training_weights_dtype(cfg: R1TuneConfig, plan):
+    """Adapter methods on a GPU hold the frozen base in the compute dtype (bf16/fp16: a 70B base needs 2
+    bytes per parameter, not 4; PEFT keeps the adapter itself in fp32; QLoRA computes in it); everything
+    trained in full, and everything on a CPU, keeps fp32 weights (models/device.py)."""
+    from r1tune.train.methods import PEFT_METHODS
+
+    return plan.weights_dtype if cfg.train.method in PEFT_METHODS else None
 
 
 def train_stage(cfg: R1TuneConfig, run: RunDir, data: PreparedData | None = None, show_progress: bool = True,
@@ -77,12 +102,16 @@ def train_stage(cfg: R1TuneConfig, run: RunDir, data: PreparedData | None = None
     """Load the base model and train on the run's prepared data (continuing from its newest checkpoint with
     `resume`); returns the loaded bundle. In a multi-process run only the main process writes run.json."""
     from r1tune import models
+    from r1tune.models.device import current_plan
     from r1tune.train import check_method_runnable, is_main_process, train
 
     check_method_runnable(cfg.train)  # before loading weights: e.g. qlora on a machine without CUDA
+    plan = current_plan(cfg.train.precision, cfg.model.attn_implementation)  # fails before any loading too
     data = data or load_prepared(run.data)
     loaded = models.load(cfg.model, reasoning=cfg.train.reasoning, train_on_prompt=cfg.train.train_on_prompt,
-                         mask_history=cfg.train.mask_history)
+                         mask_history=cfg.train.mask_history, with_weights=False)
+    loaded.model = models.load_model(loaded.source, cfg.model, dtype=training_weights_dtype(cfg, plan),
+                                     attn_implementation=plan.attn_implementation, nf4=cfg.train.method == "qlora")
     if is_main_process():
         run.update_info(model=loaded.source.display_name, model_location=loaded.source.location,
                         chat_format=loaded.renderer.fmt.name)
@@ -102,18 +131,20 @@ def eval_stage(cfg: R1TuneConfig, run: RunDir, data: PreparedData | None = None,
     themselves, so the base is loaded a second time beside it."""
     from r1tune import models
     from r1tune.eval import evaluate
-    from r1tune.models.precision import resolve_precision
-
+    from r1tune.eval.engines import choose_engine, make_engine
     data = data or load_prepared(run.data)
+    plan = models.inference_plan(cfg.train.precision, cfg.model)
+    choose_engine(cfg.eval.engine, plan.device)  # a vLLM request this machine cannot honour fails before loading
     if loaded is None:
-        loaded = models.load(cfg.model, cfg.train.reasoning, cfg.train.train_on_prompt,
+        loaded = models.load(cfg.model, cfg.train.reasoning, cfg.train.train_on_prompt, plan=plan,
                              **run.trained_weights())
     base_model = None
     if cfg.eval.compare_base and run.trains_whole_model:
-        base_model = models.load_model(loaded.source, cfg.model)
-    metrics = evaluate(cfg.eval, loaded, data.test, run.eval, resolve_precision(cfg.train.precision),
+        base_model = models.load_model(loaded.source, cfg.model, plan=plan)
+    engine = make_engine(cfg.eval.engine, plan, loaded, None if run.trains_whole_model else run.adapter)
+    metrics = evaluate(cfg.eval, loaded, data.test, run.eval, plan.compute,
                        cfg.train.max_seq_len, show_progress, seed=cfg.project.seed, base_model=base_model,
-                       label_key=cfg.data.split.stratify_by)
+                       label_key=cfg.data.split.stratify_by, engine=engine)
     run.write_metrics(metrics)
     _track_eval(cfg, run, metrics)
     return metrics

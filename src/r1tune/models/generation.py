@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 from r1tune.models.chat_format import ChatRenderer
 from r1tune.models.decoding import decode_output
+from r1tune.models.device import model_device
 from r1tune.models.precision import Precision, autocast
 
 if TYPE_CHECKING:
@@ -85,17 +86,18 @@ def generate(
     results: list[Generation | None] = [None] * len(prompts)
     pad_id = renderer.tokenizer.pad_token_id
     model.eval()
+    device = model_device(model)
     # bf16 decoding on packed weight copies: the same tokens as plain autocast, made faster (models/packing.py)
-    with packed_for_autocast(model, enabled=precision == "bf16"):
+    with packed_for_autocast(model, enabled=precision == "bf16" and device.type == "cpu"):
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             batch = [prompts[i] for i in idx]
             width = max(len(p) for p in batch)
-            input_ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in batch])
-            attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch])
+            input_ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in batch], device=device)
+            attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch], device=device)
             clock = _StepClock()
             t0 = time.perf_counter()
-            with torch.no_grad(), autocast(precision):
+            with torch.no_grad(), autocast(precision, device.type):
                 out = model.generate(
                     input_ids=input_ids,
                     attention_mask=attention,
@@ -108,7 +110,7 @@ def generate(
                 )
             seconds = (time.perf_counter() - t0) / len(batch)
             for row, i in enumerate(idx):
-                gen = _decode(out[row, width:].tolist(), renderer, seconds, stops)
+                gen = decode_generation(out[row, width:].tolist(), renderer, seconds, stops)
                 gen.first_token_seconds = clock.at_token(t0, 1)
                 gen.finish_seconds = clock.at_token(t0, gen.num_tokens)
                 results[i] = gen
@@ -117,6 +119,8 @@ def generate(
     return [r for r in results if r is not None]
 
 
-def _decode(new_ids: list[int], renderer: ChatRenderer, seconds: float, stop_strings: Sequence[str] = ()) -> Generation:
+def decode_generation(new_ids: list[int], renderer: ChatRenderer, seconds: float,
+                      stop_strings: Sequence[str] = ()) -> Generation:
+    """Generated token ids → a Generation, through the one decoder (any engine's ids come through here)."""
     out = decode_output(renderer.tokenizer, new_ids, renderer.fmt.think, renderer.stop_token_ids, stop_strings)
     return Generation(out.text, out.reasoning, out.answer, out.num_tokens, out.finish_reason, seconds)

@@ -93,24 +93,58 @@ class Runtime:
         return self.accelerator.unwrap_model(module)
 
 
-def start_runtime() -> Runtime:
+def start_runtime(precision: str = "fp32") -> Runtime:
+    """fp16 training hands loss scaling to accelerate (its GradScaler: scaled backward, unscaled clipping,
+    steps skipped on overflow); bf16 and fp32 need none, and the recipe's own autocast covers bf16."""
     import torch
     from accelerate import Accelerator
 
-    return Runtime(Accelerator(cpu=not torch.cuda.is_available()))
+    return Runtime(Accelerator(cpu=not torch.cuda.is_available(),
+                               mixed_precision="fp16" if precision == "fp16" else "no"))
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Launching on several GPUs
 
 
-def accelerate_config(num_gpus: int, strategy: Strategy, precision: str, deepspeed_file: Path | None) -> dict:
-    """The accelerate config (as `accelerate config` would write it) for one machine with `num_gpus` GPUs."""
+@dataclass(frozen=True)
+class Launch:
+    """Where a training run spreads: `gpus` per machine, on `nodes` machines (this one is `node_rank`; every
+    machine runs the same command with its own rank, rank 0's address as `main_address`)."""
+
+    gpus: int
+    strategy: Strategy = "ddp"
+    nodes: int = 1
+    node_rank: int = 0
+    main_address: str | None = None
+    main_port: int = 29500
+
+    def check(self, available: int) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"unknown strategy {self.strategy!r}", hint=f"choose one of: {', '.join(STRATEGIES)}")
+        if self.gpus < 1 or available < self.gpus:
+            raise ConfigError(f"--gpus {self.gpus} asks for more CUDA GPUs than this machine has ({available})",
+                              hint="drop --gpus to train in this process (CPU or one GPU)")
+        if self.nodes < 1 or not 0 <= self.node_rank < self.nodes:
+            raise ConfigError(f"--node-rank {self.node_rank} is outside 0..{self.nodes - 1} (--nodes {self.nodes})")
+        if self.nodes > 1 and not self.main_address:
+            raise ConfigError("--nodes > 1 needs --main-address (the rank-0 machine's address, reachable from all)")
+        if self.strategy.startswith("zero") and shutil.which("deepspeed") is None:
+            raise ConfigError(f"--strategy {self.strategy} needs DeepSpeed", hint="pip install 'deepspeed>=0.16'")
+
+
+def accelerate_config(launch: Launch, precision: str, deepspeed_file: Path | None) -> dict:
+    """The accelerate config (as `accelerate config` would write it) for `launch.nodes` machines with
+    `launch.gpus` GPUs each."""
+    strategy = launch.strategy
     config: dict[str, Any] = {
-        "compute_environment": "LOCAL_MACHINE", "num_machines": 1, "machine_rank": 0, "num_processes": num_gpus,
-        "gpu_ids": "all", "mixed_precision": "bf16" if precision != "fp32" else "no", "use_cpu": False,
+        "compute_environment": "LOCAL_MACHINE", "num_machines": launch.nodes, "machine_rank": launch.node_rank,
+        "num_processes": launch.gpus * launch.nodes,
+        "gpu_ids": "all", "mixed_precision": precision if precision in ("bf16", "fp16") else "no", "use_cpu": False,
         "rdzv_backend": "static", "same_network": True, "main_training_function": "main",
     }
+    if launch.nodes > 1:
+        config.update(main_process_ip=launch.main_address, main_process_port=launch.main_port)
     if strategy == "ddp":
         config["distributed_type"] = "MULTI_GPU"
     elif strategy == "fsdp":
@@ -137,24 +171,25 @@ def deepspeed_config(cfg: TrainConfig, stage: int, precision: str) -> dict:
         "train_micro_batch_size_per_gpu": cfg.batch_size,
         "gradient_accumulation_steps": cfg.grad_accum,
         "gradient_clipping": cfg.max_grad_norm,
-        "bf16": {"enabled": precision != "fp32"},
+        "bf16": {"enabled": precision == "bf16"},
+        "fp16": {"enabled": precision == "fp16", "loss_scale": 0},  # 0: dynamic loss scaling
         "zero_optimization": zero,
         "steps_per_print": 10**9,
     }
 
 
-def write_launch_config(folder: Path, cfg: TrainConfig, num_gpus: int, strategy: Strategy, precision: str) -> Path:
+def write_launch_config(folder: Path, cfg: TrainConfig, launch: Launch, precision: str) -> Path:
     """Write `accelerate.yaml` (and `deepspeed.json` for ZeRO) into `folder`; returns the accelerate file.
-    `precision` is the resolved one (`bf16` or `fp32`)."""
-    if strategy not in STRATEGIES:
-        raise ConfigError(f"unknown strategy {strategy!r}", hint=f"choose one of: {', '.join(STRATEGIES)}")
+    `precision` is the resolved one (`bf16`, `fp16` or `fp32`, models/device.py)."""
+    if launch.strategy not in STRATEGIES:
+        raise ConfigError(f"unknown strategy {launch.strategy!r}", hint=f"choose one of: {', '.join(STRATEGIES)}")
     folder.mkdir(parents=True, exist_ok=True)
     ds_file = None
-    if strategy.startswith("zero"):
+    if launch.strategy.startswith("zero"):
         ds_file = folder / "deepspeed.json"
-        ds_file.write_text(json.dumps(deepspeed_config(cfg, int(strategy[-1]), precision), indent=2))
+        ds_file.write_text(json.dumps(deepspeed_config(cfg, int(launch.strategy[-1]), precision), indent=2))
     path = folder / "accelerate.yaml"
-    path.write_text(yaml.safe_dump(accelerate_config(num_gpus, strategy, precision, ds_file), sort_keys=False))
+    path.write_text(yaml.safe_dump(accelerate_config(launch, precision, ds_file), sort_keys=False))
     return path
 
 
@@ -172,18 +207,12 @@ def torchrun_command(run_dir: Path, processes: int, resume: bool = False) -> lis
     return cmd + (["--resume"] if resume else [])
 
 
-def launch_on_gpus(cfg: TrainConfig, run_dir: Path, num_gpus: int, strategy: Strategy, resume: bool) -> int:
+def launch_on_gpus(cfg: TrainConfig, run_dir: Path, launch: Launch, resume: bool) -> int:
     """Check the GPUs, write the launch config under the run's train folder, launch, return the exit code."""
     import torch
 
     from r1tune.models.precision import resolve_precision
 
-    available = torch.cuda.device_count()
-    if num_gpus < 1 or available < num_gpus:
-        raise ConfigError(f"--gpus {num_gpus} asks for more CUDA GPUs than this machine has ({available})",
-                          hint="drop --gpus to train in this process (CPU or one GPU)")
-    if strategy.startswith("zero") and shutil.which("deepspeed") is None:
-        raise ConfigError(f"--strategy {strategy} needs DeepSpeed", hint="pip install 'deepspeed>=0.16'")
-    config_file = write_launch_config(run_dir / "train" / "launch", cfg, num_gpus, strategy,
-                                      resolve_precision(cfg.precision))
+    launch.check(torch.cuda.device_count())
+    config_file = write_launch_config(run_dir / "train" / "launch", cfg, launch, resolve_precision(cfg.precision))
     return subprocess.run(launch_command(config_file, run_dir, resume), check=False).returncode

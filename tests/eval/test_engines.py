@@ -1,0 +1,86 @@
+"""Engine choice for evaluation, and the contract with vLLM checked against a stand-in `vllm` package (the
+real one needs CUDA): r1tune's prompt ids go in as they are, the adapter only on the tuned pass, the
+renderer's stop ids, and the answers come out through r1tune's own decoder."""
+
+from __future__ import annotations
+
+import sys
+import types
+from dataclasses import dataclass, field
+
+import pytest
+
+from r1tune.errors import ConfigError
+from r1tune.eval import engines
+from r1tune.eval.engines import BuiltinEngine, VllmEngine, choose_engine, make_engine
+from r1tune.models.device import Hardware, decide
+
+
+def test_engine_choice_by_setting_device_and_package(monkeypatch):
+    monkeypatch.setattr(engines.importlib.util, "find_spec", lambda name: None)
+    assert choose_engine("auto", "cpu") == "builtin" and choose_engine("builtin", "cuda") == "builtin"
+    assert choose_engine("auto", "cuda") == "builtin"  # no vllm installed
+    with pytest.raises(ConfigError, match="eval.engine: vllm needs a CUDA GPU"):
+        choose_engine("vllm", "cpu")
+    with pytest.raises(ConfigError, match="eval.engine: vllm needs the vllm package"):
+        choose_engine("vllm", "cuda")
+    monkeypatch.setattr(engines.importlib.util, "find_spec", lambda name: object())
+    assert choose_engine("auto", "cuda") == "vllm" and choose_engine("vllm", "cuda") == "vllm"
+
+
+@dataclass
+class _FakeLLM:
+    kwargs: dict
+    calls: list = field(default_factory=list)
+    reply: list = field(default_factory=list)
+
+    def generate(self, prompts, params, lora_request=None):
+        self.calls.append((prompts, params, lora_request))
+        return [types.SimpleNamespace(outputs=[types.SimpleNamespace(token_ids=self.reply)]) for _ in prompts]
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch):
+    made = []
+
+    def llm(**kwargs):
+        made.append(_FakeLLM(kwargs))
+        return made[-1]
+
+    modules = {"vllm": types.SimpleNamespace(LLM=llm, SamplingParams=lambda **kw: kw),
+               "vllm.inputs": types.SimpleNamespace(TokensPrompt=lambda prompt_token_ids: {"ids": prompt_token_ids}),
+               "vllm.lora": types.SimpleNamespace(),
+               "vllm.lora.request": types.SimpleNamespace(LoRARequest=lambda name, i, path: (name, i, path))}
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    return made
+
+
+def test_vllm_gets_r1tunes_prompt_ids_and_the_adapter_only_when_tuned(fake_vllm, tiny_llama_dir, tmp_path):
+    from r1tune import models
+    from r1tune.config import ModelConfig
+    from r1tune.data.records import Message
+
+    loaded = models.load(ModelConfig(name=str(tiny_llama_dir)), with_weights=False)
+    engine = VllmEngine(str(tiny_llama_dir), tmp_path / "adapter", gpus=2, dtype="bf16")
+    llm = fake_vllm[0]
+    assert llm.kwargs["enable_lora"] and llm.kwargs["tensor_parallel_size"] == 2 and llm.kwargs["dtype"] == "bfloat16"
+    tokenizer = loaded.tokenizer
+    llm.reply = tokenizer("Yes, 30 days.", add_special_tokens=False).input_ids + [loaded.renderer.stop_token_ids[0]]
+    prompt = loaded.renderer.render_prompt([Message("user", "Can I return it?")])
+    tuned = engine.generate("tuned", loaded, [prompt], 16, stop_strings=("###",))
+    base = engine.generate("base", loaded, [prompt], 16)
+    (sent, params, lora), (_, _, base_lora) = llm.calls
+    assert sent == [{"ids": prompt}] and lora == ("tuned", 1, str(tmp_path / "adapter")) and base_lora is None
+    assert params["stop_token_ids"] == loaded.renderer.stop_token_ids and params["stop"] == ["###"]
+    assert params["max_tokens"] == 16 and params["temperature"] == 0.0
+    assert tuned[0].answer == base[0].answer == "Yes, 30 days." and tuned[0].finish_reason == "stop"
+
+
+def test_make_engine_keeps_builtin_on_cpu_and_for_whole_model_runs(fake_vllm, monkeypatch):
+    loaded = types.SimpleNamespace(source=types.SimpleNamespace(location="base"), model=None)
+    monkeypatch.setattr(engines.importlib.util, "find_spec", lambda name: object())
+    assert isinstance(make_engine("auto", decide(Hardware()), loaded, None), BuiltinEngine)
+    gpu = decide(Hardware(cuda_devices=1, cuda_bf16=True))
+    assert isinstance(make_engine("auto", gpu, loaded, None), BuiltinEngine)  # whole weights: builtin does both
+    assert isinstance(make_engine("auto", gpu, loaded, "adapter"), VllmEngine) and not fake_vllm[0].calls

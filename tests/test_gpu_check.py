@@ -1,0 +1,36 @@
+"""`make gpu-check` stays runnable without a GPU in CI: on a CPU it says it needs CUDA and exits 0, and
+`--cpu-smoke` runs every section (r1tune LoRA padded and packed with validation, the HF Trainer + PEFT
+baseline, eval generation, serving) on a tiny model with the real R1 tokenizer, without an error."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: the check would really run")
+def test_on_a_cpu_machine_it_says_so_and_runs_nothing():
+    done = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0 and "needs a CUDA GPU; this machine has none, so nothing ran" in done.stdout
+
+
+def test_cpu_smoke_runs_every_section(tmp_path):
+    out = tmp_path / "gpu_check.json"
+    done = subprocess.run([sys.executable, str(SCRIPT), "--cpu-smoke", "--steps", "2", "--batch-size", "2",
+                           "--new-tokens", "4", "--out", str(out)], capture_output=True, text=True, timeout=600,
+                          check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["errors"] == {} and result["cpu_smoke"] is True
+    sections = result["sections"]
+    assert sections["r1tune LoRA packed"]["steps"] == 2 and sections["r1tune LoRA padded"]["val_loss"] > 0
+    assert sections["HF Trainer + PEFT (baseline)"]["real_tokens_per_s"] > 0
+    assert sections["serving"]["requests"] == 16 and sections["serving"]["completion_tokens"] > 0
+    assert sections["eval generation"]["builtin_tokens_per_s"] > 0
