@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from r1tune.cli_deploy import deploy_app
 from r1tune.cli_labels import labels_app
+from r1tune.cli_ship import deploy_app, export
 from r1tune.errors import R1TuneError
 
 if TYPE_CHECKING:
@@ -460,31 +460,7 @@ def _answer(loaded, precision, messages, max_new_tokens, temperature):
                         top_p=sampling["top_p"], precision=precision)[0]
 
 
-@app.command()
-def export(
-    run_folder: RunArg,
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the export.")],
-    fmt: Annotated[str, typer.Option("--format", help="merged | gguf | ollama | int8 | gptq | awq | vllm.")] = "merged",
-    dtype: Annotated[str, typer.Option(help="merged weights: bf16 (half the size) or fp32.")] = "bf16",
-    quant: Annotated[str, typer.Option(help="gguf/ollama: f16, q8_0, or (with llama-cpp-python) q4_k_m, q5_k_m, q6_k.")] = "q8_0",
-    verify: Annotated[bool, typer.Option(help="Load the export back and compare it with the run.")] = True,
-) -> None:
-    """Ship a run's result: a merged safetensors model, a GGUF (llama.cpp), an Ollama model, CPU INT8,
-    4-bit GPTQ/AWQ (CUDA) or a folder vLLM serves as is, each with a model card; `--verify` proves it
-    answers like the run on its held-out prompts. Unsupported requests fail before any weights load."""
-    from r1tune.export import export_run
-    from r1tune.export.formats import ExportOptions
-    from r1tune.rundir import open_run
-
-    options = ExportOptions(fmt=fmt, dtype=dtype, quant=quant, verify=verify)  # type: ignore[arg-type]
-    path, check = export_run(open_run(run_folder), out_dir, options)
-    out.print(f"{fmt} export written to {path}, model card {path / 'README.md'}")
-    if check is not None and check.get("n"):
-        style = "green" if check["passed"] else "bold red"
-        detail = "; ".join(check.get("problems") or []) or (check.get("method") or
-                  f"greedy answers agree on {100 * check['greedy_agreement']:.0f}% ({check['n']} prompts), "
-                  f"perplexity {check['perplexity_change_pct']:+.2f}% (±{check['tolerance_pct']}%)")
-        out.print(f"[{style}]verification {'passed' if check['passed'] else 'FAILED'}[/]: {escape(detail)}")
+app.command()(export)
 
 
 @app.command("serve")
