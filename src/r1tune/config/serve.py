@@ -83,6 +83,20 @@ class GuardsConfig(_Section):
 class ServeConfig(_Section):
     host: str = Field("127.0.0.1", description="Bind address (loopback by default).")
     port: int = Field(8000, gt=0, lt=65536, description="TCP port.")
+    engine: Literal["builtin", "vllm", "openai"] = Field(
+        "builtin", description="Who generates: `builtin` (r1tune's continuous batching, any device); `vllm` "
+        "(starts `vllm serve` as a child process on this machine's GPUs, `pip install vllm`); `openai` (any "
+        "OpenAI-compatible server already running at `upstream_url`: vLLM, SGLang, llama.cpp, TGI). With "
+        "`vllm`/`openai` r1tune stays the front (keys, limits, guards, PII scrub, store, routing, metrics) "
+        "and sends the upstream its own rendering as token ids to `/v1/completions`."
+    )
+    upstream_url: str | None = Field(
+        None, description="`engine: openai`: the upstream's base URL, e.g. `http://10.0.0.7:8000/v1`."
+    )
+    upstream_api_key_env: str = Field(
+        "R1TUNE_UPSTREAM_API_KEY", description="Environment variable with the upstream's API key (if it needs one)."
+    )
+    vllm_port: int = Field(8100, gt=0, lt=65536, description="`engine: vllm`: the child server's port on 127.0.0.1.")
     adapters: list[AdapterSpec] = Field(
         default_factory=list,
         description="LoRA adapters served on the one base model, each as its own model id. Serving a run "

@@ -198,7 +198,8 @@ class AdapterRegistry:
             if router_data is not None:
                 router_data = confine(router_data, roots, param="router_data")
             prompts = router_prompts(run_dir, router_data)
-            self.engine.call(lambda: self._attach(name, adapter_dir)).result()
+            attach = getattr(self.engine, "attach_adapter", None) or self._attach  # a gateway's upstream holds it
+            self.engine.call(lambda: attach(name, adapter_dir)).result()
             info = AdapterInfo(name, adapter_dir, version, rank, run_dir, prompts)
             self.adapters[name] = info
             log.info("loaded adapter %s (version %s) from %s", name, version, adapter_dir)
@@ -217,7 +218,8 @@ class AdapterRegistry:
                 if time.monotonic() > deadline:
                     raise AdapterError(f"adapter {name!r} is still busy after {timeout:.0f}s", status=409)
                 time.sleep(0.05)
-            self.engine.call(lambda: self._detach(name)).result()
+            detach = getattr(self.engine, "detach_adapter", None) or self._detach
+            self.engine.call(lambda: detach(name)).result()
             with self._lock:
                 del self.adapters[name]
             log.info("unloaded adapter %s", name)

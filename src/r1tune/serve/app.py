@@ -32,6 +32,7 @@ from r1tune.serve.protocol import (
     ApiError,
     BodyModel,
     ChatCompletionRequest,
+    CompletionRequest,
     FeedbackRequest,
     LoadAdapterRequest,
     UnloadAdapterRequest,
@@ -125,6 +126,12 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request, who: CallerDep) -> Response:
         return await _complete(runtime, await _body(request, ChatCompletionRequest), request, who)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request, _admin: AdminDep) -> Response:
+        from r1tune.serve.completions_api import raw_completion
+
+        return await raw_completion(runtime, await _body(request, CompletionRequest))
 
     @app.post("/v1/feedback")
     async def feedback(request: Request, who: CallerDep) -> dict[str, Any]:

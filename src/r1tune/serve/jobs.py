@@ -144,6 +144,9 @@ def logprobs_setting(runtime: ServeRuntime, body: ChatCompletionRequest) -> int 
     Refused while answers are PII-masked: the tokens' texts would show what the mask hides."""
     if not body.logprobs:
         return None
+    if not getattr(runtime.engine, "local", True):
+        raise ApiError(400, f"logprobs are not available with serve.engine: {runtime.serve.engine}",
+                       param="logprobs", code="unsupported_parameter")
     if runtime.guards.scrubs:
         raise ApiError(400, "logprobs are not available while this server masks personal data in answers "
                        "(serve.guards.scrub_pii): token texts would reveal what the mask hides",
@@ -158,6 +161,10 @@ def output_grammar(runtime: ServeRuntime, body: ChatCompletionRequest, functions
     if forced and wants_json:
         raise ApiError(400, "a forced tool call (tool_choice required or named) and a JSON response_format "
                        "cannot both shape one answer", param="tool_choice", code="invalid_value")
+    if (forced or wants_json) and not getattr(runtime.engine, "local", True):
+        raise ApiError(400, f"grammar-constrained output (a JSON response_format or a forced tool call) is not "
+                       f"available with serve.engine: {runtime.serve.engine}", param="response_format",
+                       code="unsupported_parameter")
     if forced:
         return runtime.structured.compile_tool_call(list(functions))
     return runtime.structured.compile(body.response_format) if wants_json else None

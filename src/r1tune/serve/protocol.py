@@ -235,6 +235,29 @@ class ChatCompletionRequest(_Strict):
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
 
 
+class CompletionRequest(_Strict):
+    """`/v1/completions` with a prompt of token ids (or text): what a gateway in front of this server sends
+    (admin keys only: raw prompts bypass the chat guards)."""
+
+    model: str = Field(min_length=1, max_length=256)
+    prompt: list[int] | str = Field(min_length=1)
+    max_tokens: int = Field(16, ge=1)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    stop: str | list[str] | None = None
+    seed: int | None = Field(None, ge=-(2**63), lt=2**64)
+    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+
+    @property
+    def stop_list(self) -> tuple[str, ...]:
+        if self.stop is None:
+            return ()
+        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+
+
 Rating = Literal["up", "down", 1, 2, 3, 4, 5]
 
 

@@ -178,6 +178,21 @@ def load_serving_model(source, model_cfg, plan, pack_weights: bool = True):
     return model
 
 
+def _local_engine(cfg: R1TuneConfig, target: ServeTarget, loaded: Any) -> tuple[Engine, int | None]:
+    """The model in this process, placed by the device plan, and the continuous-batching engine over it."""
+    from r1tune import models
+
+    serve = cfg.serve
+    source = models.weights_source(cfg.model, target.weights_dir) if target.weights_dir else loaded.source
+    loaded.model = model = load_serving_model(source, cfg.model, models.inference_plan(serve.precision, cfg.model),
+                                               serve.pack_weights)
+    max_context = getattr(model.config, "max_position_embeddings", None)
+    engine = Engine(model, loaded.tokenizer, loaded.renderer.stop_token_ids, max_batch_size=serve.max_batch_size,
+                    max_waiting=serve.max_waiting, prefill_token_budget=serve.prefill_token_budget,
+                    max_context=max_context, seed=cfg.project.seed)
+    return engine, max_context
+
+
 def build_runtime(target: ServeTarget) -> ServeRuntime:
     """Load the model and every configured adapter; nothing is started yet (see `ServeRuntime.start`)."""
     from r1tune import models
@@ -191,17 +206,16 @@ def build_runtime(target: ServeTarget) -> ServeRuntime:
     # opened before the model loads, so a wrong database URL fails in seconds, not after a 70B load
     store = FeedbackStore(default_database_url(cfg)) if serve.log_completions else None
     loaded = models.load(cfg.model, cfg.train.reasoning, with_weights=False)
-    source = models.weights_source(cfg.model, target.weights_dir) if target.weights_dir else loaded.source
-    loaded.model = model = load_serving_model(source, cfg.model, models.inference_plan(serve.precision, cfg.model),
-                                               serve.pack_weights)
-    max_context = getattr(model.config, "max_position_embeddings", None)
-    engine = Engine(model, loaded.tokenizer, loaded.renderer.stop_token_ids, max_batch_size=serve.max_batch_size, max_waiting=serve.max_waiting,
-                    prefill_token_budget=serve.prefill_token_budget, max_context=max_context,
-                    seed=cfg.project.seed)
-    roots = serve.adapter_dirs or [cfg.project.runs_dir]
-    registry = AdapterRegistry(engine, allowed_roots=roots)
     served_name = cfg.project.name if target.weights_dir else loaded.source.display_name.rstrip("/").split("/")[-1]
     base_id = serve.base_model_id or _adapter_id(served_name)
+    if serve.engine == "builtin":
+        engine, max_context = _local_engine(cfg, target, loaded)
+    else:
+        from r1tune.serve.gateway import upstream_engine
+
+        engine, max_context = upstream_engine(cfg, target, loaded, base_id)
+    roots = serve.adapter_dirs or [cfg.project.runs_dir]
+    registry = AdapterRegistry(engine, allowed_roots=roots)
     runtime = ServeRuntime(cfg, base_id, loaded, engine, registry, Guards(serve.guards), store, keys,
                            RateLimiter(serve.rate_limit_per_minute),
                            ServeMetrics(lambda: engine.num_running, lambda: engine.num_waiting),

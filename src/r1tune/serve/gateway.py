@@ -1,0 +1,100 @@
+"""`serve.engine: vllm | openai`: r1tune as the gateway in front of an engine that generates elsewhere.
+
+`openai` points at an OpenAI-compatible server that is already running (`serve.upstream_url`). `vllm`
+starts vLLM's OpenAI server as a child process on 127.0.0.1 (the base model, `--enable-lora` with runtime
+adapter loading, tensor parallel over this machine's GPUs) and stops it with the server. Either way the
+upstream gets r1tune's token ids (serve/upstream.py) and r1tune keeps the front.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+from r1tune.errors import ConfigError
+from r1tune.serve.upstream import UpstreamEngine
+
+log = logging.getLogger(__name__)
+VLLM_START_TIMEOUT_S = 1200  # a 70B model takes minutes to load
+
+
+def upstream_engine(cfg: Any, target: Any, loaded: Any, base_id: str) -> tuple[UpstreamEngine, int | None]:
+    """The engine for `cfg.serve.engine`, and the model's context length as the upstream reports it."""
+    serve = cfg.serve
+    if serve.engine == "openai":
+        if not serve.upstream_url:
+            raise ConfigError("serve.engine: openai needs serve.upstream_url",
+                              hint="e.g. serve.upstream_url: http://10.0.0.7:8000/v1")
+        url, stop_hook = serve.upstream_url, None
+    else:
+        url, stop_hook = _start_vllm(cfg, target, loaded, base_id)
+    engine = UpstreamEngine(url, base_id, loaded.renderer.stop_token_ids, serve.upstream_api_key_env,
+                            max_concurrent=serve.max_batch_size, max_waiting=serve.max_waiting,
+                            send_stop_ids=serve.engine == "vllm", loads_adapters=serve.engine == "vllm")
+    engine.on_stop = stop_hook
+    models = engine.upstream_models()  # an unreachable upstream fails at start-up, with its address
+    if base_id not in models:
+        engine.base_model = models[0] if models else base_id
+        log.info("the upstream serves %s; base requests go to %s", models, engine.base_model)
+    return engine, None
+
+
+def check_vllm_runnable() -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError("serve.engine: vllm needs a CUDA GPU, and this machine has none",
+                          hint="use serve.engine: builtin here, or point serve.engine: openai at a GPU server")
+    if importlib.util.find_spec("vllm") is None:
+        raise ConfigError("serve.engine: vllm needs the vllm package", hint="pip install vllm")
+
+
+def vllm_command(location: str, base_id: str, port: int, gpus: int, max_lora_rank: int = 64) -> list[str]:
+    """vLLM's OpenAI server for r1tune's gateway: loopback only, every adapter loaded at run time."""
+    return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", location,
+            "--served-model-name", base_id, "--host", "127.0.0.1", "--port", str(port), "--enable-lora",
+            "--max-lora-rank", str(max_lora_rank), "--tensor-parallel-size", str(max(gpus, 1))]
+
+
+def _start_vllm(cfg: Any, target: Any, loaded: Any, base_id: str) -> tuple[str, Any]:
+    import torch
+
+    check_vllm_runnable()
+    location = str(target.weights_dir or loaded.source.location)
+    env = {**os.environ, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}
+    command = vllm_command(location, base_id, cfg.serve.vllm_port, torch.cuda.device_count())
+    log.info("starting vLLM: %s", " ".join(command))
+    child = subprocess.Popen(command, env=env)
+    url = f"http://127.0.0.1:{cfg.serve.vllm_port}"
+    _wait_healthy(child, url)
+    return f"{url}/v1", lambda: _stop(child)
+
+
+def _wait_healthy(child: subprocess.Popen, url: str) -> None:
+    import httpx
+
+    deadline = time.monotonic() + VLLM_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise ConfigError(f"vLLM exited with code {child.returncode} while starting (its log is above)")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(2)
+    _stop(child)
+    raise ConfigError(f"vLLM did not become healthy within {VLLM_START_TIMEOUT_S} s")
+
+
+def _stop(child: subprocess.Popen) -> None:
+    child.terminate()
+    try:
+        child.wait(30)
+    except subprocess.TimeoutExpired:
+        child.kill()

@@ -1,0 +1,107 @@
+"""r1tune as a gateway (`serve.engine: openai`) in front of an upstream that is r1tune's own builtin server on
+127.0.0.1: the same greedy answers, streamed or not, as asking the upstream directly; r1tune's rendering
+reaches the upstream as token ids through `/v1/completions`; what the upstream cannot do is refused with a
+400; an unreachable upstream or `engine: vllm` without a GPU fails at start-up, naming what is missing."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from serve_helpers import build_project_runtime, running_server
+
+from r1tune.errors import ConfigError, R1TuneError
+
+MESSAGES = [{"role": "user", "content": "Describe a blue ceramic mug."}]
+
+
+@pytest.fixture(scope="module")
+def upstream(tiny_llama_dir, tmp_path_factory):
+    runtime = build_project_runtime(tmp_path_factory.mktemp("upstream"), tiny_llama_dir)
+    runtime.start()
+    with running_server(runtime) as url:
+        yield url, runtime
+    runtime.close()
+
+
+@pytest.fixture(scope="module")
+def gateway(upstream, tiny_llama_dir, tmp_path_factory):
+    url, _ = upstream
+    runtime = build_project_runtime(tmp_path_factory.mktemp("gateway"), tiny_llama_dir,
+                                    f"serve: {{engine: openai, upstream_url: '{url}/v1'}}")
+    runtime.start()
+    with running_server(runtime) as gateway_url:
+        yield gateway_url, runtime
+    runtime.close()
+
+
+def _chat(url: str, model: str, **extra) -> httpx.Response:
+    return httpx.post(f"{url}/v1/chat/completions", timeout=120,
+                      json={"model": model, "messages": MESSAGES, "max_tokens": 12, "temperature": 0, **extra})
+
+
+def test_gateway_answers_exactly_as_the_upstream_does(upstream, gateway):
+    (up_url, up_runtime), (gw_url, gw_runtime) = upstream, gateway
+    assert type(gw_runtime.engine).__name__ == "UpstreamEngine" and gw_runtime.loaded.model is None
+    direct = _chat(up_url, up_runtime.base_id).json()
+    through = _chat(gw_url, gw_runtime.base_id).json()
+    assert through["choices"][0]["message"]["content"] == direct["choices"][0]["message"]["content"]
+    assert through["usage"]["completion_tokens"] == direct["usage"]["completion_tokens"]
+    assert through["usage"]["prompt_tokens"] == direct["usage"]["prompt_tokens"]  # the same rendering, as ids
+
+
+def test_gateway_streams_the_upstreams_text(upstream, gateway):
+    (up_url, up_runtime), (gw_url, gw_runtime) = upstream, gateway
+    direct = _chat(up_url, up_runtime.base_id).json()["choices"][0]["message"]["content"]
+    with httpx.stream("POST", f"{gw_url}/v1/chat/completions", timeout=120,
+                      json={"model": gw_runtime.base_id, "messages": MESSAGES, "max_tokens": 12, "temperature": 0,
+                            "stream": True}) as reply:
+        chunks = [json.loads(line[5:]) for line in reply.iter_lines() if line.startswith("data:") and "[DONE]" not in line]
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c.get("choices"))
+    assert text == direct and chunks[-1]["choices"][0]["finish_reason"] in ("stop", "length")
+
+
+def test_upstream_completions_take_token_ids(upstream):
+    url, runtime = upstream
+    ids = runtime.loaded.renderer.render_prompt([])  # any ids the model can read
+    reply = httpx.post(f"{url}/v1/completions", timeout=60,
+                       json={"model": runtime.base_id, "prompt": ids, "max_tokens": 4, "temperature": 0}).json()
+    assert reply["object"] == "text_completion" and reply["usage"]["prompt_tokens"] == len(ids)
+    bad = httpx.post(f"{url}/v1/completions", timeout=60, json={"model": runtime.base_id, "prompt": [10**9]})
+    assert bad.status_code == 400 and "prompt token ids must lie in" in bad.text
+
+
+def test_what_an_upstream_cannot_do_is_refused(gateway):
+    url, runtime = gateway
+    reply = _chat(url, runtime.base_id, logprobs=True)
+    assert reply.status_code == 400 and reply.json()["error"]["code"] == "unsupported_parameter"
+    reply = _chat(url, runtime.base_id, response_format={"type": "json_object"})
+    assert reply.status_code == 400 and "serve.engine: openai" in reply.json()["error"]["message"]
+
+
+def test_an_unreachable_upstream_fails_at_start_up(tiny_llama_dir, tmp_path):
+    with pytest.raises(R1TuneError, match="cannot list the upstream's models at http://127.0.0.1:9/v1/models"):
+        build_project_runtime(tmp_path, tiny_llama_dir, "serve: {engine: openai, upstream_url: 'http://127.0.0.1:9/v1'}")
+
+
+def test_engine_openai_without_url_and_vllm_without_gpu_are_refused(tiny_llama_dir, tmp_path):
+    import torch
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with pytest.raises(ConfigError, match="serve.engine: openai needs serve.upstream_url"):
+        build_project_runtime(tmp_path / "a", tiny_llama_dir, "serve: {engine: openai}")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="serve.engine: vllm needs a CUDA GPU"):
+            build_project_runtime(tmp_path / "b", tiny_llama_dir, "serve: {engine: vllm}")
+
+
+def test_the_vllm_child_command_serves_loopback_with_runtime_lora():
+    from r1tune.serve.gateway import vllm_command
+
+    command = vllm_command("/models/r1-7b", "r1-7b", 8100, gpus=4)
+    assert command[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
+    joined = " ".join(command)
+    assert "--host 127.0.0.1 --port 8100" in joined and "--enable-lora" in joined
+    assert "--tensor-parallel-size 4" in joined and "--served-model-name r1-7b" in joined
