@@ -217,3 +217,18 @@ def test_an_export_is_prompted_with_the_same_token_ids_as_its_run(request, tmp_p
             Message("assistant", "It is blue.", reasoning="The user wants a colour."),
             Message("user", "And the red one?")]
     assert served.renderer.render_prompt(chat) == trained.renderer.render_prompt(chat)
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("train.precision=fp16", "fp16 needs a GPU"),
+    ("model.attn_implementation=flash_attention_2", "flash_attention_2 needs a CUDA GPU"),
+    ("eval.engine=vllm", "eval.engine: vllm needs a CUDA GPU"),
+])
+def test_hardware_this_machine_lacks_fails_before_any_run_folder_or_weights(tiny_llama_dir, tmp_path, override,
+                                                                              message):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    config = write_project(tmp_path, tiny_llama_dir)
+    result = runner.invoke(app, ["run", str(config), override, "--no-progress"])
+    assert result.exit_code != 0 and message in str(result.exception)
+    assert not (tmp_path / "runs").exists()

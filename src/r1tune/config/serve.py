@@ -97,6 +97,10 @@ class ServeConfig(_Section):
         "R1TUNE_UPSTREAM_API_KEY", description="Environment variable with the upstream's API key (if it needs one)."
     )
     vllm_port: int = Field(8100, gt=0, lt=65536, description="`engine: vllm`: the child server's port on 127.0.0.1.")
+    max_lora_rank: Literal[8, 16, 32, 64, 128, 256, 320, 512] = Field(
+        64, description="`engine: vllm`: the largest LoRA rank the child accepts (vLLM reserves memory for it); "
+        "an adapter of higher rank is refused when it is loaded."
+    )
     adapters: list[AdapterSpec] = Field(
         default_factory=list,
         description="LoRA adapters served on the one base model, each as its own model id. Serving a run "

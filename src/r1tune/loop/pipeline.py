@@ -27,8 +27,10 @@ def run_pipeline(cfg: R1TuneConfig, show_progress: bool = True, on_stage=lambda 
     """Run every stage in a fresh run folder; the folder records a failure as well as a success. With
     `launch` (train.Launch) training runs in launched processes on GPUs, and eval loads its result."""
     from r1tune.eval import check_eval_config
+    from r1tune.models.device import current_plan
 
     check_eval_config(cfg.eval)  # a broken schema or probe file fails now, not after training
+    current_plan(cfg.train.precision, cfg.model.attn_implementation)  # e.g. fp16 on a CPU: before any work
     if launch is not None:
         import torch
 

@@ -51,7 +51,7 @@ def check_vllm_runnable() -> None:
         raise ConfigError("serve.engine: vllm needs a CUDA GPU, and this machine has none",
                           hint="use serve.engine: builtin here, or point serve.engine: openai at a GPU server")
     if importlib.util.find_spec("vllm") is None:
-        raise ConfigError("serve.engine: vllm needs the vllm package", hint="pip install vllm")
+        raise ConfigError("serve.engine: vllm needs the vllm package", hint="pip install 'r1tune[vllm]'")
 
 
 def vllm_command(location: str, base_id: str, port: int, gpus: int, max_lora_rank: int = 64) -> list[str]:
@@ -67,7 +67,7 @@ def _start_vllm(cfg: Any, target: Any, loaded: Any, base_id: str) -> tuple[str, 
     check_vllm_runnable()
     location = str(target.weights_dir or loaded.source.location)
     env = {**os.environ, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}
-    command = vllm_command(location, base_id, cfg.serve.vllm_port, torch.cuda.device_count())
+    command = vllm_command(location, base_id, cfg.serve.vllm_port, torch.cuda.device_count(), cfg.serve.max_lora_rank)
     log.info("starting vLLM: %s", " ".join(command))
     child = subprocess.Popen(command, env=env)
     url = f"http://127.0.0.1:{cfg.serve.vllm_port}"

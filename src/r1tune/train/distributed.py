@@ -130,7 +130,7 @@ class Launch:
         if self.nodes > 1 and not self.main_address:
             raise ConfigError("--nodes > 1 needs --main-address (the rank-0 machine's address, reachable from all)")
         if self.strategy.startswith("zero") and shutil.which("deepspeed") is None:
-            raise ConfigError(f"--strategy {self.strategy} needs DeepSpeed", hint="pip install 'deepspeed>=0.16'")
+            raise ConfigError(f"--strategy {self.strategy} needs DeepSpeed", hint="pip install 'r1tune[deepspeed]'")
 
 
 def accelerate_config(launch: Launch, precision: str, deepspeed_file: Path | None) -> dict:

@@ -37,7 +37,7 @@ def check_method_runnable(cfg: TrainConfig) -> None:
         import bitsandbytes  # noqa: F401
     except ImportError:
         raise ConfigError("train.method: qlora needs the bitsandbytes package",
-                          hint="pip install 'bitsandbytes>=0.45'") from None
+                          hint="pip install 'r1tune[gpu]' (bitsandbytes)") from None
 
 
 def apply_method(model: Any, cfg: TrainConfig, default_targets: Sequence[str]) -> Any:
