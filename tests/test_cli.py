@@ -44,6 +44,9 @@ def test_run_writes_a_self_describing_run_folder(tiny_llama_dir, tmp_path, monke
     html = (run / "report.html").read_text()
     assert 'src="data:image/svg+xml;base64,' in html and "Base vs tuned" in html  # plots are inline images
     assert not re.search(r"""(src|href)\s*=\s*["']?https?:|url\(\s*["']?https?:|@import""", html)  # self-contained
+    assert "Reasoning probes (forgetting)" in html and (run / "eval" / "reasoning_probes.jsonl").is_file()
+    probes = json.loads((run / "metrics.json").read_text())["reasoning_probes"]
+    assert probes["n"] == 24 and set(probes["accuracy"]) == {"base", "tuned"} and len(probes["ci"]) == 2
 
     # The run's stages can be re-run one by one.
     assert _invoke("eval", str(run), "--no-progress").exit_code == 0

@@ -175,6 +175,7 @@ class EvalMetrics(_Artifact):
     by_decoding: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
     slices: list[SliceScores] = Field(default_factory=list)  # worst first (see `eval.slices`)
     redteam: dict[str, Any] | None = None
+    reasoning_probes: dict[str, Any] | None = None  # general-reasoning probes, base vs tuned (`eval.retention`)
     judge: dict[str, Any] | None = None
     human: dict[str, Any] | None = None
 

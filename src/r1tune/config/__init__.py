@@ -518,6 +518,11 @@ class EvalConfig(_Section):
     banned_terms: list[str] = Field(
         default_factory=list, description="Terms no answer may contain (reported as the share of answers using one)."
     )
+    reasoning_probes: int = Field(
+        24, ge=0, le=24, description="General-reasoning probes (arithmetic, units, dates, logic; en and zh) "
+        "answered by base and tuned, to show forgetting with an interval; 0: off. Their answers: "
+        "`eval/reasoning_probes.jsonl`."
+    )
     redteam: list[Literal["general", "ecommerce", "medical", "finance"]] = Field(
         ["general"],
         description=(

@@ -112,6 +112,8 @@ def reasoning_stats(gens: Sequence[Generation], records: Sequence[Record]) -> di
         "well_formed": 100.0 * sum(well_formed) / n,
         "unclosed": 100.0 * sum("</think>" not in g.text for g in gens) / n,
         "empty": 100.0 * sum(c and not r.strip() for c, r in zip(closed, reasoning, strict=True)) / n,
+        # the retention headline: the model still thinks (a closed block with something in it)
+        "closed_nonempty": 100.0 * sum("</think>" in g.text and bool(r.strip()) for g, r in zip(gens, reasoning, strict=True)) / n,
         "length": length_stats(reasoning),
     }
     pairs = [(r, rec.answer.reasoning) for r, rec in zip(reasoning, records, strict=True) if rec.answer.reasoning]

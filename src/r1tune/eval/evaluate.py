@@ -28,6 +28,7 @@ from r1tune.eval.answer_scores import latency_stats, score_generations
 from r1tune.eval.engines import BuiltinEngine, Engine
 from r1tune.eval.metric_info import INTERVAL_METRICS
 from r1tune.eval.metrics import bootstrap_ci
+from r1tune.eval.retention import probe_selection, probe_summary
 from r1tune.eval.slices import slice_keys, slice_scores
 from r1tune.eval.stats import perplexity_change_ci
 from r1tune.eval.testset import TestSet, load_schema, scorable_test_set
@@ -77,6 +78,9 @@ def evaluate(
     settings = _decoding_settings(cfg, loaded, seed)
     probes, patterns = load_probes(cfg.redteam, cfg.redteam_file) if (cfg.redteam or cfg.redteam_file) else ([], None)
     probe_prompts = [loaded.renderer.render_prompt(_probe_messages(p.prompt, test.records)) for p in probes]
+    reasoning_probes = probe_selection(cfg.reasoning_probes)
+    reasoning_prompts = [loaded.renderer.render_prompt([Message("user", p.question)]) for p in reasoning_probes]
+    reasoning_gens: dict[str, list[Generation]] = {}
 
     nll: dict[str, list[tuple[float, int]]] = {}
     gens: dict[str, dict[str, list[Generation]]] = {}
@@ -100,6 +104,9 @@ def evaluate(
             if probes:
                 probe_gens[name] = _generate(engine, name, f"{name} · red-team", loaded, probe_prompts, cfg,
                                              precision, headline, show_progress)
+            if reasoning_probes:
+                reasoning_gens[name] = _generate(engine, name, f"{name} · reasoning probes", loaded,
+                                                 reasoning_prompts, cfg, precision, headline, show_progress)
 
     schema, schema_error = load_schema(cfg.json_schema)
     if schema_error:
@@ -141,6 +148,8 @@ def evaluate(
     results["slices"] = slice_scores(slice_keys(test.records, label_key), rows["tuned"], rows.get("base"), nll)
     if probes:
         results["redteam"] = _score_probes(probes, patterns, probe_gens, out_dir / "redteam.jsonl")
+    results["reasoning_probes"] = _reasoning_probes(reasoning_probes, reasoning_gens, cfg, seed,
+                                                    out_dir / "reasoning_probes.jsonl")
     _write_samples(out_dir / "samples.jsonl", test, gens, scored, nll, headline_name)
     return EvalMetrics.model_validate(results)
 
@@ -295,6 +304,23 @@ def _score_probes(probes, patterns, probe_gens: dict[str, list[Generation]], pat
                              "passed": verdicts[name][i].passed, "reasons": verdicts[name][i].reasons}
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     return summarise(probes, verdicts)
+
+
+def _reasoning_probes(probes: list, probe_gens: dict[str, list[Generation]], cfg: EvalConfig, seed: int,
+                      path: Path) -> dict[str, Any] | None:
+    """The reasoning probes' accuracy base vs tuned (eval/retention.py); answers in `path`."""
+    if not probes:
+        return None
+    summary = probe_summary(probes, {n: [g.answer for g in gens] for n, gens in probe_gens.items()},
+                            cfg.bootstrap_resamples, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for i, probe in enumerate(probes):
+            row = {"id": probe.id, "kind": probe.kind, "lang": probe.lang, "question": probe.question}
+            row.update({n: {"answer": gens[i].answer, "correct": bool(summary["per_probe"][n][i])}
+                        for n, gens in probe_gens.items()})
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return summary
 
 
 def _write_samples(path: Path, test: TestSet, gens: dict, scored: dict, nll: dict, headline: str) -> None:

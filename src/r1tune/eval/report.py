@@ -55,6 +55,8 @@ def build_context(run: RunDir) -> dict[str, Any]:
         "slices": _slice_rows(metrics) if metrics else [],
         "rows": metric_rows(metrics) if metrics else [],
         "reasoning_rows": _reasoning_rows(metrics) if metrics else [],
+        "probes": _probe_context(metrics.reasoning_probes if metrics else None),
+        "thinks_less": _thinks_less(metrics) if metrics else None,
         "decoding_rows": _decoding_rows(metrics) if metrics else [],
         "data": data,
         "train": _read_typed(run.train_summary_file, run.read_train_summary, problems) or {},
@@ -154,7 +156,8 @@ def _reasoning_rows(metrics: EvalMetrics) -> list[dict[str, str]]:
     if not tuned:
         return []
     base = base or {}
-    items = [("well_formed", "well-formed think blocks (%)", "higher"), ("unclosed", "think never closed (%)", "lower"),
+    items = [("closed_nonempty", "closed, non-empty think blocks (%)", "higher"),
+             ("well_formed", "well-formed think blocks (%)", "higher"), ("unclosed", "think never closed (%)", "lower"),
              ("empty", "empty reasoning (%)", "none"), ("rougeL_vs_reference", "reasoning ROUGE-L vs reference", "higher")]
     rows = []
     for key, label, better in items:
@@ -166,6 +169,27 @@ def _reasoning_rows(metrics: EvalMetrics) -> list[dict[str, str]]:
     rows.append({"label": "reasoning length (tokens, mean / p90)", "tuned": f"{length_t['mean']:.0f} / {length_t['p90']:.0f}",
                  "base": f"{length_b['mean']:.0f} / {length_b['p90']:.0f}" if length_b else "—", "change": "", "cls": ""})
     return rows
+
+
+def _thinks_less(metrics: EvalMetrics) -> dict[str, float] | None:
+    """Closed, non-empty think blocks (%) when the tuned model has fewer of them than the base, else None."""
+    tuned = (metrics.tuned.value("reasoning") or {}).get("closed_nonempty")
+    base = ((metrics.base.value("reasoning") if metrics.base else None) or {}).get("closed_nonempty")
+    return {"tuned": tuned, "base": base} if tuned is not None and base is not None and tuned < base else None
+
+
+def _probe_context(summary: dict | None) -> dict[str, Any] | None:
+    """The reasoning probes' table: accuracy by kind and language, base vs tuned, worse rows marked."""
+    if not summary:
+        return None
+    rows = [{"label": f"{axis} {group}", "base": _fmt(100 * v["base"], 0) if "base" in v else "—",
+             "tuned": _fmt(100 * v["tuned"], 0), "worse": "base" in v and v["tuned"] < v["base"]}
+            for axis in ("by_kind", "by_lang") for group, v in sorted(summary[axis].items())]
+    accuracy = summary["accuracy"]
+    return {"n": summary["n"], "rows": rows, "tuned": 100 * accuracy["tuned"],
+            "base": 100 * accuracy["base"] if "base" in accuracy else None,
+            "ci": [100 * x for x in summary["ci"]] if summary.get("ci") else None,
+            "worse": bool(summary.get("tuned_worse"))}
 
 
 def _decoding_rows(metrics: EvalMetrics) -> list[dict[str, str]]:
