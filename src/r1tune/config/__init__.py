@@ -22,6 +22,7 @@ from r1tune.config.serve import (
     GuardsConfig,
     ServeConfig,
 )
+from r1tune.config.teacher import TeacherConfig
 
 __all__ = ["ADAPTER_NAME_PATTERN", "CONFIG_FILENAME", "AdapterSpec", "DisclaimerRule", "GuardsConfig", "PiiType",
            "ProjectPath", "ServeConfig", "_Section", "_resolve_against_config_dir"]
@@ -553,3 +554,5 @@ class R1TuneConfig(_Section):
     train: TrainConfig = Field(default_factory=dict, validate_default=True, description="How to tune it.")
     eval: EvalConfig = Field(default_factory=dict, validate_default=True, description="How to measure base and tuned models.")
     serve: ServeConfig = Field(default_factory=dict, validate_default=True, description="How to serve the tuned model.")
+    teacher: TeacherConfig = Field(default_factory=dict, validate_default=True,
+                                   description="The teacher model for reasoning traces, synthetic data and distillation.")

@@ -1,0 +1,30 @@
+"""The `teacher` section: the one model client behind reasoning traces, synthetic data and distillation."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from r1tune.config.base import _Section
+
+
+class TeacherConfig(_Section):
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible API of the teacher, e.g. `https://api.deepseek.com/v1` or a vLLM or "
+        "r1tune server's `http://10.0.0.7:8000/v1`. Unset: no teacher."
+    )
+    model: str = Field("deepseek-reasoner", min_length=1, description="The model name the endpoint serves.")
+    api_key_env: str = Field(
+        "R1TUNE_TEACHER_API_KEY", description="Environment variable holding the API key (keys never go in files)."
+    )
+    max_concurrency: int = Field(4, ge=1, le=256, description="Requests in flight at once.")
+    max_retries: int = Field(5, ge=0, le=20, description="Retries of a request after 429, 5xx, timeouts or lost "
+                             "connections, with exponential backoff (the server's Retry-After when it sends one).")
+    timeout_s: float = Field(300.0, gt=0, description="Per-request timeout; reasoning models answer slowly.")
+    max_requests: int | None = Field(
+        None, ge=0, description="Budget: network requests this job may make (cache hits are free); at the "
+        "budget the job stops with everything so far kept, and a re-run continues. Unset: no limit."
+    )
+    temperature: float = Field(0.6, ge=0.0, le=2.0, description="Sampling temperature (DeepSeek-R1: 0.6).")
+    max_tokens: int = Field(4096, gt=0, description="Completion limit per request.")
+    price_per_million_prompt_tokens: float = Field(0.0, ge=0, description="For the cost ledger (your currency).")
+    price_per_million_completion_tokens: float = Field(0.0, ge=0, description="For the cost ledger.")
