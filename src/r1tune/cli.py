@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 
 from r1tune.cli_labels import labels_app
 from r1tune.cli_ship import deploy_app, export
+from r1tune.cli_teacher import traces
 from r1tune.errors import R1TuneError
 
 if TYPE_CHECKING:
@@ -461,6 +462,7 @@ def _answer(loaded, precision, messages, max_new_tokens, temperature):
 
 
 app.command()(export)
+app.command()(traces)
 
 
 @app.command("serve")

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from r1tune.config.base import _Section
 
 
 class TeacherConfig(_Section):
+    source: Literal["endpoint", "self"] = Field(
+        "endpoint", description="`endpoint`: the API at `base_url`; `self`: the base model itself, in this process "
+        "(self-distillation: its own reasoning, kept only where it reaches the reference answer)."
+    )
     base_url: str | None = Field(
         None, description="OpenAI-compatible API of the teacher, e.g. `https://api.deepseek.com/v1` or a vLLM or "
         "r1tune server's `http://10.0.0.7:8000/v1`. Unset: no teacher."
@@ -28,3 +34,10 @@ class TeacherConfig(_Section):
     max_tokens: int = Field(4096, gt=0, description="Completion limit per request.")
     price_per_million_prompt_tokens: float = Field(0.0, ge=0, description="For the cost ledger (your currency).")
     price_per_million_completion_tokens: float = Field(0.0, ge=0, description="For the cost ledger.")
+    trace_samples: int = Field(4, ge=1, le=32, description="`r1tune traces`: samples per record; the first that "
+                               "agrees with the reference answer is kept.")
+    trace_check: Literal["rougeL", "exact"] = Field(
+        "rougeL", description="How a sample's final answer must agree with the reference: ROUGE-L of at least "
+        "`trace_min_rouge_l`, or equal after normalising case, width and punctuation."
+    )
+    trace_min_rouge_l: float = Field(0.5, gt=0, le=1, description="The ROUGE-L F1 a kept sample needs.")
