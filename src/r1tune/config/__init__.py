@@ -374,6 +374,20 @@ class TrainConfig(_Section):
     weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay (matrices only; never biases or norms).")
     max_grad_norm: float = Field(1.0, gt=0.0, description="Gradient clipping norm.")
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="Label smoothing of the training loss (0 = off).")
+    distill_teacher: str | None = Field(
+        None, description="Logit distillation: a preset or local folder of a larger model with the same tokenizer "
+        "(e.g. a 7B distill teaching a 1.5B one), run frozen in the same process; the loss becomes "
+        "`distill_alpha` x answer NLL + (1 - `distill_alpha`) x the divergence from its next-token "
+        "distributions on the answer tokens. Works with every `method`. Unset: plain SFT. (Sequence-level "
+        "distillation, the teacher's answers and traces as targets, is `r1tune traces`.)"
+    )
+    distill_alpha: float = Field(0.5, ge=0.0, le=1.0, description="Weight of the NLL against the divergence.")
+    distill_divergence: Literal["forward_kl", "reverse_kl", "jsd"] = Field(
+        "forward_kl", description="KL(teacher||student) covers the teacher's mass; reverse KL seeks its modes; "
+        "jsd sits between (the generalized-JSD family of GKD at beta 0.5)."
+    )
+    distill_temperature: float = Field(1.0, gt=0.0, description="Softmax temperature of both distributions "
+                                       "(the divergence is scaled by its square).")
     neftune_alpha: float | None = Field(
         None, gt=0.0,
         description="NEFTune: uniform noise of scale alpha/sqrt(seq_len*hidden) on input embeddings while "

@@ -99,6 +99,24 @@ def training_weights_dtype(cfg: R1TuneConfig, plan):
     return plan.weights_dtype if cfg.train.method in PEFT_METHODS else None
 
 
+def distill_teacher(cfg: R1TuneConfig, student_tokenizer, plan):
+    """The frozen teacher of `train.distill_teacher` (None without one); its tokenizer must be the student's,
+    checked before its weights load (logits over different vocabularies cannot be compared)."""
+    if not cfg.train.distill_teacher:
+        return None
+    from r1tune import models
+    from r1tune.config import ModelConfig
+    from r1tune.errors import ConfigError
+
+    teacher_cfg = ModelConfig(name=cfg.train.distill_teacher, attn_implementation=cfg.model.attn_implementation)
+    teacher = models.load(teacher_cfg, with_weights=False)
+    if teacher.tokenizer.get_vocab() != student_tokenizer.get_vocab():
+        raise ConfigError(f"train.distill_teacher {cfg.train.distill_teacher!r} does not share the student's "
+                          "tokenizer, so their next-token distributions cannot be compared",
+                          hint="choose a teacher of the same family, or distil at the sequence level with `r1tune traces`")
+    return models.load_model(teacher.source, teacher_cfg, dtype=plan.weights_dtype)
+
+
 def train_stage(cfg: R1TuneConfig, run: RunDir, data: PreparedData | None = None, show_progress: bool = True,
                 resume: bool = False):
     """Load the base model and train on the run's prepared data (continuing from its newest checkpoint with
@@ -112,13 +130,14 @@ def train_stage(cfg: R1TuneConfig, run: RunDir, data: PreparedData | None = None
     data = data or load_prepared(run.data)
     loaded = models.load(cfg.model, reasoning=cfg.train.reasoning, train_on_prompt=cfg.train.train_on_prompt,
                          mask_history=cfg.train.mask_history, with_weights=False)
+    teacher = distill_teacher(cfg, loaded.tokenizer, plan)  # a tokenizer mismatch fails before any weights load
     loaded.model = models.load_model(loaded.source, cfg.model, dtype=training_weights_dtype(cfg, plan),
                                      attn_implementation=plan.attn_implementation, nf4=cfg.train.method == "qlora")
     if is_main_process():
         run.update_info(model=loaded.source.display_name, model_location=loaded.source.location,
                         chat_format=loaded.renderer.fmt.name)
     model, result = train(cfg.train, loaded.model, loaded.renderer, data.train, data.val, run.train,
-                          cfg.project.seed, loaded.target_modules, show_progress, resume=resume)
+                          cfg.project.seed, loaded.target_modules, show_progress, resume=resume, teacher_model=teacher)
     loaded.model = model
     if is_main_process():
         run.update_info(precision=result.precision, train_seconds=result.seconds)

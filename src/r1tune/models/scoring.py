@@ -101,6 +101,32 @@ def summed_token_nll(
     return nll, int(keep.sum())
 
 
+def summed_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor, divergence: str = "forward_kl",
+                      temperature: float = 1.0) -> torch.Tensor:
+    """Sum over positions of a divergence between the teacher's and the student's next-token distributions
+    (rows of (N, V) logits at the same labelled positions), softened by `temperature` and scaled by its
+    square so gradients keep their size (Hinton et al.):
+    `forward_kl` = KL(teacher || student), mass-covering; `reverse_kl` = KL(student || teacher),
+    mode-seeking; `jsd` = the Jensen-Shannon divergence (both against their even mixture)."""
+    import math
+
+    import torch.nn.functional as F
+
+    log_s = F.log_softmax(student_logits.float() / temperature, dim=-1)
+    log_t = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
+    if divergence == "forward_kl":
+        value = F.kl_div(log_s, log_t, log_target=True, reduction="sum")
+    elif divergence == "reverse_kl":
+        value = F.kl_div(log_t, log_s, log_target=True, reduction="sum")
+    else:
+        import torch
+
+        log_m = torch.logsumexp(torch.stack([log_s, log_t]), dim=0) - math.log(2)
+        value = 0.5 * (F.kl_div(log_m, log_t, log_target=True, reduction="sum")
+                       + F.kl_div(log_m, log_s, log_target=True, reduction="sum"))
+    return value * temperature**2
+
+
 @dataclass
 class LossSummary:
     mean_nll: float

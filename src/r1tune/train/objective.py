@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from r1tune.models.scoring import summed_token_nll
+from r1tune.models.scoring import labelled_logits, summed_divergence, summed_token_nll
 
 
 class AnswerObjective(torch.nn.Module):
@@ -23,3 +23,25 @@ class AnswerObjective(torch.nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         nll, _ = summed_token_nll(self.model, batch, self.label_smoothing)
         return nll
+
+
+class DistillObjective(AnswerObjective):
+    """Logit distillation: `alpha` x the answer NLL + (1 - alpha) x the divergence from a frozen teacher's
+    next-token distributions on the same labelled positions (teacher and student share a tokenizer). The
+    teacher runs in the same process, without gradients, in its own dtype."""
+
+    def __init__(self, model: Any, teacher: Any, alpha: float, divergence: str, temperature: float,
+                 label_smoothing: float = 0.0) -> None:
+        super().__init__(model, label_smoothing)
+        self.teacher = [teacher]  # in a list: not a submodule, so no wrapper shards, syncs or saves it
+        self.alpha, self.divergence, self.temperature = alpha, divergence, temperature
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        student, targets, _ = labelled_logits(self.model, batch)
+        with torch.no_grad():
+            teacher, _, _ = labelled_logits(self.teacher[0], batch)
+        nll = F.cross_entropy(student.float(), targets, reduction="sum", label_smoothing=self.label_smoothing)
+        kl = summed_divergence(student, teacher.to(student.device), self.divergence, self.temperature)
+        return self.alpha * nll + (1 - self.alpha) * kl

@@ -81,6 +81,7 @@ def train(
     show_progress: bool = True,
     *,
     resume: bool = False,
+    teacher_model: PreTrainedModel | None = None,
 ) -> tuple[PreTrainedModel, TrainResult]:
     """Fine-tune `model` on `train_records` with `cfg.method`; returns the trained model and a summary.
 
@@ -89,7 +90,6 @@ def train(
     import torch
     from transformers import get_cosine_schedule_with_warmup
 
-    from r1tune.train.objective import AnswerObjective
 
     precision = resolve_precision(cfg.precision)
     runtime = start_runtime(precision)
@@ -124,7 +124,7 @@ def train(
     params = trainable_named_parameters(model)
     optimizer = _adamw(params, cfg)
     scheduler = get_cosine_schedule_with_warmup(optimizer, round(total_steps * cfg.warmup_ratio), total_steps)
-    objective, optimizer = runtime.prepare(AnswerObjective(model, cfg.label_smoothing), optimizer)
+    objective, optimizer = runtime.prepare(_objective(model, cfg, teacher_model, runtime.device), optimizer)
 
     # 5. Resume: weights, optimiser, schedule, random state and progress from the newest checkpoint.
     checkpoints = out_dir / "checkpoints"
@@ -399,3 +399,14 @@ class _progress:
     def __exit__(self, *exc: Any) -> None:
         if self.enabled:
             self.bar.__exit__(*exc)
+
+
+def _objective(model: Any, cfg: TrainConfig, teacher_model: Any, device: Any) -> Any:
+    """SFT's answer NLL, or logit distillation from `teacher_model` (`train.distill_teacher`)."""
+    from r1tune.train.objective import AnswerObjective, DistillObjective
+
+    if teacher_model is None:
+        return AnswerObjective(model, cfg.label_smoothing)
+    teacher_model.to(device).eval().requires_grad_(False)
+    return DistillObjective(model, teacher_model, cfg.distill_alpha, cfg.distill_divergence, cfg.distill_temperature,
+                            cfg.label_smoothing)
