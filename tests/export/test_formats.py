@@ -39,6 +39,16 @@ def _export(run: Path, out: Path, **options) -> dict:
     return check
 
 
+def test_merged_export_loads_back_and_answers_like_the_run(trained_run, tmp_path):
+    check = _export(trained_run, tmp_path / "merged", fmt="merged", dtype="fp32")
+    assert check["passed"] and check["same_prompt_ids"] and check["greedy_agreement"] == 1.0, check
+    from r1tune import models
+    from r1tune.config import ModelConfig
+
+    loaded = models.load(ModelConfig(name=str(tmp_path / "merged")))  # prompted as the run, from its provenance
+    assert loaded.renderer.fmt.name == json.loads((tmp_path / "merged" / "r1tune_export.json").read_text())["chat_format"]
+
+
 def test_ollama_export_is_a_gguf_with_a_modelfile(trained_run, tmp_path):
     check = _export(trained_run, tmp_path / "ollama", fmt="ollama", quant="q8_0")
     files = {p.name for p in (tmp_path / "ollama").iterdir()}
@@ -61,6 +71,16 @@ def test_int8_export_loads_back_through_r1tunes_loader(trained_run, tmp_path):
 
     loaded = models.load(ModelConfig(name=str(tmp_path / "int8")))
     assert "Int8" in type(loaded.model.model.layers[0].mlp.up_proj.weight).__name__
+    # and r1tune's server loads it the way it serves (device plan, packing) and answers with it
+    from r1tune.data.records import Message
+    from r1tune.models.device import current_plan
+    from r1tune.models.generation import generate
+    from r1tune.serve.runtime import load_serving_model
+
+    served = load_serving_model(loaded.source, ModelConfig(name=str(tmp_path / "int8")), current_plan())
+    assert "Int8" in type(served.model.layers[0].mlp.up_proj.weight).__name__
+    prompt = loaded.renderer.render_prompt([Message("user", "Is the mug ceramic?")])
+    assert generate(served, loaded.renderer, [prompt], 4)[0].num_tokens > 0
 
 
 def test_vllm_export_copies_the_adapter_byte_for_byte_with_template_and_command(trained_run, tmp_path):
