@@ -86,3 +86,14 @@ def test_traces_command_with_the_base_model_as_teacher(tiny_llama_dir, tmp_path)
     rows = [json.loads(line) for line in (run / "data" / "traces_quarantine.jsonl").read_text().splitlines()]
     assert all(row["reason"] == "none of 2 samples kept: no </think>" for row in rows)
     assert "kept their old" in result.output and "now carry reasoning" in result.output
+
+
+def test_run_adds_traces_after_prepare_when_asked(tiny_llama_dir, tmp_path):
+    config = write_project(tmp_path, tiny_llama_dir, n_records=12,
+                           extra="teacher: {source: self, trace_samples: 1, max_tokens: 4}\n")
+    result = CliRunner().invoke(app, ["run", str(config), "data.reasoning_traces=true", "train.max_steps=1",
+                                      "eval.reasoning_probes=0", "--no-progress"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    run = next((tmp_path / "runs").iterdir())
+    assert "▶ traces" in result.output and (run / "data" / "traces.json").is_file()
+    assert (run / "data" / "train.no_traces.jsonl").is_file()

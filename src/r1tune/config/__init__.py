@@ -274,6 +274,10 @@ class DataConfig(_Section):
     )
     val_ratio: float = Field(0.1, ge=0.0, lt=0.5, description="Share of records held out for validation.")
     test_ratio: float = Field(0.1, ge=0.0, lt=0.5, description="Share of records held out for testing.")
+    reasoning_traces: bool = Field(
+        False, description="In `r1tune run`, after prepare: the teacher (`teacher:` section) writes reasoning for "
+        "trace-less training records, as `r1tune traces RUN` does (kept only where it reaches the reference)."
+    )
     warn_drop_share: float = Field(
         0.2, gt=0.0, le=1.0,
         description="Warn (prepare output, data_report.json, report) when one stage drops more than this share of records.",

@@ -45,6 +45,9 @@ def run_pipeline(cfg: R1TuneConfig, show_progress: bool = True, on_stage=lambda 
         tokenizer = models.load(cfg.model, cfg.train.reasoning, with_weights=False).tokenizer
         data = prepare(cfg.data, run.data, cfg.project.seed, tokenizer=tokenizer, show_progress=show_progress,
                        answer_scorer=base_answer_scorer(cfg))
+    if cfg.data.reasoning_traces:
+        on_stage("traces", run)
+        data = _with_traces(run, data)
     on_stage("train", run)
     with run.stage("train", "trained"):
         loaded = train_stage(cfg, run, data, show_progress) if launch is None else _launched(cfg, run, launch)
@@ -54,6 +57,15 @@ def run_pipeline(cfg: R1TuneConfig, show_progress: bool = True, on_stage=lambda 
         on_stage("report", run)
         write_report(run)
     return PipelineResult(run, metrics)
+
+
+def _with_traces(run: RunDir, data: PreparedData) -> PreparedData:
+    """The teacher's traces on the prepared training records (teacher/traces.py); the data reloaded."""
+    from r1tune.teacher.traces import traces_for_run
+
+    with run.stage("traces", "prepared"):
+        traces_for_run(run)
+    return load_prepared(run.data)
 
 
 def _launched(cfg: R1TuneConfig, run: RunDir, launch) -> None:
