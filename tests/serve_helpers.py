@@ -20,14 +20,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(runtime) -> Iterator[str]:
-    """Serve `runtime` with uvicorn in a thread on 127.0.0.1; yields the base URL."""
+def serving_app(app) -> Iterator[str]:
+    """Serve an ASGI `app` with uvicorn in a thread on 127.0.0.1; yields the base URL."""
     import uvicorn
 
-    from r1tune.serve import create_app
-
-    server = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=free_port(),
-                                           log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -40,6 +37,15 @@ def running_server(runtime) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(20)
+
+
+@contextlib.contextmanager
+def running_server(runtime) -> Iterator[str]:
+    """Serve r1tune's app for `runtime`; yields the base URL."""
+    from r1tune.serve import create_app
+
+    with serving_app(create_app(runtime)) as url:
+        yield url
 
 
 def build_project_runtime(folder: Path, model_dir: Path, serve_yaml: str = ""):

@@ -4,14 +4,10 @@ answer, and a re-run that continues), a wrong key, an unreachable teacher and a 
 
 from __future__ import annotations
 
-import contextlib
-import threading
-import time
-
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from serve_helpers import free_port
+from serve_helpers import serving_app
 
 from r1tune.config.teacher import TeacherConfig
 from r1tune.teacher import TeacherBudgetExhausted, TeacherClient, TeacherError
@@ -43,28 +39,12 @@ def _stub() -> FastAPI:
     return app
 
 
-@contextlib.contextmanager
-def _serving(app: FastAPI):
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{server.config.port}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
 @pytest.fixture
 def teacher(monkeypatch):
     monkeypatch.setenv("R1TUNE_TEACHER_API_KEY", KEY)
     app = _stub()
-    with _serving(app) as url:
-        yield app, url
+    with serving_app(app) as url:
+        yield app, f"{url}/v1"
 
 
 def _client(url: str, tmp_path, **settings) -> TeacherClient:
