@@ -46,6 +46,8 @@ def _setup_logging(verbose: bool) -> None:
                         handlers=[RichHandler(console=console, show_path=False)], force=True)
     for noisy in ("httpx", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not verbose:  # torchao (the int8 extra) warns at import about CUDA kernels a CPU machine cannot load
+        logging.getLogger("torchao").setLevel(logging.ERROR)
 
 
 @app.callback()
