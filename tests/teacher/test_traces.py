@@ -83,6 +83,7 @@ def test_traces_command_with_the_base_model_as_teacher(tiny_llama_dir, tmp_path)
     summary = json.loads((run / "data" / "traces.json").read_text())
     # ChatML has no think block: every attempt is quarantined with that reason, and training data is intact
     assert summary["traced"] == 0 and summary["quarantined"] == summary["records"] > 0
+    assert summary["teacher"]["requests"] == 2 * summary["records"]  # the ledger counts after asking
     rows = [json.loads(line) for line in (run / "data" / "traces_quarantine.jsonl").read_text().splitlines()]
     assert all(row["reason"] == "none of 2 samples kept: no </think>" for row in rows)
     assert "kept their old" in result.output and "now carry reasoning" in result.output

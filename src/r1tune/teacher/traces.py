@@ -92,8 +92,8 @@ def _pick(samples: list[TeacherReply], reference: str, settings: TraceSettings) 
     return None, f"none of {len(samples)} samples kept: " + ", ".join(sorted(set(reasons)))
 
 
-def trace_run_data(data_dir: Path, ask: Ask, settings: TraceSettings, ledger: dict[str, Any] | None = None
-                   ) -> dict[str, Any]:
+def trace_run_data(data_dir: Path, ask: Ask, settings: TraceSettings,
+                   ledger: Callable[[], dict[str, Any]] | None = None) -> dict[str, Any]:
     """Add traces to `data_dir/train.jsonl` (from the trace-less original on a re-run); returns the summary
     also written to `data_dir/traces.json`."""
     train, original = data_dir / "train.jsonl", data_dir / "train.no_traces.jsonl"
@@ -108,7 +108,8 @@ def trace_run_data(data_dir: Path, ask: Ask, settings: TraceSettings, ledger: di
         fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in quarantine)
     had = sum(bool(r.answer.reasoning) for r in records)
     summary = {"records": len(records), "had_reasoning": had, "traced": sum(bool(r.answer.reasoning) for r in traced) - had,
-               "quarantined": len(quarantine), "settings": dataclasses.asdict(settings), "teacher": ledger or {}}
+               "quarantined": len(quarantine), "settings": dataclasses.asdict(settings),
+               "teacher": ledger() if ledger else {}}
     (data_dir / "traces.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return summary
 
@@ -124,10 +125,10 @@ def traces_for_run(run: Any) -> dict[str, Any]:
     settings = TraceSettings(teacher_cfg.trace_samples, teacher_cfg.trace_check, teacher_cfg.trace_min_rouge_l)
     if teacher_cfg.source == "self":
         teacher: Any = _self_teacher(cfg)
-        return trace_run_data(run.data, teacher.ask_many, settings, teacher.ledger)
+        return trace_run_data(run.data, teacher.ask_many, settings, lambda: dict(teacher.ledger))
     client = TeacherClient(teacher_cfg, r1tune_home() / "teacher-cache")
     try:
-        return trace_run_data(run.data, client.ask_many, settings, client.ledger.as_dict())
+        return trace_run_data(run.data, client.ask_many, settings, client.ledger.as_dict)
     finally:
         (run.data / "teacher_usage.json").write_text(json.dumps(client.ledger.as_dict(), indent=2), encoding="utf-8")
 
