@@ -513,6 +513,23 @@ def feedback_export(
               f"{result.preferences_path}")
 
 
+@feedback_app.command("stats")
+def feedback_stats(
+    target: Annotated[Path, typer.Argument(help="The run folder or project file the server was started with.")],
+    period: Annotated[str, typer.Option(help="day, week or month.")] = "week",
+    database_url: Annotated[str | None, typer.Option(help="Store URL (default: the server's).")] = None,
+) -> None:
+    """Business numbers per model version and period: volume, acceptance, correction and edit rates, latency."""
+    from r1tune.cli_tables import business_table
+    from r1tune.serve import FeedbackStore, default_database_url, resolve_target
+    from r1tune.serve.business import business_metrics
+
+    if period not in ("day", "week", "month"):
+        raise R1TuneError(f"--period must be day, week or month, not {period!r}")
+    store = FeedbackStore(database_url or default_database_url(resolve_target(target).cfg))
+    out.print(business_table(business_metrics(store.completions_with_feedback(), period)))  # type: ignore[arg-type]
+
+
 @app.command("models")
 def list_models() -> None:
     """List the model presets."""

@@ -115,3 +115,20 @@ def _metrics_table(rows: list[dict[str, Any]]) -> Table:
                       cell(row["b_base"], row["digits"]), cell(row["b_tuned"], row["digits"]),
                       f"[{style}]{change}[/]" if style else change)
     return table
+
+
+def business_table(rows: list[dict]) -> Any:
+    """`r1tune feedback stats`: one row per model version and period."""
+    table = Table(title="served answers by version and period")
+    for column in ("period", "model", "version", "volume", "rated", "accepted", "corrected", "edit rate",
+                   "p50 ms", "p95 ms"):
+        table.add_column(column, justify="left" if column in ("period", "model", "version") else "right")
+    for r in rows:
+        table.add_row(r["period"], r["model"], r["version"], str(r["volume"]), str(r["rated"]),
+                      _pct(r["acceptance_rate"]), _pct(r["correction_rate"]), _pct(r["human_edit_rate"]),
+                      f"{r['latency_p50_ms']:.0f}", f"{r['latency_p95_ms']:.0f}")
+    return table
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.0f}%"

@@ -145,6 +145,19 @@ class FeedbackStore:
             return {"completions": session.scalar(select(func.count()).select_from(CompletionRow)) or 0,
                     "feedback": session.scalar(select(func.count()).select_from(FeedbackRow)) or 0}
 
+    def completions_with_feedback(self) -> list[tuple[CompletionRow, FeedbackRow | None]]:
+        """Every completion with its latest feedback (None when it has none), oldest first."""
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(CompletionRow, FeedbackRow).outerjoin(FeedbackRow, FeedbackRow.completion_id == CompletionRow.id)
+                .order_by(CompletionRow.created, FeedbackRow.id)
+            ).all()
+            latest: dict[str, tuple[CompletionRow, FeedbackRow | None]] = {}
+            for completion, feedback in rows:
+                latest[completion.id] = (completion, feedback)
+            session.expunge_all()
+            return list(latest.values())
+
     def rated_completions(self) -> list[tuple[CompletionRow, FeedbackRow]]:
         """Each completion with feedback, paired with its latest feedback."""
         with Session(self.engine) as session:
