@@ -21,6 +21,7 @@ from typer.core import TyperGroup
 from r1tune.cli_labels import labels_app
 from r1tune.cli_ship import deploy_app, export
 from r1tune.cli_teacher import traces
+from r1tune.cli_versions import versions_app
 from r1tune.errors import R1TuneError
 
 if TYPE_CHECKING:
@@ -494,6 +495,7 @@ def serve_cmd(
 
 app.add_typer(labels_app, name="labels")
 app.add_typer(deploy_app, name="deploy")
+app.add_typer(versions_app, name="versions")
 feedback_app = typer.Typer(no_args_is_help=True, help="Completion ratings and corrections from the server.")
 app.add_typer(feedback_app, name="feedback")
 
