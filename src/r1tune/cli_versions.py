@@ -15,6 +15,28 @@ out = Console()
 TargetArg = Annotated[Path, typer.Argument(help="The project file or a run folder (its database holds the registry).")]
 DbOpt = Annotated[str | None, typer.Option("--database-url", help="Registry database (default: the project's).")]
 ReasonOpt = Annotated[str, typer.Option(help="Why (kept with the change).")]
+ServerOpt = Annotated[str | None, typer.Option(help="A running r1tune server (e.g. http://10.0.0.7:8000) to swap "
+                                               "the version into, without a restart, before the registry changes.")]
+KeyEnvOpt = Annotated[str, typer.Option(help="Environment variable with that server's admin key.")]
+
+
+def _swap_into(server: str | None, key_env: str, name: str, run_path: str) -> None:
+    """Ask a running server to serve `run_path`'s adapter under `name` (its admin swap endpoint)."""
+    import os
+
+    import httpx
+
+    from r1tune.errors import R1TuneError
+
+    if server is None:
+        return
+    key = os.environ.get(key_env, "")
+    reply = httpx.post(f"{server.rstrip('/')}/v1/swap_lora_adapter", json={"lora_name": name, "lora_path": run_path},
+                       headers={"Authorization": f"Bearer {key}"} if key else {}, timeout=600)
+    if reply.status_code != 200:
+        raise R1TuneError(f"the server at {server} did not swap {name} ({reply.status_code}): {reply.text[:300]}",
+                          hint="the registry is unchanged; fix the server side and run the command again")
+    out.print(f"{server} now serves {name} from {run_path}")
 
 
 def _registry(target: Path, database_url: str | None):
@@ -60,9 +82,14 @@ def show(target: TargetArg, version: str, database_url: DbOpt = None) -> None:
 @versions_app.command("promote")
 def promote(target: TargetArg, version: str, reason: ReasonOpt = "promoted by hand",
             force: Annotated[bool, typer.Option(help="Promote even a rejected version.")] = False,
-            database_url: DbOpt = None) -> None:
-    """Make a version live (the live one of its name retires)."""
-    row = _registry(target, database_url).promote(version, getpass.getuser(), reason, force)
+            server: ServerOpt = None, key_env: KeyEnvOpt = "R1TUNE_ADMIN_KEY", database_url: DbOpt = None) -> None:
+    """Make a version live (the live one of its name retires); with --server, swap it into that server first."""
+    registry = _registry(target, database_url)
+    candidate = registry.get(version)
+    if candidate.status == "rejected" and not force:
+        registry.promote(version, getpass.getuser(), reason, force)  # raises the registry's own refusal
+    _swap_into(server, key_env, candidate.name, candidate.run_path)
+    row = registry.promote(version, getpass.getuser(), reason, force)
     out.print(f"{row.id} is live for {row.name}")
 
 
@@ -74,9 +101,13 @@ def reject(target: TargetArg, version: str, reason: ReasonOpt, database_url: DbO
 
 
 @versions_app.command("rollback")
-def rollback(target: TargetArg, name: str, reason: ReasonOpt = "rolled back by hand", database_url: DbOpt = None) -> None:
-    """The live version of NAME retires; the one live before it is live again."""
-    row = _registry(target, database_url).rollback(name, getpass.getuser(), reason)
+def rollback(target: TargetArg, name: str, reason: ReasonOpt = "rolled back by hand", server: ServerOpt = None,
+             key_env: KeyEnvOpt = "R1TUNE_ADMIN_KEY", database_url: DbOpt = None) -> None:
+    """The live version of NAME retires; the one live before it is live again (swapped into --server first)."""
+    registry = _registry(target, database_url)
+    previous = registry.previous_live(name)
+    _swap_into(server, key_env, name, previous.run_path)
+    row = registry.rollback(name, getpass.getuser(), reason)
     out.print(f"{row.id} is live again for {row.name}")
 
 

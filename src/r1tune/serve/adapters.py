@@ -55,6 +55,10 @@ class AdapterInfo:
     run_dir: Path | None
     router_prompts: list[str] = field(default_factory=list)
     loaded_at: float = field(default_factory=time.time)
+    engine_name: str = ""  # the weights' name inside the engine: the public name, or `name__N` after a swap
+
+    def __post_init__(self) -> None:
+        self.engine_name = self.engine_name or self.name
 
 
 def validate_adapter_name(name: str, taken: set[str] = frozenset()) -> str:  # type: ignore[assignment]
@@ -179,6 +183,7 @@ class AdapterRegistry:
         self.adapters: dict[str, AdapterInfo] = {}
         self._unloading: set[str] = set()
         self._lock = threading.Lock()
+        self._swaps = 0
 
     def names(self) -> list[str]:
         """Adapters that take requests (one being unloaded no longer does)."""
@@ -205,6 +210,36 @@ class AdapterRegistry:
             log.info("loaded adapter %s (version %s) from %s", name, version, adapter_dir)
             return info
 
+    def replace(self, name: str, path: Path, timeout: float = 60.0) -> AdapterInfo:
+        """Swap `name` to the weights at `path` without a restart: the new weights attach under a fresh
+        engine name, new requests go to them at once, requests already running finish on the old weights,
+        which are detached when none uses them any more (a promotion or rollback of a model version)."""
+        with self._lock:
+            old = self.adapters.get(name)
+            if old is None or name in self._unloading:
+                raise AdapterError(f"no adapter named {name!r} is loaded", status=404)
+            adapter_dir, run_dir = resolve_adapter_dir(path, self.allowed_roots)
+            rank, version = inspect_adapter(adapter_dir)
+            self._swaps += 1
+            engine_name = f"{name}__{self._swaps}"
+            attach = getattr(self.engine, "attach_adapter", None) or self._attach
+            self.engine.call(lambda: attach(engine_name, adapter_dir)).result()
+            info = AdapterInfo(name, adapter_dir, version, rank, run_dir, router_prompts(run_dir, None),
+                               engine_name=engine_name)
+            self.adapters[name] = info
+        self._detach_when_unused(old.engine_name, timeout)
+        log.info("adapter %s now serves version %s (was %s)", name, version, old.version)
+        return info
+
+    def _detach_when_unused(self, engine_name: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while engine_name in self.engine.adapters_in_use():
+            if time.monotonic() > deadline:
+                raise AdapterError(f"the old weights of {engine_name!r} are still busy after {timeout:.0f}s", status=409)
+            time.sleep(0.05)
+        detach = getattr(self.engine, "detach_adapter", None) or self._detach
+        self.engine.call(lambda: detach(engine_name)).result()
+
     def unload(self, name: str, timeout: float = 60.0) -> AdapterInfo:
         """Stop routing new requests to `name`, wait for its running requests, then detach it."""
         with self._lock:
@@ -213,13 +248,7 @@ class AdapterRegistry:
                 raise AdapterError(f"no adapter named {name!r} is loaded", status=404)
             self._unloading.add(name)
         try:
-            deadline = time.monotonic() + timeout
-            while name in self.engine.adapters_in_use():
-                if time.monotonic() > deadline:
-                    raise AdapterError(f"adapter {name!r} is still busy after {timeout:.0f}s", status=409)
-                time.sleep(0.05)
-            detach = getattr(self.engine, "detach_adapter", None) or self._detach
-            self.engine.call(lambda: detach(name)).result()
+            self._detach_when_unused(info.engine_name, timeout)
             with self._lock:
                 del self.adapters[name]
             log.info("unloaded adapter %s", name)

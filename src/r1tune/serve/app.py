@@ -1,7 +1,8 @@
 """The HTTP layer: an OpenAI-compatible FastAPI app over a `ServeRuntime`.
 
 Endpoints: `POST /v1/chat/completions` (stream and non-stream), `GET /v1/models`, `POST /v1/feedback`,
-`POST /v1/load_lora_adapter` and `/v1/unload_lora_adapter` (admin, vLLM's names), `GET /health`,
+`POST /v1/load_lora_adapter` and `/v1/unload_lora_adapter` (admin, vLLM's names), `/v1/swap_lora_adapter`
+(admin: new weights for a served name without a restart), `GET /health`,
 `GET /metrics`. Every error, including malformed JSON and wrong types, is answered with an OpenAI error
 object and a 4xx status; nothing a client sends can crash the engine.
 """
@@ -163,6 +164,16 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
         except AdapterError as err:
             raise ApiError(err.status, str(err), param=err.param, code="adapter_error") from None
         return {"status": "loaded", "model": info.name, "version": info.version}
+
+    @app.post("/v1/swap_lora_adapter")
+    async def swap_adapter(request: Request, _who: AdminDep) -> dict[str, Any]:
+        """A promoted or rolled-back version takes over its name; running requests finish on the old weights."""
+        body = await _body(request, LoadAdapterRequest)
+        try:
+            info = await run_in_threadpool(runtime.swap_adapter, body.lora_name, Path(body.lora_path))
+        except AdapterError as err:
+            raise ApiError(err.status, str(err), param=err.param, code="adapter_error") from None
+        return {"status": "swapped", "model": info.name, "version": info.version}
 
     @app.post("/v1/unload_lora_adapter")
     async def unload_adapter(request: Request, _who: AdminDep) -> dict[str, Any]:

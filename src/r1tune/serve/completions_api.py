@@ -58,9 +58,10 @@ def _deadline(runtime: ServeRuntime) -> float:
 def _adapter(runtime: ServeRuntime, model: str) -> str | None:
     if model == runtime.base_id and runtime.serve.serve_base:
         return None
-    if runtime.registry.get(model) is None:
+    info = runtime.registry.get(model)
+    if info is None:
         raise ApiError(404, f"no model named {model!r} (see /v1/models)", param="model", code="model_not_found")
-    return model
+    return info.engine_name
 
 
 def _prompt_ids(runtime: ServeRuntime, prompt: list[int] | str) -> list[int]:

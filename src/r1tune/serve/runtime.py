@@ -144,6 +144,12 @@ class ServeRuntime:
         self.refresh_router()
         return info
 
+    def swap_adapter(self, name: str, path: Path) -> AdapterInfo:
+        """New weights for a served adapter name, without a restart (see AdapterRegistry.replace)."""
+        info = self.registry.replace(name, path)
+        self.refresh_router()
+        return info
+
     def unload_adapter(self, name: str) -> AdapterInfo:
         info = self.registry.unload(name)
         self.refresh_router()

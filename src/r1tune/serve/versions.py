@@ -108,15 +108,16 @@ class VersionRegistry:
         with Session(self.engine) as session, session.begin():
             rows = list(session.scalars(select(VersionRow).where(VersionRow.name == name)))
             live = next((r for r in rows if r.status == "live"), None)
-            previous = sorted((r for r in rows if r.status == "retired" and r is not live),
-                              key=lambda r: r.changed_at or r.created)
-            if live is None or not previous:
-                raise VersionError(f"{name!r} has no live version with a retired one before it to roll back to")
-            back = previous[-1]
+            back = _latest_retired(name, rows, live)
             _set(live, "retired", by, f"rolled back: {reason}")
             _set(back, "live", by, f"rollback from {live.id}: {reason}")
             back_id = back.id
         return self.get(back_id)
+
+    def previous_live(self, name: str) -> VersionRow:
+        """The version `rollback(name)` would make live again."""
+        rows = self.list(name)
+        return _latest_retired(name, rows, next((r for r in rows if r.status == "live"), None))
 
     def diff(self, a: str, b: str) -> dict[str, Any]:
         """What changed from version `a` to `b`: config lines, data, and headline metrics."""
@@ -128,6 +129,14 @@ class VersionRegistry:
         metrics = {k: (va.metrics.get(k), vb.metrics.get(k)) for k in sorted(set(va.metrics) | set(vb.metrics))
                    if va.metrics.get(k) != vb.metrics.get(k)}
         return {"config": list(config)[2:], "same_data": va.data_hash == vb.data_hash, "metrics": metrics}
+
+
+def _latest_retired(name: str, rows: list[VersionRow], live: VersionRow | None) -> VersionRow:
+    """The version a rollback of `name` returns to: the one retired last."""
+    retired = sorted((r for r in rows if r.status == "retired"), key=lambda r: r.changed_at or r.created)
+    if live is None or not retired:
+        raise VersionError(f"{name!r} has no live version with a retired one before it to roll back to")
+    return retired[-1]
 
 
 def _existing(session: Session, version_id: str) -> VersionRow:
