@@ -81,3 +81,35 @@ def test_versions_promote_and_rollback_swap_a_running_server(adapter_runs, tiny_
             assert "live" in versions("list", str(project))
     finally:
         runtime.close()
+
+
+def test_a_canary_answers_its_share_sticky_per_user_and_the_store_says_which_version(
+        adapter_runs, tiny_llama_dir, tmp_path, project_runtime, serve_in_thread):
+    shop, clinic = adapter_runs["shop"], adapter_runs["clinic"]
+    runtime = project_runtime(tmp_path, tiny_llama_dir,
+                              f"serve: {{adapters: [{{name: shop, path: '{shop}'}}, {{name: clinic, path: '{clinic}'}}], "
+                              f"adapter_dirs: ['{shop.parent}']}}")
+    runtime.start()
+
+    def answer(url, model, user=None):
+        body = {"model": model, "messages": MESSAGES, "max_tokens": 12, "temperature": 0, **({"user": user} if user else {})}
+        return httpx.post(f"{url}/v1/chat/completions", json=body, timeout=120).json()["choices"][0]["message"]["content"]
+
+    try:
+        with serve_in_thread(runtime) as url:
+            live, candidate = answer(url, "shop"), answer(url, "clinic")
+            everyone = httpx.post(f"{url}/v1/canary", json={"lora_name": "shop", "lora_path": str(clinic), "share": 1.0})
+            assert everyone.status_code == 200 and everyone.json()["status"] == "canary"
+            assert answer(url, "shop", "u1") == candidate
+            httpx.post(f"{url}/v1/canary", json={"lora_name": "shop", "lora_path": str(clinic), "share": 0.5})
+            sides = {user: answer(url, "shop", user) for user in [f"user-{i}" for i in range(12)]}
+            assert set(sides.values()) == {live, candidate}  # both sides get traffic
+            assert all(answer(url, "shop", user) == text for user, text in list(sides.items())[:4])  # sticky
+            ended = httpx.post(f"{url}/v1/canary", json={"lora_name": "shop", "share": 0.0}).json()
+            assert ended["status"] == "ended" and answer(url, "shop", "user-0") == live
+            versions = {c.adapter_version for c, _ in runtime.store.completions_with_feedback() if c.adapter == "shop"}
+            assert len(versions) == 2  # the store says which version answered each request
+            missing = httpx.post(f"{url}/v1/canary", json={"lora_name": "nope", "lora_path": str(clinic), "share": 0.1})
+            assert missing.status_code == 404
+    finally:
+        runtime.close()

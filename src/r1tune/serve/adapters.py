@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import random
 import re
 import threading
 import time
@@ -184,6 +185,7 @@ class AdapterRegistry:
         self._unloading: set[str] = set()
         self._lock = threading.Lock()
         self._swaps = 0
+        self.canaries: dict[str, tuple[AdapterInfo, float]] = {}
 
     def names(self) -> list[str]:
         """Adapters that take requests (one being unloaded no longer does)."""
@@ -231,6 +233,38 @@ class AdapterRegistry:
         log.info("adapter %s now serves version %s (was %s)", name, version, old.version)
         return info
 
+    def set_canary(self, name: str, path: Path | None, share: float, timeout: float = 60.0) -> AdapterInfo | None:
+        """Send `share` of `name`'s traffic to the candidate weights at `path` (share 0 ends the canary);
+        returns the candidate's info, None when ended."""
+        with self._lock:
+            if name not in self.adapters or name in self._unloading:
+                raise AdapterError(f"no adapter named {name!r} is loaded", status=404)
+            ended = self.canaries.pop(name, None)
+        if ended is not None:
+            self._detach_when_unused(ended[0].engine_name, timeout)
+        if share == 0 or path is None:
+            return None
+        adapter_dir, run_dir = resolve_adapter_dir(path, self.allowed_roots)
+        rank, version = inspect_adapter(adapter_dir)
+        with self._lock:
+            self._swaps += 1
+            info = AdapterInfo(name, adapter_dir, version, rank, run_dir, engine_name=f"{name}__{self._swaps}")
+            attach = getattr(self.engine, "attach_adapter", None) or self._attach
+            self.engine.call(lambda: attach(info.engine_name, adapter_dir)).result()
+            self.canaries[name] = (info, share)
+        return info
+
+    def pick(self, name: str, user: str | None) -> AdapterInfo | None:
+        """The weights that answer this request for `name`: the canary for its share of the traffic (the
+        same user always gets the same side), else the live ones."""
+        live = self.get(name)
+        canary = self.canaries.get(name)
+        if live is None or canary is None:
+            return live
+        info, share = canary
+        draw = (int(hashlib.sha256(user.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF) if user else random.random()
+        return info if draw < share else live
+
     def _detach_when_unused(self, engine_name: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while engine_name in self.engine.adapters_in_use():
@@ -249,6 +283,9 @@ class AdapterRegistry:
             self._unloading.add(name)
         try:
             self._detach_when_unused(info.engine_name, timeout)
+            canary = self.canaries.pop(name, None)
+            if canary is not None:
+                self._detach_when_unused(canary[0].engine_name, timeout)
             with self._lock:
                 del self.adapters[name]
             log.info("unloaded adapter %s", name)

@@ -32,6 +32,7 @@ from r1tune.serve.jobs import Job, prepare_job
 from r1tune.serve.protocol import (
     ApiError,
     BodyModel,
+    CanaryRequest,
     ChatCompletionRequest,
     CompletionRequest,
     FeedbackRequest,
@@ -174,6 +175,18 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
         except AdapterError as err:
             raise ApiError(err.status, str(err), param=err.param, code="adapter_error") from None
         return {"status": "swapped", "model": info.name, "version": info.version}
+
+    @app.post("/v1/canary")
+    async def canary(request: Request, _who: AdminDep) -> dict[str, Any]:
+        """Candidate weights for a share of an adapter's traffic, sticky per `user`; 0 ends the canary."""
+        body = await _body(request, CanaryRequest)
+        try:
+            info = await run_in_threadpool(runtime.set_canary, body.lora_name,
+                                           Path(body.lora_path) if body.lora_path else None, body.share)
+        except AdapterError as err:
+            raise ApiError(err.status, str(err), param=err.param, code="adapter_error") from None
+        return {"status": "canary" if info else "ended", "model": body.lora_name,
+                "version": info.version if info else None, "share": body.share if info else 0.0}
 
     @app.post("/v1/unload_lora_adapter")
     async def unload_adapter(request: Request, _who: AdminDep) -> dict[str, Any]:

@@ -89,7 +89,7 @@ def prepare_job(runtime: ServeRuntime, body: ChatCompletionRequest, loop: asynci
     def emit(event: Any) -> None:
         loop.call_soon_threadsafe(queue.put_nowait, event)
 
-    info = runtime.registry.adapters.get(adapter) if adapter else None
+    info = runtime.registry.pick(adapter, body.user) if adapter else None  # a canary takes its share
     engine_request = EngineRequest(prompt, params, emit, adapter=info.engine_name if info else None,
                                    deadline=time.monotonic() + runtime.serve.request_timeout_s)
     return Job(id=f"chatcmpl-{uuid.uuid4().hex}", created=now(), model_id=model_id, adapter=adapter,

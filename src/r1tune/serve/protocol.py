@@ -292,6 +292,14 @@ class LoadAdapterRequest(_Strict):
     router_data: str | None = Field(None, max_length=4096)
 
 
+class CanaryRequest(_Strict):
+    """Route `share` of the traffic for `lora_name` to the candidate weights at `lora_path` (0 ends it)."""
+
+    lora_name: str
+    lora_path: str | None = Field(None, min_length=1, max_length=4096)
+    share: float = Field(ge=0.0, le=1.0)
+
+
 class UnloadAdapterRequest(_Strict):
     lora_name: str
 

@@ -150,6 +150,9 @@ class ServeRuntime:
         self.refresh_router()
         return info
 
+    def set_canary(self, name: str, path: Path | None, share: float) -> AdapterInfo | None:
+        return self.registry.set_canary(name, path, share)
+
     def unload_adapter(self, name: str) -> AdapterInfo:
         info = self.registry.unload(name)
         self.refresh_router()
