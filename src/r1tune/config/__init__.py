@@ -274,6 +274,12 @@ class DataConfig(_Section):
     )
     val_ratio: float = Field(0.1, ge=0.0, lt=0.5, description="Share of records held out for validation.")
     test_ratio: float = Field(0.1, ge=0.0, lt=0.5, description="Share of records held out for testing.")
+    replay_from: ProjectPath | None = Field(
+        None, description="Against forgetting when a version is trained further: a run folder whose training "
+        "records are mixed into this run's training split (tagged `meta.replay`); see `replay_share`."
+    )
+    replay_share: float = Field(0.2, ge=0.0, le=1.0, description="Replayed records as a share of this run's own "
+                                "training records (sampled with the project seed).")
     reasoning_traces: bool = Field(
         False, description="In `r1tune run`, after prepare: the teacher (`teacher:` section) writes reasoning for "
         "trace-less training records, as `r1tune traces RUN` does (kept only where it reaches the reference)."
@@ -339,6 +345,11 @@ class TrainConfig(_Section):
     )
     lora_rank: int = Field(16, gt=0, description="LoRA rank r (`lora`, `dora`, `qlora`).")
     lora_alpha: int = Field(32, gt=0, description="LoRA scaling numerator (the update is scaled by alpha/r).")
+    init_from: ProjectPath | None = Field(
+        None, description="Continue training a version instead of starting from the bare base: a run folder (or "
+        "adapter folder) whose LoRA/DoRA adapter is loaded trainable, with its own rank and targets. (To continue "
+        "a full/freeze version, set model.name to its train/model folder.)"
+    )
     lora_dropout: float = Field(
         0.0, ge=0.0, lt=1.0,
         description="Dropout on the LoRA input. Off by default: peft then skips a copy of every adapted layer's "

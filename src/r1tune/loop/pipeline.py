@@ -45,6 +45,8 @@ def run_pipeline(cfg: R1TuneConfig, show_progress: bool = True, on_stage=lambda 
         tokenizer = models.load(cfg.model, cfg.train.reasoning, with_weights=False).tokenizer
         data = prepare(cfg.data, run.data, cfg.project.seed, tokenizer=tokenizer, show_progress=show_progress,
                        answer_scorer=base_answer_scorer(cfg))
+    if cfg.data.replay_from is not None:
+        data = _with_replay(cfg, run)
     if cfg.data.reasoning_traces:
         on_stage("traces", run)
         data = _with_traces(run, data)
@@ -57,6 +59,28 @@ def run_pipeline(cfg: R1TuneConfig, show_progress: bool = True, on_stage=lambda 
         on_stage("report", run)
         write_report(run)
     return PipelineResult(run, metrics)
+
+
+def _with_replay(cfg: R1TuneConfig, run: RunDir) -> PreparedData:
+    """Mix `data.replay_share` x (own training records) of the version's training records into the training
+    split (never into val/test), tagged `meta.replay`; records already present are not added twice."""
+    import random
+
+    from r1tune.data.records import read_jsonl, write_jsonl
+    from r1tune.errors import ConfigError
+
+    source = cfg.data.replay_from / "data" / "train.jsonl"
+    if not source.is_file():
+        raise ConfigError(f"data.replay_from: {source} does not exist", hint="point it at a prepared run folder")
+    own = list(read_jsonl(run.data / "train.jsonl"))
+    seen = {r.id for r in own}
+    pool = [r for r in read_jsonl(source) if r.id not in seen]
+    picked = random.Random(cfg.project.seed).sample(pool, min(len(pool), round(cfg.data.replay_share * len(own))))
+    for record in picked:
+        record.meta["replay"] = str(cfg.data.replay_from)
+    write_jsonl(own + picked, run.data / "train.jsonl")
+    run.update_info(replayed_records=len(picked), replayed_from=str(cfg.data.replay_from))
+    return load_prepared(run.data)
 
 
 def _with_traces(run: RunDir, data: PreparedData) -> PreparedData:

@@ -45,7 +45,9 @@ def apply_method(model: Any, cfg: TrainConfig, default_targets: Sequence[str]) -
     check_method_runnable(cfg)
     if cfg.method == "qlora":
         model = _prepare_4bit(model)
-    if cfg.method in ("lora", "dora", "qlora"):
+    if cfg.init_from is not None:
+        model = _continue_adapter(model, cfg)
+    elif cfg.method in ("lora", "dora", "qlora"):
         model = _add_lora(model, cfg, default_targets)
     elif cfg.method in ("prefix", "prompt"):
         model = _add_virtual_tokens(model, cfg)
@@ -87,6 +89,22 @@ def _add_lora(model: Any, cfg: TrainConfig, default_targets: Sequence[str]) -> A
     config = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                         target_modules=targets, use_dora=cfg.method == "dora", task_type="CAUSAL_LM")
     return get_peft_model(model, config)
+
+
+def _continue_adapter(model: Any, cfg: TrainConfig) -> Any:
+    """`train.init_from`: the version's adapter, loaded trainable (its rank and targets are kept)."""
+    from pathlib import Path
+
+    from peft import PeftModel
+
+    if cfg.method not in ("lora", "dora", "qlora"):
+        raise ConfigError(f"train.init_from continues a LoRA/DoRA adapter; train.method is {cfg.method}",
+                          hint="for a full/freeze version, set model.name to its train/model folder instead")
+    folder = Path(cfg.init_from)
+    adapter = folder / "train" / "adapter" if (folder / "train" / "adapter").is_dir() else folder
+    if not (adapter / "adapter_config.json").is_file():
+        raise ConfigError(f"train.init_from: {folder} holds no adapter (no adapter_config.json)")
+    return PeftModel.from_pretrained(model, str(adapter), is_trainable=True)
 
 
 def _add_virtual_tokens(model: Any, cfg: TrainConfig) -> Any:
