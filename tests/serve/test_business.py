@@ -51,7 +51,7 @@ def test_numbers_per_version_and_week(store):
 def test_feedback_stats_command_prints_the_table(store, tmp_path, monkeypatch):
     from rich.console import Console
 
-    monkeypatch.setattr("r1tune.cli.out", Console(width=200))  # the whole table on one line per row
+    monkeypatch.setattr("r1tune.cli_feedback.out", Console(width=200))  # the whole table on one line per row
     config = tmp_path / "r1tune.yaml"
     config.write_text("project: {name: shop}\ndata: {sources: [{path: d.jsonl}]}\n")
     (tmp_path / "d.jsonl").write_text("")

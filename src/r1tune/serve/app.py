@@ -160,41 +160,29 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
     async def load_adapter(request: Request, _who: AdminDep) -> dict[str, Any]:
         body = await _body(request, LoadAdapterRequest)
         router_data = Path(body.router_data) if body.router_data else None
-        try:
-            info = await run_in_threadpool(runtime.load_adapter, body.lora_name, Path(body.lora_path), router_data)
-        except AdapterError as err:
-            raise ApiError(err.status, str(err), param=err.param, code="adapter_error") from None
+        info = await _adapter_change(runtime.load_adapter, body.lora_name, Path(body.lora_path), router_data)
         return {"status": "loaded", "model": info.name, "version": info.version}
 
     @app.post("/v1/swap_lora_adapter")
     async def swap_adapter(request: Request, _who: AdminDep) -> dict[str, Any]:
         """A promoted or rolled-back version takes over its name; running requests finish on the old weights."""
         body = await _body(request, LoadAdapterRequest)
-        try:
-            info = await run_in_threadpool(runtime.swap_adapter, body.lora_name, Path(body.lora_path))
-        except AdapterError as err:
-            raise ApiError(err.status, str(err), param=err.param, code="adapter_error") from None
+        info = await _adapter_change(runtime.swap_adapter, body.lora_name, Path(body.lora_path))
         return {"status": "swapped", "model": info.name, "version": info.version}
 
     @app.post("/v1/canary")
     async def canary(request: Request, _who: AdminDep) -> dict[str, Any]:
         """Candidate weights for a share of an adapter's traffic, sticky per `user`; 0 ends the canary."""
         body = await _body(request, CanaryRequest)
-        try:
-            info = await run_in_threadpool(runtime.set_canary, body.lora_name,
-                                           Path(body.lora_path) if body.lora_path else None, body.share)
-        except AdapterError as err:
-            raise ApiError(err.status, str(err), param=err.param, code="adapter_error") from None
+        path = Path(body.lora_path) if body.lora_path else None
+        info = await _adapter_change(runtime.set_canary, body.lora_name, path, body.share)
         return {"status": "canary" if info else "ended", "model": body.lora_name,
                 "version": info.version if info else None, "share": body.share if info else 0.0}
 
     @app.post("/v1/unload_lora_adapter")
     async def unload_adapter(request: Request, _who: AdminDep) -> dict[str, Any]:
         body = await _body(request, UnloadAdapterRequest)
-        try:
-            info = await run_in_threadpool(runtime.unload_adapter, body.lora_name)
-        except AdapterError as err:
-            raise ApiError(err.status, str(err), param="lora_name", code="adapter_error") from None
+        info = await _adapter_change(runtime.unload_adapter, body.lora_name, param="lora_name")
         return {"status": "unloaded", "model": info.name, "version": info.version}
 
     return app
@@ -222,6 +210,15 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 # Bodies above this are decoded and validated in a worker thread (CPU work that would stall the event loop).
 _PARSE_INLINE_BYTES = 64 * 1024
+
+
+async def _adapter_change(change: Any, *args: Any, param: str | None = None) -> Any:
+    """Run an adapter change off the event loop; its refusal becomes the client's error (about `param`, or
+    the field the refusal names)."""
+    try:
+        return await run_in_threadpool(change, *args)
+    except AdapterError as err:
+        raise ApiError(err.status, str(err), param=param or err.param, code="adapter_error") from None
 
 
 async def _body(request: Request, model: type[BodyModel]) -> BodyModel:
