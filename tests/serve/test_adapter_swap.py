@@ -113,3 +113,28 @@ def test_a_canary_answers_its_share_sticky_per_user_and_the_store_says_which_ver
             assert missing.status_code == 404
     finally:
         runtime.close()
+
+
+def test_the_server_starts_with_each_names_live_version(adapter_runs, tiny_llama_dir, tmp_path, project_runtime):
+    from r1tune.rundir import open_run
+    from r1tune.serve.store import FeedbackStore
+    from r1tune.serve.versions import VersionRegistry
+
+    shop, clinic = adapter_runs["shop"], adapter_runs["clinic"]
+    registry = VersionRegistry(FeedbackStore(f"sqlite:///{tmp_path / 'runs' / 'feedback.db'}"))
+    registry.register(open_run(clinic), "shop")
+    registry.promote("clinic", "ana", "gate passed")  # the live version of `shop` is the clinic run
+    runtime = project_runtime(tmp_path, tiny_llama_dir, f"serve: {{adapters: [{{name: shop, path: '{shop}'}}]}}")
+    try:
+        served = runtime.registry.get("shop")
+        assert served.path.resolve() == (clinic / "train" / "adapter").resolve()
+        assert served.version == runtime.registry.adapters["shop"].version
+        (tmp_path / "off").mkdir()
+        same_db = f"sqlite:///{tmp_path / 'runs' / 'feedback.db'}"  # the same registry, switched off
+        off = project_runtime(tmp_path / "off", tiny_llama_dir,
+                              f"serve: {{live_versions: false, database_url: '{same_db}', "
+                              f"adapters: [{{name: shop, path: '{shop}'}}]}}")
+        assert off.registry.get("shop").path.resolve() == (shop / "train" / "adapter").resolve()
+        off.close()
+    finally:
+        runtime.close()

@@ -167,6 +167,10 @@ class ServeConfig(_Section):
     log_completions: bool = Field(
         True, description="Store every completion (PII masked) so it can be rated and exported for retraining."
     )
+    live_versions: bool = Field(
+        True, description="At start-up, serve each adapter name's live version from the project's version "
+        "registry (`r1tune versions`), in place of what `adapters` names for it."
+    )
     precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
         "auto", description="Weights dtype for serving: `auto` is bf16 where the hardware computes bf16 natively, "
         "fp16 on GPUs without bf16, else fp32."

@@ -212,7 +212,7 @@ class AdapterRegistry:
             log.info("loaded adapter %s (version %s) from %s", name, version, adapter_dir)
             return info
 
-    def replace(self, name: str, path: Path, timeout: float = 60.0) -> AdapterInfo:
+    def replace(self, name: str, path: Path, timeout: float = 60.0, check_roots: bool = True) -> AdapterInfo:
         """Swap `name` to the weights at `path` without a restart: the new weights attach under a fresh
         engine name, new requests go to them at once, requests already running finish on the old weights,
         which are detached when none uses them any more (a promotion or rollback of a model version)."""
@@ -220,7 +220,7 @@ class AdapterRegistry:
             old = self.adapters.get(name)
             if old is None or name in self._unloading:
                 raise AdapterError(f"no adapter named {name!r} is loaded", status=404)
-            adapter_dir, run_dir = resolve_adapter_dir(path, self.allowed_roots)
+            adapter_dir, run_dir = resolve_adapter_dir(path, self.allowed_roots if check_roots else None)
             rank, version = inspect_adapter(adapter_dir)
             self._swaps += 1
             engine_name = f"{name}__{self._swaps}"

@@ -235,4 +235,21 @@ def build_runtime(target: ServeTarget) -> ServeRuntime:
         runtime.load_adapter(target.run_adapter_name, target.run_dir, check_roots=False)
     for spec in serve.adapters:
         runtime.load_adapter(spec.name, spec.path, spec.router_data, check_roots=False)
+    if serve.live_versions:
+        _serve_live_versions(runtime, store or FeedbackStore(default_database_url(cfg)))
     return runtime
+
+
+def _serve_live_versions(runtime: ServeRuntime, store: FeedbackStore) -> None:
+    """The registry's live version of each name: loaded, or swapped in over the config's weights."""
+    from r1tune.serve.versions import VersionRegistry
+
+    for row in VersionRegistry(store).list():
+        if row.status != "live" or row.kind != "adapter":
+            continue
+        if runtime.registry.get(row.name) is None:
+            runtime.load_adapter(row.name, Path(row.run_path), check_roots=False)
+        elif runtime.registry.get(row.name).path.resolve() != (Path(row.run_path) / "train" / "adapter").resolve():
+            runtime.registry.replace(row.name, Path(row.run_path), check_roots=False)  # the operator promoted it
+        log.info("serving %s from live version %s", row.name, row.id)
+    runtime.refresh_router()
