@@ -85,9 +85,7 @@ def promote(target: TargetArg, version: str, reason: ReasonOpt = "promoted by ha
             server: ServerOpt = None, key_env: KeyEnvOpt = "R1TUNE_ADMIN_KEY", database_url: DbOpt = None) -> None:
     """Make a version live (the live one of its name retires); with --server, swap it into that server first."""
     registry = _registry(target, database_url)
-    candidate = registry.get(version)
-    if candidate.status == "rejected" and not force:
-        registry.promote(version, getpass.getuser(), reason, force)  # raises the registry's own refusal
+    candidate = registry.promotable(version, force)  # refused before the server is touched
     _swap_into(server, key_env, candidate.name, candidate.run_path)
     row = registry.promote(version, getpass.getuser(), reason, force)
     out.print(f"{row.id} is live for {row.name}")

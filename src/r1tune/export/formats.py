@@ -134,27 +134,26 @@ def _ollama(run: RunDir, tmp: Path, opts: ExportOptions) -> Built:
 def _int8(run: RunDir, tmp: Path, opts: ExportOptions) -> Built:
     from r1tune.export.int8 import write_int8
 
-    weights = tmp.with_name(tmp.name + ".fp32")
-    shutil.rmtree(weights, ignore_errors=True)
-    _weights(run, weights, "fp32")
-    try:
-        write_int8(weights, tmp)
-    finally:
-        shutil.rmtree(weights, ignore_errors=True)
+    _via_weights(run, tmp, "fp32", write_int8)
     return Built(stored="int8")
 
 
 def _gptq(run: RunDir, tmp: Path, opts: ExportOptions) -> Built:
     from r1tune.export.gptq import write_gptq
 
-    weights = tmp.with_name(tmp.name + ".bf16")
+    _via_weights(run, tmp, "bf16", lambda weights, out: write_gptq(weights, out, opts.fmt, calibration_texts(run)))
+    return Built(stored="4bit", serve_command="vllm serve .")
+
+
+def _via_weights(run: RunDir, tmp: Path, dtype: ExportDtype, convert: Any) -> None:
+    """Merged weights in `dtype` in a scratch folder beside `tmp`, converted into `tmp`, then removed."""
+    weights = tmp.with_name(f"{tmp.name}.{dtype}")
     shutil.rmtree(weights, ignore_errors=True)
-    _weights(run, weights, "bf16")
+    _weights(run, weights, dtype)
     try:
-        write_gptq(weights, tmp, opts.fmt, calibration_texts(run))
+        convert(weights, tmp)
     finally:
         shutil.rmtree(weights, ignore_errors=True)
-    return Built(stored="4bit", serve_command="vllm serve .")
 
 
 def _vllm(run: RunDir, tmp: Path, opts: ExportOptions) -> Built:

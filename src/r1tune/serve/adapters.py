@@ -205,8 +205,7 @@ class AdapterRegistry:
             if router_data is not None:
                 router_data = confine(router_data, roots, param="router_data")
             prompts = router_prompts(run_dir, router_data)
-            attach = getattr(self.engine, "attach_adapter", None) or self._attach  # a gateway's upstream holds it
-            self.engine.call(lambda: attach(name, adapter_dir)).result()
+            self._attach_weights(name, adapter_dir)
             info = AdapterInfo(name, adapter_dir, version, rank, run_dir, prompts)
             self.adapters[name] = info
             log.info("loaded adapter %s (version %s) from %s", name, version, adapter_dir)
@@ -220,17 +219,10 @@ class AdapterRegistry:
             old = self.adapters.get(name)
             if old is None or name in self._unloading:
                 raise AdapterError(f"no adapter named {name!r} is loaded", status=404)
-            adapter_dir, run_dir = resolve_adapter_dir(path, self.allowed_roots if check_roots else None)
-            rank, version = inspect_adapter(adapter_dir)
-            self._swaps += 1
-            engine_name = f"{name}__{self._swaps}"
-            attach = getattr(self.engine, "attach_adapter", None) or self._attach
-            self.engine.call(lambda: attach(engine_name, adapter_dir)).result()
-            info = AdapterInfo(name, adapter_dir, version, rank, run_dir, router_prompts(run_dir, None),
-                               engine_name=engine_name)
+            info = self._attach_fresh(name, path, check_roots, with_router_prompts=True)
             self.adapters[name] = info
         self._detach_when_unused(old.engine_name, timeout)
-        log.info("adapter %s now serves version %s (was %s)", name, version, old.version)
+        log.info("adapter %s now serves version %s (was %s)", name, info.version, old.version)
         return info
 
     def set_canary(self, name: str, path: Path | None, share: float, timeout: float = 60.0) -> AdapterInfo | None:
@@ -244,15 +236,24 @@ class AdapterRegistry:
             self._detach_when_unused(ended[0].engine_name, timeout)
         if share == 0 or path is None:
             return None
-        adapter_dir, run_dir = resolve_adapter_dir(path, self.allowed_roots)
-        rank, version = inspect_adapter(adapter_dir)
         with self._lock:
-            self._swaps += 1
-            info = AdapterInfo(name, adapter_dir, version, rank, run_dir, engine_name=f"{name}__{self._swaps}")
-            attach = getattr(self.engine, "attach_adapter", None) or self._attach
-            self.engine.call(lambda: attach(info.engine_name, adapter_dir)).result()
+            info = self._attach_fresh(name, path, check_roots=True, with_router_prompts=False)
             self.canaries[name] = (info, share)
         return info
+
+    def _attach_fresh(self, name: str, path: Path, check_roots: bool, with_router_prompts: bool) -> AdapterInfo:
+        """Attach the weights at `path` for `name` under a new engine name, beside the ones serving now."""
+        adapter_dir, run_dir = resolve_adapter_dir(path, self.allowed_roots if check_roots else None)
+        rank, version = inspect_adapter(adapter_dir)
+        self._swaps += 1
+        prompts = router_prompts(run_dir, None) if with_router_prompts else []
+        info = AdapterInfo(name, adapter_dir, version, rank, run_dir, prompts, engine_name=f"{name}__{self._swaps}")
+        self._attach_weights(info.engine_name, adapter_dir)
+        return info
+
+    def _attach_weights(self, engine_name: str, adapter_dir: Path) -> None:
+        attach = getattr(self.engine, "attach_adapter", None) or self._attach  # a gateway's upstream holds it
+        self.engine.call(lambda: attach(engine_name, adapter_dir)).result()
 
     def pick(self, name: str, user: str | None) -> AdapterInfo | None:
         """The weights that answer this request for `name`: the canary for its share of the traffic (the

@@ -247,9 +247,10 @@ def _serve_live_versions(runtime: ServeRuntime, store: FeedbackStore) -> None:
     for row in VersionRegistry(store).list():
         if row.status != "live" or row.kind != "adapter":
             continue
-        if runtime.registry.get(row.name) is None:
+        served = runtime.registry.get(row.name)
+        if served is None:
             runtime.load_adapter(row.name, Path(row.run_path), check_roots=False)
-        elif runtime.registry.get(row.name).path.resolve() != (Path(row.run_path) / "train" / "adapter").resolve():
+        elif served.path.resolve() != (Path(row.run_path) / "train" / "adapter").resolve():
             runtime.registry.replace(row.name, Path(row.run_path), check_roots=False)  # the operator promoted it
         log.info("serving %s from live version %s", row.name, row.id)
     runtime.refresh_router()

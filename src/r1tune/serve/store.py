@@ -147,26 +147,22 @@ class FeedbackStore:
 
     def completions_with_feedback(self) -> list[tuple[CompletionRow, FeedbackRow | None]]:
         """Every completion with its latest feedback (None when it has none), oldest first."""
-        with Session(self.engine) as session:
-            rows = session.execute(
-                select(CompletionRow, FeedbackRow).outerjoin(FeedbackRow, FeedbackRow.completion_id == CompletionRow.id)
-                .order_by(CompletionRow.created, FeedbackRow.id)
-            ).all()
-            latest: dict[str, tuple[CompletionRow, FeedbackRow | None]] = {}
-            for completion, feedback in rows:
-                latest[completion.id] = (completion, feedback)
-            session.expunge_all()
-            return list(latest.values())
+        query = (select(CompletionRow, FeedbackRow).outerjoin(FeedbackRow, FeedbackRow.completion_id == CompletionRow.id)
+                 .order_by(CompletionRow.created, FeedbackRow.id))
+        return self._latest_feedback(query)
 
     def rated_completions(self) -> list[tuple[CompletionRow, FeedbackRow]]:
         """Each completion with feedback, paired with its latest feedback."""
+        query = (select(CompletionRow, FeedbackRow).join(FeedbackRow, FeedbackRow.completion_id == CompletionRow.id)
+                 .order_by(FeedbackRow.id))
+        return self._latest_feedback(query)
+
+    def _latest_feedback(self, query: Any) -> list[Any]:
+        """(completion, feedback) rows of `query` (ordered by feedback id within a completion), one per
+        completion: its last feedback, detached from the session."""
         with Session(self.engine) as session:
-            rows = session.execute(
-                select(CompletionRow, FeedbackRow).join(FeedbackRow, FeedbackRow.completion_id == CompletionRow.id)
-                .order_by(FeedbackRow.id)
-            ).all()
-            latest: dict[str, tuple[CompletionRow, FeedbackRow]] = {}
-            for completion, feedback in rows:
+            latest: dict[str, tuple[Any, Any]] = {}
+            for completion, feedback in session.execute(query).all():
                 latest[completion.id] = (completion, feedback)
             session.expunge_all()
             return list(latest.values())

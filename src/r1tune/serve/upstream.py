@@ -97,9 +97,10 @@ class UpstreamEngine:
     def attach_adapter(self, name: str, adapter_dir: Any) -> None:
         """The adapter must be served upstream under `name` (vLLM: `--lora-modules name=path`, or loaded at
         run time); a name the upstream does not list is refused here, not at the first request."""
-        if name not in self.upstream_models() and self.loads_adapters:
+        listed = name in self.upstream_models()
+        if not listed and self.loads_adapters:
             self._post("load_lora_adapter", {"lora_name": name, "lora_path": str(adapter_dir)})
-        elif name not in self.upstream_models():
+        elif not listed:
             raise R1TuneError(f"the upstream at {self.base_url} serves no model named {name!r}",
                               hint=f"start it with the adapter loaded under that name (vLLM: --lora-modules {name}=PATH)")
         self._adapters[name] = name

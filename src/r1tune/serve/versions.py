@@ -88,15 +88,16 @@ class VersionRegistry:
 
     def promote(self, version_id: str, by: str, reason: str, force: bool = False) -> VersionRow:
         with Session(self.engine) as session, session.begin():
-            row = _existing(session, version_id)
-            if row.status == "rejected" and not force:
-                raise VersionError(f"version {version_id} was rejected ({row.reason}); promote it with --force "
-                                   "if that is really meant")
+            row = _refuse_rejected(_existing(session, version_id), force)
             for live in session.scalars(select(VersionRow).where(VersionRow.name == row.name,
                                                                  VersionRow.status == "live")):
                 _set(live, "retired", by, f"replaced by {version_id}")
             _set(row, "live", by, reason)
         return self.get(version_id)
+
+    def promotable(self, version_id: str, force: bool = False) -> VersionRow:
+        """The version, when `promote` would accept it (a rejected one only with `force`)."""
+        return _refuse_rejected(self.get(version_id), force)
 
     def reject(self, version_id: str, by: str, reason: str) -> VersionRow:
         with Session(self.engine) as session, session.begin():
@@ -137,6 +138,13 @@ def _latest_retired(name: str, rows: list[VersionRow], live: VersionRow | None) 
     if live is None or not retired:
         raise VersionError(f"{name!r} has no live version with a retired one before it to roll back to")
     return retired[-1]
+
+
+def _refuse_rejected(row: VersionRow, force: bool) -> VersionRow:
+    if row.status == "rejected" and not force:
+        raise VersionError(f"version {row.id} was rejected ({row.reason}); promote it with --force "
+                           "if that is really meant")
+    return row
 
 
 def _existing(session: Session, version_id: str) -> VersionRow:
