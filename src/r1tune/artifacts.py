@@ -107,6 +107,9 @@ class TrainSummary(_Artifact):
     stopped_early: bool = False
     resumed_from: int | None = None
     processes: int = 1
+    stage: str = "sft"
+    # dpo: share of training pairs whose chosen answer gained more log-probability than the rejected one
+    preference_accuracy: float | None = None
 
 
 class ConfidenceInterval(_Artifact):

@@ -77,6 +77,24 @@ class TrainConfig(_Section):
     weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay (matrices only; never biases or norms).")
     max_grad_norm: float = Field(1.0, gt=0.0, description="Gradient clipping norm.")
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="Label smoothing of the training loss (0 = off).")
+    stage: Literal["sft", "dpo", "kto"] = Field(
+        "sft",
+        description=(
+            "Training objective. `sft`: answer NLL. `dpo`: records with a `rejected` answer (preference files, "
+            "served answers their correction replaced) train by Direct Preference Optimization against the "
+            "starting weights, plus `pref_sft_weight` x the chosen answer's per-token NLL; `kto`: records with a "
+            "thumbs-up/down `kto_label` train by Kahneman-Tversky Optimization (pairs count as one up and one "
+            "down). In both, records with neither (replay data, plain corrections) keep their per-token NLL, "
+            "so one run mixes them; every record weighs the same in a step. Not with `packing` or "
+            "`distill_teacher`."
+        ),
+    )
+    pref_beta: float = Field(0.1, gt=0.0, description="`dpo`/`kto`: strength of the pull towards the starting "
+                             "weights (higher: stays closer; DPO papers use 0.1-0.5).")
+    pref_sft_weight: float = Field(
+        1.0, ge=0.0, description="`dpo`: weight of the chosen answer's per-token NLL added to each pair's loss "
+        "(RPO); keeps chosen answers likely, where pure DPO can lower both. 0 = pure DPO."
+    )
     distill_teacher: str | None = Field(
         None, description="Logit distillation: a preset or local folder of a larger model with the same tokenizer "
         "(e.g. a 7B distill teaching a 1.5B one), run frozen in the same process; the loss becomes "
@@ -161,6 +179,12 @@ class TrainConfig(_Section):
                 f"train.packing: true cannot be combined with train.method: {self.method}: the learned virtual "
                 "tokens would precede only the first example of each pack; set train.packing: false"
             )
+        if self.stage != "sft" and self.packing:
+            raise ValueError(f"train.stage: {self.stage} cannot be combined with train.packing: true (each record's "
+                             "answer log-probability is summed per row); set train.packing: false")
+        if self.stage != "sft" and self.distill_teacher:
+            raise ValueError(f"train.stage: {self.stage} cannot be combined with train.distill_teacher; "
+                             "distil first, then run the preference stage from that run (train.init_from)")
         if self.method == "prefix" and self.gradient_checkpointing:
             raise ValueError("train.gradient_checkpointing cannot be combined with train.method: prefix "
                              "(its virtual keys/values bypass the recomputed blocks); set one of them off")

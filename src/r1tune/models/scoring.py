@@ -137,14 +137,26 @@ class LossSummary:
         return math.exp(self.mean_nll) if self.tokens else float("nan")
 
 
+def row_nll(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(summed answer-token NLL per row (B,), answer tokens per row (B,)) of a padded batch: what preference
+    objectives compare between answers, and per-example perplexity splits by."""
+    import torch
+    import torch.nn.functional as F
+
+    logits, targets, keep = labelled_logits(model, batch)
+    token_nll = F.cross_entropy(logits.float(), targets, reduction="none")
+    rows = keep.nonzero()[:, 0]
+    summed = torch.zeros(keep.size(0), device=token_nll.device, dtype=token_nll.dtype).index_add(0, rows, token_nll)
+    return summed, keep.sum(dim=1)
+
+
 def per_example_nll(
     model: PreTrainedModel, examples: Sequence[Rendered], pad_id: int, batch_size: int = 8,
     precision: Precision = "fp32",
 ) -> list[tuple[float, int]]:
     """(summed answer-token NLL, answer tokens) per example, in input order, with the training masking.
-    Examples are batched by length (less padding); the flat token losses are split back per row."""
+    Examples are batched by length (less padding)."""
     import torch
-    import torch.nn.functional as F
 
     was_training = model.training
     model.eval()
@@ -154,11 +166,9 @@ def per_example_nll(
     with torch.no_grad(), autocast(precision, device.type):
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            batch = on_device(collate([examples[i] for i in idx], pad_id), device)
-            logits, targets, keep = labelled_logits(model, batch)
-            token_nll = F.cross_entropy(logits.float(), targets, reduction="none")
-            for i, row_nll in zip(idx, torch.split(token_nll, keep.sum(dim=1).tolist()), strict=True):
-                out[i] = (float(row_nll.sum()), int(row_nll.numel()))
+            summed, counts = row_nll(model, on_device(collate([examples[i] for i in idx], pad_id), device))
+            for i, nll, count in zip(idx, summed.tolist(), counts.tolist(), strict=True):
+                out[i] = (nll, count)
     model.train(was_training)
     return out
 

@@ -45,3 +45,17 @@ class DistillObjective(AnswerObjective):
         nll = F.cross_entropy(student.float(), targets, reduction="sum", label_smoothing=self.label_smoothing)
         kl = summed_divergence(student, teacher.to(student.device), self.divergence, self.temperature)
         return self.alpha * nll + (1 - self.alpha) * kl
+
+
+class PreferenceObjective(AnswerObjective):
+    """`train.stage: dpo | kto`: the summed per-unit losses of `train.preference` (every unit weighs one)."""
+
+    def __init__(self, model: Any, beta: float, sft_weight: float) -> None:
+        super().__init__(model)
+        self.beta, self.sft_weight = beta, sft_weight
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        from r1tune.train.preference import preference_losses, summed_logps
+
+        logp, tokens = summed_logps(self.model, batch)
+        return preference_losses(logp, tokens, batch, self.beta, self.sft_weight).sum()

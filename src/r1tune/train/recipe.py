@@ -14,7 +14,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +29,13 @@ from r1tune.models.chat_format import ChatRenderer, Rendered
 from r1tune.models.precision import autocast, resolve_precision
 from r1tune.models.scoring import answer_loss
 from r1tune.train import checkpoint as ckpt
-from r1tune.train.batching import BatchPlan, collate_micro_batch, curriculum_order, trained_targets
+from r1tune.train.batching import (
+    BatchPlan,
+    MicroBatch,
+    collate_micro_batch,
+    curriculum_order,
+    trained_targets,
+)
 from r1tune.train.distributed import Runtime, start_runtime
 from r1tune.train.methods import apply_method, saves_whole_model, trainable_named_parameters
 from r1tune.train.tracking import MetricsLog, print_summary
@@ -106,6 +112,13 @@ def train(
         raise ConfigError("train.early_stopping_patience needs a validation split, and it is empty",
                           hint="set data.val_ratio > 0 or unset train.early_stopping_patience")
 
+    units = None
+    if cfg.stage != "sft":  # preference units: pairs, thumbs-rated and plain answers
+        from r1tune.train.preference import build_units
+
+        units, kept = build_units(cfg.stage, renderer, train_records, examples, kept, cfg.max_seq_len)
+        examples = [u.chosen for u in units]
+
     # 2. The method decides which parameters train.
     model = apply_method(model, cfg, default_target_modules)
     if cfg.gradient_checkpointing:
@@ -125,10 +138,12 @@ def train(
     optimizer = _adamw(params, cfg)
     scheduler = get_cosine_schedule_with_warmup(optimizer, round(total_steps * cfg.warmup_ratio), total_steps)
     objective, optimizer = runtime.prepare(_objective(model, cfg, teacher_model, runtime.device), optimizer)
+    pad_id = renderer.tokenizer.pad_token_id
+    feed = _step_feed(units, plan, runtime.unwrap(objective).model, pad_id, cfg.batch_size, precision)
 
     # 5. Resume: weights, optimiser, schedule, random state and progress from the newest checkpoint.
     checkpoints = out_dir / "checkpoints"
-    fingerprint = _fingerprint(cfg, examples, runtime.world_size)
+    fingerprint = _fingerprint(cfg, feed.fingerprinted, runtime.world_size)
     state, resumed_from = TrainState(), None
     if resume:
         state = _resume(checkpoints, params, optimizer, scheduler, fingerprint, runtime.rank)
@@ -142,12 +157,11 @@ def train(
         write_skipped(out_dir / SKIPPED_FILE, skipped)
 
     # 6. The loop: one optimiser step per iteration; validate, checkpoint and log when due.
-    pad_id = renderer.tokenizer.pad_token_id
     metrics = MetricsLog(out_dir, cfg.trackers, cfg.model_dump(mode="json"), state.step, enabled=runtime.is_main)
     neftune = _start_neftune(model, cfg.neftune_alpha)
     with _progress(show_progress and runtime.is_main, total_steps, state.step) as bar:
         while state.step < total_steps and not state.stopped_early:
-            row = _optimizer_step(objective, optimizer, scheduler, plan, state, runtime, cfg, precision, pad_id)
+            row = _optimizer_step(objective, optimizer, scheduler, plan, feed, state, runtime, cfg, precision)
             state.step += 1
             row["epoch"] = round(state.step / plan.steps_per_epoch, 3)
             new_best = False
@@ -173,6 +187,7 @@ def train(
         ckpt.load_trainable(ckpt.checkpoint_dir(checkpoints, state.best_step), params)
         val_loss = state.best_val_loss
     model.eval()
+    accuracy = _preference_accuracy(feed, model, pad_id, cfg.batch_size, precision)
     result_dir = out_dir / ("model" if saves_whole_model(cfg.method) else "adapter")
     if runtime.is_main:
         _save_atomically(runtime.unwrap(objective).model, renderer, result_dir, saves_whole_model(cfg.method))
@@ -188,6 +203,7 @@ def train(
         step_seconds=round(state.compute_seconds, 2), eval_seconds=round(state.eval_seconds, 2),
         best_val_loss=state.best_val_loss, best_step=state.best_step, stopped_early=state.stopped_early,
         resumed_from=resumed_from, processes=runtime.world_size, history=state.history,
+        stage=cfg.stage, preference_accuracy=accuracy,
     )
     if runtime.is_main:  # the one writer of train_summary.json; read back through RunDir.read_train_summary
         write_artifact(out_dir / TRAIN_SUMMARY_FILE, result.summary())
@@ -196,22 +212,23 @@ def train(
     return model, result
 
 
-def _optimizer_step(objective, optimizer, scheduler, plan: BatchPlan, state: TrainState, runtime: Runtime,
-                    cfg: TrainConfig, precision: str, pad_id: int) -> dict[str, Any]:
+def _optimizer_step(objective, optimizer, scheduler, plan: BatchPlan, feed: StepFeed, state: TrainState,
+                    runtime: Runtime, cfg: TrainConfig, precision: str) -> dict[str, Any]:
     """Accumulate this process's share of the step's micro-batches, then clip and update."""
     started = time.perf_counter()
     step_batches = plan.step(state.step)
-    step_targets = sum(trained_targets(plan.examples[i]) for batch in step_batches for row in batch for i in row)
+    in_step = [i for batch in step_batches for row in batch for i in row]
+    step_targets = sum(trained_targets(plan.examples[i]) for i in in_step)
+    step_units = sum(feed.weight(i) for i in in_step)
     share = step_batches[runtime.rank * cfg.grad_accum : (runtime.rank + 1) * cfg.grad_accum]
     weight = 1.0
     if not share:  # the epoch's last step has fewer micro-batches than processes: join the all-reduce idly
         share, weight = step_batches[:1], 0.0
     # DDP averages gradients over processes and DeepSpeed divides by its accumulation steps: undo both.
-    scale = weight * runtime.world_size * (cfg.grad_accum if runtime.uses_deepspeed else 1) / max(step_targets, 1)
+    scale = weight * runtime.world_size * (cfg.grad_accum if runtime.uses_deepspeed else 1) / max(step_units, 1)
     nll_sum, real_tokens = 0.0, 0
     for index, batch in enumerate(share):
-        tensors = {name: value.to(runtime.device) for name, value in
-                   collate_micro_batch(batch, plan.examples, pad_id, plan.packing).items()}
+        tensors = {name: value.to(runtime.device) for name, value in feed.collate(batch).items()}
         last = index == len(share) - 1
         with runtime.sync_gradients_on(objective, sync=last), autocast(precision, runtime.device.type):
             nll = objective(tensors)
@@ -228,7 +245,7 @@ def _optimizer_step(objective, optimizer, scheduler, plan: BatchPlan, state: Tra
     state.real_tokens += real_tokens
     state.compute_seconds += seconds
     return {
-        "step": state.step + 1, "loss": runtime.sum(nll_sum) / max(step_targets, 1),
+        "step": state.step + 1, "loss": runtime.sum(nll_sum) / max(step_units, 1),
         "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm, "tokens_per_s": real_tokens / seconds,
         "trained_tokens_per_s": step_targets / seconds, "trained_tokens": state.trained_tokens,
     }
@@ -402,11 +419,46 @@ class _progress:
 
 
 def _objective(model: Any, cfg: TrainConfig, teacher_model: Any, device: Any) -> Any:
-    """SFT's answer NLL, or logit distillation from `teacher_model` (`train.distill_teacher`)."""
-    from r1tune.train.objective import AnswerObjective, DistillObjective
+    """SFT's answer NLL, a preference stage's losses, or logit distillation from `teacher_model`."""
+    from r1tune.train.objective import AnswerObjective, DistillObjective, PreferenceObjective
 
+    if cfg.stage != "sft":
+        return PreferenceObjective(model, cfg.pref_beta, cfg.pref_sft_weight)
     if teacher_model is None:
         return AnswerObjective(model, cfg.label_smoothing)
     teacher_model.to(device).eval().requires_grad_(False)
     return DistillObjective(model, teacher_model, cfg.distill_alpha, cfg.distill_divergence, cfg.distill_temperature,
                             cfg.label_smoothing)
+
+
+@dataclass
+class StepFeed:
+    """What a step makes of the plan's example indices: tensors for a micro-batch, and each example's weight
+    in the step's normalisation (SFT: its answer tokens; preference stages: one per unit)."""
+
+    collate: Callable[[MicroBatch], dict[str, Any]]
+    weight: Callable[[int], int]
+    fingerprinted: list[Rendered]  # every rendered answer the trajectory depends on
+    units: list[Any] | None = None
+
+
+def _step_feed(units: list[Any] | None, plan: BatchPlan, model: Any, pad_id: int, batch_size: int,
+               precision: str) -> StepFeed:
+    """SFT batches, or preference units, scored first by the starting weights (their reference)."""
+    if units is None:
+        return StepFeed(lambda batch: collate_micro_batch(batch, plan.examples, pad_id, plan.packing),
+                        lambda i: trained_targets(plan.examples[i]), plan.examples)
+    from r1tune.train import preference
+
+    preference.add_reference_logps(model, units, pad_id, batch_size, precision)
+    rejected = [u.rejected for u in units if u.rejected is not None]
+    return StepFeed(lambda batch: preference.collate_units(batch, units, pad_id), lambda i: 1,
+                    plan.examples + rejected, units)
+
+
+def _preference_accuracy(feed: StepFeed, model: Any, pad_id: int, batch_size: int, precision: str) -> float | None:
+    if feed.units is None:
+        return None
+    from r1tune.train.preference import preference_accuracy
+
+    return preference_accuracy(feed.units, model, pad_id, batch_size, precision)
