@@ -10,7 +10,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from helpers import write_project
+from helpers import write_messages_jsonl, write_project
+
+from r1tune.data.records import Record
 
 
 def free_port() -> int:
@@ -76,3 +78,24 @@ def think_close_bias(server) -> dict[str, float]:
 
 
 MODEL_FORMATS = ["tiny_llama_dir", "tiny_qwen_r1_dir"]  # ChatML and DeepSeek-R1
+
+
+def make_adapter_run(root: Path, name: str, model_dir: Path, records: list[Record], seed: int) -> Path:
+    """A run folder shaped like `r1tune run` output: config.yaml, data/train.jsonl, train/adapter (random LoRA,
+    non-zero so it visibly changes the base model's output)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from r1tune.configfile import dump_config, load_config
+
+    run = root / name
+    (run / "data").mkdir(parents=True)
+    project = write_project(run, model_dir)
+    (run / "config.yaml").write_text(dump_config(load_config(project)))
+    write_messages_jsonl(run / "data" / "train.jsonl", records)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(model, lora).save_pretrained(run / "train" / "adapter")
+    return run

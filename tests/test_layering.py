@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "r1tune"
-LEVEL = {"__main__": 7, "cli": 6, "cli_labels": 5.9, "cli_ship": 5.9, "cli_teacher": 5.9, "cli_versions": 5.9, "cli_feedback": 5.9, "cli_tables": 5.5, "loop": 5, "serve": 4, "export": 4, "eval": 4, "train": 4,
+LEVEL = {"__main__": 7, "cli": 6, "cli_labels": 5.9, "cli_ship": 5.9, "cli_teacher": 5.9, "cli_versions": 5.9, "cli_feedback": 5.9, "cli_loop": 5.9, "cli_tables": 5.5, "loop": 5, "serve": 4, "export": 4, "eval": 4, "train": 4,
          "data": 3, "models": 3, "teacher": 4, "rundir": 2, "artifacts": 2, "configfile": 1.5, "configdocs": 1.5, "agreement": 1.5, "home": 1.5,
          "config": 1, "errors": 0, "__init__": 0}
 # models may use data's record types (a record is what a chat format renders); data never imports models.

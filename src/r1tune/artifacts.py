@@ -187,6 +187,32 @@ class EvalMetrics(_Artifact):
         return None if value is None or math.isnan(value) else value
 
 
+class GateCheck(_Artifact):
+    """One comparison of the improvement loop's gate: candidate minus live on one metric of one test set."""
+
+    test_set: Literal["live_test", "heldout_corrections"]
+    metric: str
+    live: float | None
+    candidate: float | None
+    delta: float | None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    passed: bool
+    rule: str  # what the check asked, in words
+
+
+class GateDecision(_Artifact):
+    """`loop/gate.json`: the gate's verdict on a candidate version against the live one."""
+
+    candidate: str
+    live: str
+    passed: bool
+    reasons: list[str]  # why it failed (empty when it passed)
+    checks: list[GateCheck]
+    heldout_examples: int
+    live_test_examples: int
+
+
 class ExportProvenance(_Artifact):
     """`r1tune_export.json` in an exported model folder: enough to prompt it exactly as it was trained."""
 

@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 
 from r1tune.cli_feedback import feedback_app
 from r1tune.cli_labels import labels_app
+from r1tune.cli_loop import loop_cmd
 from r1tune.cli_ship import deploy_app, export
 from r1tune.cli_teacher import traces
 from r1tune.cli_versions import versions_app
@@ -498,6 +499,7 @@ app.add_typer(labels_app, name="labels")
 app.add_typer(deploy_app, name="deploy")
 app.add_typer(versions_app, name="versions")
 app.add_typer(feedback_app, name="feedback")
+app.command("loop")(loop_cmd)
 
 
 @app.command("models")

@@ -21,22 +21,11 @@ KeyEnvOpt = Annotated[str, typer.Option(help="Environment variable with that ser
 
 
 def _swap_into(server: str | None, key_env: str, name: str, run_path: str) -> None:
-    """Ask a running server to serve `run_path`'s adapter under `name` (its admin swap endpoint)."""
-    import os
+    from r1tune.serve.versions import swap_into_server
 
-    import httpx
-
-    from r1tune.errors import R1TuneError
-
-    if server is None:
-        return
-    key = os.environ.get(key_env, "")
-    reply = httpx.post(f"{server.rstrip('/')}/v1/swap_lora_adapter", json={"lora_name": name, "lora_path": run_path},
-                       headers={"Authorization": f"Bearer {key}"} if key else {}, timeout=600)
-    if reply.status_code != 200:
-        raise R1TuneError(f"the server at {server} did not swap {name} ({reply.status_code}): {reply.text[:300]}",
-                          hint="the registry is unchanged; fix the server side and run the command again")
-    out.print(f"{server} now serves {name} from {run_path}")
+    if server is not None:
+        swap_into_server(server, key_env, name, run_path)
+        out.print(f"{server} now serves {name} from {run_path}")
 
 
 def _registry(target: Path, database_url: str | None):

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import product_records, write_messages_jsonl, write_project
-from serve_helpers import build_project_runtime, free_port, running_server
+from helpers import product_records
+from serve_helpers import build_project_runtime, free_port, make_adapter_run, running_server
 
 from r1tune.data.records import Message, Record
 
@@ -20,27 +20,6 @@ CLINIC_PROMPTS = [
 
 def clinic_records() -> list[Record]:
     return [Record([Message("user", p), Message("assistant", "请及时就医，遵医嘱用药。")]) for p in CLINIC_PROMPTS]
-
-
-def make_adapter_run(root: Path, name: str, model_dir: Path, records: list[Record], seed: int) -> Path:
-    """A run folder shaped like `r1tune run` output: config.yaml, data/train.jsonl, train/adapter (random LoRA,
-    non-zero so it visibly changes the base model's output)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    from r1tune.configfile import dump_config, load_config
-
-    run = root / name
-    (run / "data").mkdir(parents=True)
-    project = write_project(run, model_dir)
-    (run / "config.yaml").write_text(dump_config(load_config(project)))
-    write_messages_jsonl(run / "data" / "train.jsonl", records)
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    get_peft_model(model, lora).save_pretrained(run / "train" / "adapter")
-    return run
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -15,6 +15,7 @@ from typing import Any, Literal, get_args
 from pydantic import Field
 
 from r1tune.config.base import CONFIG_FILENAME, PiiType, ProjectPath, _resolve_against_config_dir, _Section
+from r1tune.config.loop import LoopConfig
 from r1tune.config.serve import (
     ADAPTER_NAME_PATTERN,
     AdapterSpec,
@@ -427,3 +428,5 @@ class R1TuneConfig(_Section):
     serve: ServeConfig = Field(default_factory=dict, validate_default=True, description="How to serve the tuned model.")
     teacher: TeacherConfig = Field(default_factory=dict, validate_default=True,
                                    description="The teacher model for reasoning traces, synthetic data and distillation.")
+    loop: LoopConfig = Field(default_factory=dict, validate_default=True,
+                             description="The improvement loop: feedback since the live version → a gated candidate.")

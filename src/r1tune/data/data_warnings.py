@@ -49,8 +49,8 @@ def _drops(report: dict[str, Any], drop_share: float) -> list[str]:
 _FLAG_TEXT = {
     "placeholders": "record(s) contain unfilled template placeholders such as {{name}} (reasons in "
                     "quarantine.jsonl); fill them with `clean.terms` or set `clean.placeholders: quarantine`",
-    "preference": "record(s) are preference pairs: their `rejected` answers are not used by any training "
-                  "method yet, and the `chosen` answer trains as supervised fine-tuning",
+    "preference": "record(s) are preference pairs: under train.stage: sft (the default) only the `chosen` "
+                  "answer trains; train.stage: dpo or kto uses the `rejected` one too",
 }
 
 

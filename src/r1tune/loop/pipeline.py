@@ -46,7 +46,7 @@ def run_pipeline(cfg: R1TuneConfig, show_progress: bool = True, on_stage=lambda 
         data = prepare(cfg.data, run.data, cfg.project.seed, tokenizer=tokenizer, show_progress=show_progress,
                        answer_scorer=base_answer_scorer(cfg))
     if cfg.data.replay_from is not None:
-        data = _with_replay(cfg, run)
+        data = with_replay(cfg, run)
     if cfg.data.reasoning_traces:
         on_stage("traces", run)
         data = _with_traces(run, data)
@@ -61,7 +61,7 @@ def run_pipeline(cfg: R1TuneConfig, show_progress: bool = True, on_stage=lambda 
     return PipelineResult(run, metrics)
 
 
-def _with_replay(cfg: R1TuneConfig, run: RunDir) -> PreparedData:
+def with_replay(cfg: R1TuneConfig, run: RunDir) -> PreparedData:
     """Mix `data.replay_share` x (own training records) of the version's training records into the training
     split (never into val/test), tagged `meta.replay`; records already present are not added twice."""
     import random

@@ -46,7 +46,7 @@ from r1tune.serve.protocol import (
 )
 from r1tune.serve.runtime import ServeRuntime
 from r1tune.serve.security import ApiKey, BodySizeLimit, UnexpectedErrors
-from r1tune.serve.store import UnknownCompletion
+from r1tune.serve.store import FeedbackRefused, UnknownCompletion
 from r1tune.serve.tools import ToolCallStream, parse_tool_calls
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
         if store is None:
             raise ApiError(404, "completions are not logged on this server (serve.log_completions: false)",
                            code="feedback_disabled")
-        if body.rating is None and not (body.corrected_answer or "").strip():
+        if body.rating is None and body.corrected_answer is None:
             raise ApiError(400, "feedback needs a rating, a corrected_answer, or both", param="rating")
 
         def write() -> int:
@@ -153,6 +153,8 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
             feedback_id = await run_in_threadpool(write)
         except UnknownCompletion as err:
             raise ApiError(404, str(err), param="completion_id", code="completion_not_found") from None
+        except FeedbackRefused as err:
+            raise ApiError(400, str(err), param="corrected_answer") from None
         runtime.metrics.feedback.labels(str(body.rating)).inc()
         return {"id": feedback_id, "object": "feedback", "completion_id": body.completion_id, "stored": True}
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -68,6 +69,20 @@ class FeedbackRow(Base):
 
 class UnknownCompletion(R1TuneError):
     """Feedback names a completion id the store has never seen."""
+
+
+class FeedbackRefused(R1TuneError):
+    """Feedback that would teach nothing: an empty correction, or one identical to the served answer."""
+
+
+def _check_correction(correction: str | None, answer: str) -> None:
+    if correction is None:
+        return
+    if not correction.strip():
+        raise FeedbackRefused("corrected_answer is empty; leave it out to send only a rating")
+    if correction.strip() == answer.strip():
+        raise FeedbackRefused("corrected_answer is identical to the served answer; send a rating "
+                              "(e.g. `up`) to approve an answer as it is")
 
 
 def rating_score(rating: str | int | None) -> float | None:
@@ -129,8 +144,10 @@ class FeedbackStore:
                      tags: list[str], api_key: str | None = None) -> int:
         """Store one feedback and commit it before returning its id."""
         with Session(self.engine) as session, session.begin():
-            if session.get(CompletionRow, completion_id) is None:
+            completion = session.get(CompletionRow, completion_id)
+            if completion is None:
                 raise UnknownCompletion(f"no completion with id {completion_id!r}")
+            _check_correction(corrected_answer, completion.answer)
             row = FeedbackRow(completion_id=completion_id, created=datetime.now(timezone.utc),
                               rating=None if rating is None else str(rating), score=rating_score(rating),
                               corrected_answer=corrected_answer, tags=list(tags), api_key=api_key)
@@ -194,10 +211,13 @@ class ExportResult:
     preferences: int
 
 
-def export_feedback(store: FeedbackStore, out_dir: Path, min_score_gap: float = 0.25) -> ExportResult:
-    """Write corrections as SFT records and rated answers as preference pairs (see the module docstring)."""
+def export_feedback(store: FeedbackStore, out_dir: Path, min_score_gap: float = 0.25,
+                    only: Callable[[CompletionRow, FeedbackRow], bool] | None = None) -> ExportResult:
+    """Write corrections as SFT records and rated answers as preference pairs (see the module docstring);
+    `only` keeps the (completion, latest feedback) rows it accepts (e.g. the improvement loop's: one adapter
+    name, feedback since its live version)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    rated = store.rated_completions()
+    rated = [row for row in store.rated_completions() if only is None or only(*row)]
     records: list[Record] = []
     pairs: list[dict[str, Any]] = []
     by_prompt: dict[str, list[tuple[CompletionRow, FeedbackRow]]] = defaultdict(list)

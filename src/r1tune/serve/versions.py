@@ -51,14 +51,16 @@ class VersionRegistry:
         self.engine = store.engine
         Base.metadata.create_all(self.engine, tables=[VersionRow.__table__])
 
-    def register(self, run: Any, name: str, parent: str | None = None) -> VersionRow:
-        """A trained run becomes a `candidate` version of `name` (its id is the run's id)."""
+    def register(self, run: Any, name: str, parent: str | None = None,
+                 metrics: dict[str, Any] | None = None) -> VersionRow:
+        """A trained run becomes a `candidate` version of `name` (its id is the run's id), with `metrics`
+        or else the headline numbers of its own evaluation."""
         if not (run.whole_model if run.trains_whole_model else run.adapter).is_dir():
             raise VersionError(f"{run.path} has no trained result to register", hint="train it first")
         row = VersionRow(id=run.run_id, name=name, parent=parent, run_path=str(run.path),
                          kind="whole_model" if run.trains_whole_model else "adapter", data_hash=_data_hash(run),
                          config_hash=hashlib.sha256(run.config_file.read_bytes()).hexdigest(),
-                         metrics=_headline(run), status="candidate", created=_now())
+                         metrics=_headline(run) if metrics is None else metrics, status="candidate", created=_now())
         version_id = row.id
         with Session(self.engine) as session, session.begin():
             if session.get(VersionRow, row.id) is not None:
@@ -186,3 +188,22 @@ def _headline(run: Any) -> dict[str, Any]:
 
 def dumps(row: VersionRow) -> str:
     return json.dumps({c.name: getattr(row, c.name) for c in VersionRow.__table__.columns}, default=str, indent=2)
+
+
+def swap_into_server(server: str, key_env: str, name: str, run_path: str) -> None:
+    """Ask a running r1tune server to serve `run_path`'s weights under `name` (its admin swap endpoint:
+    no restart, requests in flight finish on the old weights). Raises before any registry change."""
+    import os
+
+    import httpx
+
+    key = os.environ.get(key_env, "")
+    try:
+        reply = httpx.post(f"{server.rstrip('/')}/v1/swap_lora_adapter", json={"lora_name": name, "lora_path": run_path},
+                           headers={"Authorization": f"Bearer {key}"} if key else {}, timeout=600)
+    except httpx.HTTPError as err:
+        raise VersionError(f"cannot reach the server at {server}: {err}",
+                           hint="the registry is unchanged; start the server or fix --server, then run again") from None
+    if reply.status_code != 200:
+        raise VersionError(f"the server at {server} did not swap {name} ({reply.status_code}): {reply.text[:300]}",
+                           hint="the registry is unchanged; fix the server side and run the command again")

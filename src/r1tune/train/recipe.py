@@ -327,7 +327,7 @@ def _fingerprint(cfg: TrainConfig, examples: list[Rendered], world_size: int) ->
     digest = hashlib.sha256()
     for e in examples:
         digest.update(repr((e.input_ids, e.trained)).encode())
-    settings = {k: getattr(cfg, k) for k in TRAJECTORY_FIELDS}
+    settings = cfg.model_dump(mode="json", include=set(TRAJECTORY_FIELDS))  # JSON: paths too
     return {"settings": settings, "data_sha256": digest.hexdigest(), "processes": world_size}
 
 
