@@ -80,7 +80,8 @@ def think_close_bias(server) -> dict[str, float]:
 MODEL_FORMATS = ["tiny_llama_dir", "tiny_qwen_r1_dir"]  # ChatML and DeepSeek-R1
 
 
-def make_adapter_run(root: Path, name: str, model_dir: Path, records: list[Record], seed: int) -> Path:
+def make_adapter_run(root: Path, name: str, model_dir: Path, records: list[Record], seed: int,
+                     targets: tuple[str, ...] = ("q_proj", "v_proj"), rank: int = 4) -> Path:
     """A run folder shaped like `r1tune run` output: config.yaml, data/train.jsonl, train/adapter (random LoRA,
     non-zero so it visibly changes the base model's output)."""
     import torch
@@ -96,6 +97,6 @@ def make_adapter_run(root: Path, name: str, model_dir: Path, records: list[Recor
     write_messages_jsonl(run / "data" / "train.jsonl", records)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
-    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    lora = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=list(targets), init_lora_weights=False)
     get_peft_model(model, lora).save_pretrained(run / "train" / "adapter")
     return run

@@ -23,8 +23,9 @@ from r1tune.serve.business import business_metrics
 from r1tune.serve.versions import VersionRegistry
 
 FACT = "Returns are free within 30 days if you keep the receipt."
+WRONG = "No returns: every sale is final, receipt or not."
 ASKS = ["Can I return the {color} {name}?", "How do I send back my {name}?", "What is the return policy for a {name}?"]
-QUICK = ["eval.reasoning_probes=0", "eval.max_new_tokens=6", "train.epochs=3", "train.lr=0.005"]
+QUICK = ["eval.reasoning_probes=0", "eval.max_new_tokens=16", "train.epochs=4", "train.lr=0.01"]
 
 
 def _questions(n: int) -> list[str]:
@@ -35,7 +36,8 @@ def _questions(n: int) -> list[str]:
 @pytest.fixture
 def project(tiny_llama_dir, tmp_path):
     """v1 (a random adapter over product copy, with its own test split) registered and live for `shop`."""
-    v1 = make_adapter_run(tmp_path / "versions", "v1", tiny_llama_dir, product_records(12), seed=1)
+    v1 = make_adapter_run(tmp_path / "versions", "v1", tiny_llama_dir, product_records(12), seed=1, rank=8,
+                          targets=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"))
     write_messages_jsonl(v1 / "data" / "test.jsonl", product_records(20)[12:])
     config = write_project(tmp_path, tiny_llama_dir, extra=(
         f"serve: {{adapters: [{{name: shop, path: '{v1}'}}], adapter_dirs: ['{tmp_path}']}}\n"
@@ -91,9 +93,9 @@ def test_loop_trains_gates_promotes_and_rolls_back(project):
             assert v2.id != "v1" and v2.parent == "v1" and registry.get("v1").status == "retired"
             run = open_run(v2.run_path)
             gate = json.loads((run.path / "loop" / "gate.json").read_text())
-            assert gate["passed"] and gate["heldout_examples"] >= 3
+            assert gate["passed"] and gate["heldout_examples"] >= 1  # near-copies of trained ones are dropped as leaks
             heldout = next(c for c in gate["checks"] if c["test_set"] == "heldout_corrections")
-            assert heldout["delta"] < 0  # perplexity on corrections never trained fell
+            assert heldout["live"] == 0 and heldout["delta"] > 0  # corrections never trained: their fact stated
             summary = json.loads((run.train / "train_summary.json").read_text())
             assert summary["stage"] == "dpo" and summary["preference_accuracy"] > 0.5
 
@@ -122,8 +124,9 @@ def test_loop_trains_gates_promotes_and_rolls_back(project):
 
 
 def test_a_candidate_trained_on_corrupted_corrections_is_rejected(project, monkeypatch):
-    """The staff's corrections are right, but a data fault garbles the training copies (never the held-out
-    ones): the candidate learns the garbage, and the gate sees it on the corrections it never trained on."""
+    """The staff's corrections are right, but a data fault swaps the training copies for a contradicting
+    answer (never the held-out ones): the candidate learns it, and the gate sees that on the corrections it
+    never trained on."""
     import r1tune.loop.improve as improve_module
 
     config, registry = project
@@ -140,19 +143,19 @@ def test_a_candidate_trained_on_corrupted_corrections_is_rejected(project, monke
         found = collect(*args)
         pairs = args[3] / "pairs.jsonl"
         rows = [json.loads(line) for line in pairs.read_text().splitlines()]
-        for i, row in enumerate(rows):
-            row["chosen"][0]["content"] = f"{i * 7919 % 1000} 零件 {i} 号 无 货 {i * 31 % 97}"
+        for row in rows:
+            row["chosen"][0]["content"] = WRONG
         pairs.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         return found
 
     monkeypatch.setattr(improve_module, "collect_feedback", corrupted)
     result = _loop(config)
     assert result.exit_code == 0, result.output
-    assert "rejected" in result.output and "FAIL heldout_corrections" in result.output, result.output
+    assert "rejected" in result.output and "FAIL heldout_corrections key_fact_recall" in result.output, result.output
     rows = {v.id: v for v in registry.list("shop")}
     candidate = next(v for v in rows.values() if v.id != "v1")
     assert candidate.status == "rejected" and rows["v1"].status == "live"
-    assert candidate.reason.startswith("gate: heldout_corrections: perplexity_change_pct: must get lower")
+    assert candidate.reason.startswith("gate: heldout_corrections: key_fact_recall: must get higher")
 
 
 def test_too_little_feedback_does_nothing_and_leaves_no_run(project):

@@ -32,9 +32,11 @@ class LoopConfig(_Section):
         "candidate's training split, as a share of the feedback records (against forgetting)."
     )
     heldout_metric: str = Field(
-        "perplexity_change_pct", description="The metric the candidate must improve on the held-out "
-        "corrections to be promoted (any metric of `metrics.json`'s `delta`: `perplexity_change_pct`, "
-        "`key_fact_recall`, `rougeL`, ...)."
+        "key_fact_recall", description="The metric the candidate must improve on the held-out corrections to be "
+        "promoted: a `delta` key of the eval metrics. `key_fact_recall` (default) counts the corrections' facts "
+        "(numbers with units, codes, menu paths...) in the generated answers; for corrections without such "
+        "facts use `rougeL`; `perplexity_change_pct` only says the wording became likelier, which any "
+        "training on similar text achieves."
     )
     guard_metrics: list[str] | None = Field(
         None, description="Metrics of the live version's test set that must not get worse beyond their 95% "

@@ -47,8 +47,10 @@ def _heldout_check(metric: str, heldout: EvalMetrics | None) -> GateCheck:
     better = interval.better if interval else BETTER.get(metric, "higher")
     improved = delta is not None and (delta < 0 if better == "lower" else delta > 0)
     rule = f"must get {'lower' if better == 'lower' else 'higher'} than the live version's"
+    missing = ("was not measured on the held-out corrections (for key_fact_recall: they state no checkable "
+               "fact; set loop.heldout_metric: rougeL)")
     return _check("heldout_corrections", metric, heldout, delta, interval, improved,
-                  rule if delta is not None else "was not measured on the held-out corrections")
+                  rule if delta is not None else missing)
 
 
 def _guard_check(key: str, live_test: EvalMetrics) -> GateCheck:
