@@ -184,3 +184,41 @@ def test_the_loop_needs_an_adapter_name_and_a_live_version(project):
         _loop(config, "loop.adapter=null")
     with pytest.raises(ConfigError, match="loop.adapter 'clinic' has no live version"):
         _loop(config, "loop.adapter=clinic")
+
+
+def test_a_loop_killed_while_training_leaves_the_registry_alone_and_a_rerun_finishes(project):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from r1tune.train.checkpoint import complete_checkpoints
+
+    config, registry = project
+    runtime = build_runtime(ServeTarget(load_config(config)))
+    runtime.start()
+    try:
+        with running_server(runtime) as url:
+            _correct_all(url, _questions(16), lambda q: FACT)
+    finally:
+        runtime.close()
+    slow = [*QUICK, "train.epochs=60", "train.save_every=3"]
+    child = subprocess.Popen([sys.executable, "-m", "r1tune", "loop", str(config), *slow],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": "src"})
+    runs_dir = load_config(config).project.runs_dir
+    deadline = time.monotonic() + 300
+    while not any(complete_checkpoints(p) for p in runs_dir.glob("*/train/checkpoints")):
+        assert child.poll() is None and time.monotonic() < deadline, "the loop ended before its first checkpoint"
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait(30)
+    assert [(v.id, v.status) for v in registry.list("shop")] == [("v1", "live")]  # nothing half-registered
+
+    result = CliRunner().invoke(app, ["loop", str(config), *slow], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    candidate = next(v for v in registry.list("shop") if v.id != "v1")
+    assert candidate.status in ("live", "rejected")
+    summary = json.loads((open_run(candidate.run_path).train / "train_summary.json").read_text())
+    assert summary["resumed_from"] is not None and summary["steps"] > summary["resumed_from"]
+    assert len(list(runs_dir.glob("*/run.json"))) == 1  # continued, not started again
