@@ -213,6 +213,15 @@ class GateDecision(_Artifact):
     live_test_examples: int
 
 
+class VersionHistory(_Artifact):
+    """`loop/versions.json`: the adapter name's versions and the served answers' business numbers per version
+    and week, as the registry and the feedback store held them when the loop concluded."""
+
+    name: str
+    versions: list[dict[str, Any]]  # id, parent, status, changed_at, reason, oldest first
+    business: list[dict[str, Any]]  # rows of serve.business.business_metrics
+
+
 class ExportProvenance(_Artifact):
     """`r1tune_export.json` in an exported model folder: enough to prompt it exactly as it was trained."""
 

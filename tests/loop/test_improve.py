@@ -98,6 +98,11 @@ def test_loop_trains_gates_promotes_and_rolls_back(project):
             assert heldout["live"] == 0 and heldout["delta"] > 0  # corrections never trained: their fact stated
             summary = json.loads((run.train / "train_summary.json").read_text())
             assert summary["stage"] == "dpo" and summary["preference_accuracy"] > 0.5
+            history = json.loads((run.path / "loop" / "versions.json").read_text())
+            assert [(v["id"], v["status"]) for v in history["versions"]] == [("v1", "retired"), (v2.id, "live")]
+            assert {r["version_id"] for r in history["business"]} == {"v1"}  # v2 has answered nothing yet
+            report = run.report.read_text()
+            assert "Improvement loop" in report and "Gate passed" in report and "data:image/svg+xml" in report
 
             v2_weights = inspect_adapter(run.adapter)[1]
             answered = _ask(url, "Can I return my scarf?")

@@ -8,11 +8,8 @@ instead of failing: a report of a half-finished run is still a report.
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import math
-import re
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -20,7 +17,9 @@ from typing import Any
 
 from r1tune.artifacts import DATA_REPORT_FILE, ArtifactError, EvalMetrics
 from r1tune.eval.metric_info import BETTER, LABELS, METRICS
+from r1tune.eval.svg import figure, to_data_uri
 from r1tune.eval.verdict import decide
+from r1tune.eval.versions_section import versions_context
 from r1tune.rundir import RunDir
 
 GOOD, BAD, BASE_COLOR, TUNED_COLOR = "#1a7f37", "#c62828", "#8a94a6", "#3366cc"
@@ -68,6 +67,7 @@ def build_context(run: RunDir) -> dict[str, Any]:
         "judge": _judge_context(metrics.judge if metrics else None),
         "human": _human_context(human),
         "samples": _extremes(samples),
+        "loop": versions_context(run, problems),
         "run_path": str(run.path),
         "problems": problems,
     }
@@ -279,31 +279,11 @@ def _extremes(samples: list[dict], k: int = 3) -> list[dict]:
 # Plots: matplotlib SVG, embedded as data: images
 
 
-def _figure(width: float, height: float):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"svg.fonttype": "path", "font.size": 9, "axes.spines.top": False,
-                         "axes.spines.right": False})
-    return plt, *plt.subplots(figsize=(width, height), dpi=100)
-
-
-def _to_data_uri(plt, fig) -> str:
-    fig.tight_layout()
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg")
-    plt.close(fig)
-    svg = re.sub(r"<metadata>.*?</metadata>", "", buffer.getvalue(), flags=re.S)  # drop RDF boilerplate
-    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
-
-
 def _loss_curve(history: list[dict]) -> str:
     points = [h for h in history if isinstance(h.get("loss"), (int, float))]
     if not points:
         return ""
-    plt, fig, ax = _figure(7.5, 3.0)
+    plt, fig, ax = figure(7.5, 3.0)
     ax.plot([h["step"] for h in points], [h["loss"] for h in points], label="training loss", color=TUNED_COLOR)
     val = [h for h in history if isinstance(h.get("val_loss"), (int, float))]
     if val:
@@ -312,7 +292,7 @@ def _loss_curve(history: list[dict]) -> str:
     ax.set_ylabel("answer-token loss")
     ax.grid(alpha=0.3)
     ax.legend()
-    return _to_data_uri(plt, fig)
+    return to_data_uri(plt, fig)
 
 
 def _funnel_chart(funnel: dict) -> str:
@@ -328,11 +308,11 @@ def _funnel_chart(funnel: dict) -> str:
             labels.append(key)
             values.append(funnel[key])
             colors.append(GOOD if key == "usable" else TUNED_COLOR)
-    plt, fig, ax = _figure(7.5, 0.35 * len(labels) + 0.8)
+    plt, fig, ax = figure(7.5, 0.35 * len(labels) + 0.8)
     bars = ax.barh(labels[::-1], values[::-1], color=colors[::-1])
     ax.bar_label(bars, padding=3)
     ax.set_xlabel("records")
-    return _to_data_uri(plt, fig)
+    return to_data_uri(plt, fig)
 
 
 def _delta_chart(ci: dict) -> str:
@@ -342,7 +322,7 @@ def _delta_chart(ci: dict) -> str:
         return ""
     labels = LABELS
     labels["perplexity_change_pct"] = "perplexity (% change)"
-    plt, fig, ax = _figure(7.5, 0.35 * len(keys) + 0.9)
+    plt, fig, ax = figure(7.5, 0.35 * len(keys) + 0.9)
     for y, key in enumerate(reversed(keys)):
         row = ci[key]
         good = (row["mean"] > 0) == (row["better"] == "higher") and row["mean"] != 0
@@ -353,7 +333,7 @@ def _delta_chart(ci: dict) -> str:
     ax.set_yticks(range(len(keys)), [labels[k] for k in reversed(keys)])
     ax.set_xlabel("tuned − base (95% paired bootstrap interval)")
     ax.grid(axis="x", alpha=0.3)
-    return _to_data_uri(plt, fig)
+    return to_data_uri(plt, fig)
 
 
 def _redteam_chart(summary: dict, categories: list[str]) -> str:
@@ -361,7 +341,7 @@ def _redteam_chart(summary: dict, categories: list[str]) -> str:
         return ""
     import numpy as np
 
-    plt, fig, ax = _figure(7.5, 2.8)
+    plt, fig, ax = figure(7.5, 2.8)
     x = np.arange(len(categories))
     names = [n for n in ("base", "tuned") if summary.get(n)]
     for i, name in enumerate(names):
@@ -373,11 +353,11 @@ def _redteam_chart(summary: dict, categories: list[str]) -> str:
     ax.set_ylabel("probes passed (%)")
     ax.set_ylim(0, 105)
     ax.legend()
-    return _to_data_uri(plt, fig)
+    return to_data_uri(plt, fig)
 
 
 def _judge_chart(judge: dict) -> str:
-    plt, fig, ax = _figure(7.5, 1.6)
+    plt, fig, ax = figure(7.5, 1.6)
     left = 0
     for key, label, color in (("wins", "tuned wins", GOOD), ("ties", "tie", BASE_COLOR), ("losses", "base wins", BAD),
                               ("invalid", "no verdict", "#dddddd")):
@@ -388,7 +368,7 @@ def _judge_chart(judge: dict) -> str:
     ax.set_yticks([])
     ax.set_xlabel("examples")
     ax.legend(ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.02), frameon=False)
-    return _to_data_uri(plt, fig)
+    return to_data_uri(plt, fig)
 
 
 def _read_json(path: Path, problems: list[str]) -> dict:

@@ -89,8 +89,35 @@ def _finish(run: RunDir, live: VersionRow, registry: VersionRegistry, by: str, s
     decision = read_artifact(run.path / "loop" / GATE_FILE, GateDecision)
     outcome = _conclude(run, live, registry, decision, by, server, key_env)
     outcome.feedback = feedback
+    _write_history(run, registry, live.name)
     _set_step(run, "done")
     return outcome
+
+
+def _write_history(run: RunDir, registry: VersionRegistry, name: str) -> None:
+    """`loop/versions.json` (the name's versions, business numbers per version and week), then the report."""
+    from r1tune.artifacts import VersionHistory, write_artifact
+    from r1tune.eval import write_report
+    from r1tune.serve.adapters import inspect_adapter
+    from r1tune.serve.business import business_metrics
+
+    versions = registry.list(name)
+    by_weights = {}
+    for version in versions:
+        adapter = Path(version.run_path) / "train" / "adapter"
+        if adapter.is_dir():
+            by_weights[inspect_adapter(adapter)[1]] = version.id
+    rows = [{**row, "version_id": by_weights.get(row["version"])} for row in
+            business_metrics(registry.store.completions_with_feedback()) if row["model"] == name]
+    fields = ("id", "parent", "status", "created", "changed_at", "changed_by", "reason")
+    history = VersionHistory(name=name, business=rows,
+                             versions=[{f: _plain(getattr(v, f)) for f in fields} for v in versions])
+    write_artifact(run.path / "loop" / "versions.json", history)
+    write_report(run)
+
+
+def _plain(value):
+    return value.isoformat(timespec="seconds") if hasattr(value, "isoformat") else value
 
 
 def _start(cfg: R1TuneConfig, store, live: VersionRow) -> tuple[RunDir | None, LoopFeedback]:

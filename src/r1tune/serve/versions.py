@@ -48,6 +48,7 @@ class VersionRow(Base):
 
 class VersionRegistry:
     def __init__(self, store: FeedbackStore) -> None:
+        self.store = store
         self.engine = store.engine
         Base.metadata.create_all(self.engine, tables=[VersionRow.__table__])
 
