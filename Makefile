@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: venv demo test browser postgres lint bench bench-pii bench-data bench-train bench-serve bench-health bench-export gpu-check clean
+.PHONY: venv demo demo-loop test browser postgres lint bench bench-pii bench-data bench-train bench-serve bench-health bench-export gpu-check clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ demo: $(STAMP)
 	rm -rf demo
 	$(BIN)/r1tune init demo --example ecommerce
 	$(BIN)/r1tune run demo/r1tune.yaml
+
+## demo-loop: staff corrections teach the embedded model a fact through `r1tune loop` (serve v1, correct 24
+## answers, loop trains, gates and swaps in v2); prints key-fact recall on uncorrected paraphrases before/after
+demo-loop: $(STAMP)
+	$(BIN)/python examples/loop_demo.py --workdir demo-loop
 
 ## test: unit tests on tiny in-process models, plus a few integration tests on the embedded model
 test: $(STAMP) browser postgres
