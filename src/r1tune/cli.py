@@ -22,7 +22,7 @@ from r1tune.cli_feedback import feedback_app
 from r1tune.cli_labels import labels_app
 from r1tune.cli_loop import loop_cmd
 from r1tune.cli_ship import deploy_app, export
-from r1tune.cli_teacher import traces
+from r1tune.cli_teacher import synth, synth_accept, traces
 from r1tune.cli_versions import versions_app
 from r1tune.errors import R1TuneError
 
@@ -468,6 +468,8 @@ def _answer(loaded, precision, messages, max_new_tokens, temperature):
 
 app.command()(export)
 app.command()(traces)
+app.command("synth")(synth)
+app.command("synth-accept")(synth_accept)
 
 
 @app.command("serve")

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from r1tune.config.base import _Section
+from r1tune.config.base import ProjectPath, _Section
 
 
 class TeacherConfig(_Section):
@@ -41,3 +41,16 @@ class TeacherConfig(_Section):
         "`trace_min_rouge_l`, or equal after normalising case, width and punctuation."
     )
     trace_min_rouge_l: float = Field(0.5, gt=0, le=1, description="The ROUGE-L F1 a kept sample needs.")
+    synth_documents: list[ProjectPath] = Field(
+        default_factory=list, description="`r1tune synth`: document files or folders (TXT, Markdown, PDF, DOCX, "
+        "HTML) the teacher writes question-answer records from, one request per chunk (`data.chunking`)."
+    )
+    synth_per_chunk: int = Field(3, ge=1, le=20, description="Questions the teacher is asked to write per chunk.")
+    synth_min_support: float = Field(
+        0.6, gt=0, le=1, description="Grounding: the share of an answer's words (characters for Chinese) that must "
+        "occur in its chunk; besides, every key fact of the answer (numbers, codes, URLs...) must be in the chunk."
+    )
+    synth_augment: list[Literal["paraphrase", "back_translation"]] = Field(
+        default_factory=list, description="Extra questions per kept record, with the same answer: `paraphrase` "
+        "(reworded by the teacher), `back_translation` (to the other of Chinese/English and back)."
+    )

@@ -144,6 +144,7 @@ def _candidate_config(cfg: R1TuneConfig, live: VersionRow, feedback: LoopFeedbac
         "sources": [SourceConfig.model_validate(s) for s in feedback.sources],
         "test_sources": [SourceConfig(path=held_out, format="messages")] if feedback.heldout else [],
         "test_ratio": 0.0, "max_records": None, "reasoning_traces": False,
+        "split": cfg.data.split.model_copy(update={"min_per_class": None, "max_per_class": None}),  # no class balancing of feedback
         "replay_from": parent if loop.replay_share > 0 else None, "replay_share": loop.replay_share})
     train = cfg.train.model_copy(update={"init_from": parent, "stage": loop.stage,
                                          "packing": cfg.train.packing and loop.stage == "sft"})

@@ -115,29 +115,11 @@ def trace_run_data(data_dir: Path, ask: Ask, settings: TraceSettings,
 
 
 def traces_for_run(run: Any) -> dict[str, Any]:
-    """`r1tune traces RUN`: the configured teacher (`teacher.source`) traces the run's training records.
-    Endpoint answers are cached under r1tune's home folder, shared by every run of every project."""
-    from r1tune.home import r1tune_home
-    from r1tune.teacher.client import TeacherClient
+    """`r1tune traces RUN`: the configured teacher (`teacher.source`) traces the run's training records."""
+    from r1tune.teacher.jobs import open_teacher
 
     cfg = run.load_config()
     teacher_cfg = cfg.teacher
     settings = TraceSettings(teacher_cfg.trace_samples, teacher_cfg.trace_check, teacher_cfg.trace_min_rouge_l)
-    if teacher_cfg.source == "self":
-        teacher: Any = _self_teacher(cfg)
-        return trace_run_data(run.data, teacher.ask_many, settings, lambda: dict(teacher.ledger))
-    client = TeacherClient(teacher_cfg, r1tune_home() / "teacher-cache")
-    try:
-        return trace_run_data(run.data, client.ask_many, settings, client.ledger.as_dict)
-    finally:
-        (run.data / "teacher_usage.json").write_text(json.dumps(client.ledger.as_dict(), indent=2), encoding="utf-8")
-
-
-def _self_teacher(cfg: Any) -> Any:
-    from r1tune import models
-    from r1tune.teacher.local import LocalTeacher
-
-    plan = models.inference_plan(cfg.train.precision, cfg.model)
-    loaded = models.load(cfg.model, cfg.train.reasoning, plan=plan)
-    return LocalTeacher(loaded, cfg.teacher.temperature, cfg.teacher.max_tokens, cfg.project.seed, plan.compute,
-                        cfg.eval.batch_size)
+    with open_teacher(cfg, run.data / "teacher_usage.json") as teacher:
+        return trace_run_data(run.data, teacher.ask, settings, teacher.usage)
