@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: venv demo demo-loop test browser postgres lint bench bench-pii bench-data bench-train bench-serve bench-health bench-export gpu-check clean
+.PHONY: venv demo demo-loop test browser postgres lint bench bench-pii bench-data bench-train bench-serve bench-health bench-export bench-reasoning gpu-check clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -81,6 +81,11 @@ bench-export: $(STAMP)
 	CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=ON" \
 		$(BIN)/pip install -q 'llama-cpp-python>=0.3,<0.4'
 	$(BIN)/python benchmarks/bench_export.py
+
+## bench-reasoning: the shop example on the embedded model in ChatML with a think block, tuned with empty think
+## blocks vs with the base model's own reasoning traces: answer quality, closed non-empty think blocks, probes
+bench-reasoning: $(STAMP)
+	$(BIN)/python benchmarks/reasoning_modes.py
 
 ## gpu-check: every stage on a CUDA GPU with an R1-Distill-1.5B-shaped model (LoRA/QLoRA steps, MFU, memory,
 ## eval generation builtin vs vLLM, serving) against HF Trainer + PEFT in the same run; says so and exits 0 on a CPU

@@ -72,6 +72,7 @@ def _ollama_messages(text: str, conversation: list[Message]) -> list[dict]:
 @pytest.mark.parametrize(("fmt_name", "tokenizer_fixture", "system"), [
     ("deepseek-r1", "r1_tokenizer", None),
     ("chatml", "smol_tokenizer", "You are a helpful AI assistant named SmolLM, trained by Hugging Face"),
+    ("chatml-think", "smol_tokenizer", None),
 ])
 def test_template_renders_what_r1tune_renders(fmt_name, tokenizer_fixture, system, request, tmp_path):
     renderer = ChatRenderer(chat_format_for(fmt_name, request.getfixturevalue(tokenizer_fixture), system),

@@ -19,6 +19,7 @@ WITH_SYSTEM = [Message("system", "Answer in one line."), *TWO_TURNS]
     ("deepseek-r1", "r1_tokenizer", None),
     ("chatml", "smol_tokenizer", "You are a helpful AI assistant named SmolLM, trained by Hugging Face"),
     ("chatml", "smol_tokenizer", None),
+    ("chatml-think", "smol_tokenizer", None),
 ])
 @pytest.mark.parametrize("conversation", [TWO_TURNS, WITH_SYSTEM], ids=["two-turns", "client-system"])
 def test_jinja_template_renders_what_r1tune_renders(fmt_name, tokenizer_fixture, system, conversation, request):

@@ -45,6 +45,24 @@ def test_the_first_sample_that_reaches_the_reference_is_kept_and_wrong_ones_are_
     assert quarantine[0]["reason"] == "none of 2 samples kept: answer disagrees with the reference, empty reasoning"
 
 
+def test_the_judge_check_asks_the_teacher_about_each_thinking_sample():
+    samples = [TeacherReply("Thirty days, free.", "The policy: 30 days.", "stop"),
+               TeacherReply("No idea.", None, "stop"),  # no think block: never judged
+               TeacherReply("Free returns within a month.", "30 days is a month.", "stop")]
+    asked: list = []
+
+    def ask(conversations, n):
+        asked.append(conversations)
+        if len(asked) == 1:
+            return [samples]
+        # the judge: says no to the first answer, yes to the third
+        return [[TeacherReply("NO" if "Thirty days" in c[0]["content"] else "YES.", None, "stop")] for c in conversations]
+
+    traced, quarantine = add_traces([_record(REFERENCE)], ask, TraceSettings(samples=3, check="judge"))
+    assert len(asked[1]) == 2 and REFERENCE in asked[1][0][0]["content"]
+    assert traced[0].answer.reasoning == "30 days is a month." and not quarantine
+
+
 def test_agreement_checks():
     assert agrees("returns are FREE within 30 days of delivery!", REFERENCE, TraceSettings(check="exact"))
     assert not agrees("Returns are free within 14 days.", REFERENCE, TraceSettings(check="exact"))

@@ -309,8 +309,10 @@ class ModelConfig(_Section):
             "or a Hugging Face hub id."
         ),
     )
-    chat_format: Literal["auto", "deepseek-r1", "chatml", "llama3"] = Field(
-        "auto", description="Conversation format; `auto` takes the preset's, else detects it from the tokenizer."
+    chat_format: Literal["auto", "deepseek-r1", "chatml", "chatml-think", "llama3"] = Field(
+        "auto", description="Conversation format; `auto` takes the preset's, else detects it from the tokenizer. "
+        "`chatml-think`: ChatML with R1's `<think>` block (Qwen3/SmolLM3 style), e.g. to try reasoning traces "
+        "with the embedded ChatML model."
     )
     trust_remote_code: bool = Field(
         False, description="Allow a hub model to run its own Python code. Off unless you trust the repo."

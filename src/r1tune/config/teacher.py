@@ -36,9 +36,10 @@ class TeacherConfig(_Section):
     price_per_million_completion_tokens: float = Field(0.0, ge=0, description="For the cost ledger.")
     trace_samples: int = Field(4, ge=1, le=32, description="`r1tune traces`: samples per record; the first that "
                                "agrees with the reference answer is kept.")
-    trace_check: Literal["rougeL", "exact"] = Field(
+    trace_check: Literal["rougeL", "exact", "judge"] = Field(
         "rougeL", description="How a sample's final answer must agree with the reference: ROUGE-L of at least "
-        "`trace_min_rouge_l`, or equal after normalising case, width and punctuation."
+        "`trace_min_rouge_l`; equal after normalising case, width and punctuation (`exact`); or the teacher, "
+        "asked whether both state the same facts and conclusion (`judge`, one more request per sample)."
     )
     trace_min_rouge_l: float = Field(0.5, gt=0, le=1, description="The ROUGE-L F1 a kept sample needs.")
     synth_documents: list[ProjectPath] = Field(

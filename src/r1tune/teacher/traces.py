@@ -65,9 +65,12 @@ def add_traces(records: list[Record], ask: Ask, settings: TraceSettings) -> tupl
     todo = [i for i, r in enumerate(records) if not r.answer.reasoning]
     conversations = [[m.to_dict() for m in records[i].prompt_messages] for i in todo]
     replies = ask(conversations, settings.samples) if todo else []
+    references = [records[i].answer.content for i in todo]
+    verdicts = _judge(ask, replies, references) if settings.check == "judge" else None
     out, quarantine = list(records), []
-    for i, samples in zip(todo, replies, strict=True):
-        trace, reason = _pick(samples, records[i].answer.content, settings)
+    for row, (i, samples) in enumerate(zip(todo, replies, strict=True)):
+        judged = verdicts[row] if verdicts is not None else None
+        trace, reason = _pick(samples, references[row], settings, judged)
         if trace is None:
             quarantine.append({"id": records[i].id, "reason": reason, "answers": [s.content[:500] for s in samples]})
             continue
@@ -77,16 +80,33 @@ def add_traces(records: list[Record], ask: Ask, settings: TraceSettings) -> tupl
     return out, quarantine
 
 
-def _pick(samples: list[TeacherReply], reference: str, settings: TraceSettings) -> tuple[str | None, str]:
+def judge_messages(answer: str, reference: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": "Do these two answers state the same facts and reach the same conclusion? "
+             f"Reply YES or NO only.\n\nReference answer:\n{reference}\n\nCandidate answer:\n{answer}"}]
+
+
+def _judge(ask: Ask, replies: list[list[TeacherReply]], references: list[str]) -> list[list[bool]]:
+    """The teacher's verdict on every sample that closed a non-empty think block (others: False, unasked)."""
+    asked = [(row, k, split_reply(s)[1]) for row, samples in enumerate(replies) for k, s in enumerate(samples)
+             if (split_reply(s)[0] or "").strip()]
+    answers = ask([judge_messages(answer, references[row]) for row, _, answer in asked], 1) if asked else []
+    verdicts = [[False] * len(samples) for samples in replies]
+    for (row, k, _), (reply, *_) in zip(asked, answers, strict=True):
+        verdicts[row][k] = reply.content.strip().upper().startswith(("YES", "是"))
+    return verdicts
+
+
+def _pick(samples: list[TeacherReply], reference: str, settings: TraceSettings,
+          judged: list[bool] | None = None) -> tuple[str | None, str]:
     reasons = []
-    for sample in samples:
+    for k, sample in enumerate(samples):
         reasoning, answer = split_reply(sample)
         if reasoning is None:
             reasons.append("no </think>")
         elif not reasoning.strip():
             reasons.append("empty reasoning")
-        elif not agrees(answer, reference, settings):
-            reasons.append("answer disagrees with the reference")
+        elif not (judged[k] if judged is not None else agrees(answer, reference, settings)):
+            reasons.append("answer disagrees with the reference" + (" (judge)" if judged is not None else ""))
         else:
             return reasoning, ""
     return None, f"none of {len(samples)} samples kept: " + ", ".join(sorted(set(reasons)))
