@@ -67,6 +67,17 @@ def _correct_all(url: str, questions: list[str], answer_for) -> None:
         assert stored.status_code == 200, stored.text
 
 
+def _serve_and_correct(config) -> None:
+    """Serve the project, have 16 answers corrected with FACT, stop the server."""
+    runtime = build_runtime(ServeTarget(load_config(config)))
+    runtime.start()
+    try:
+        with running_server(runtime) as url:
+            _correct_all(url, _questions(16), lambda q: FACT)
+    finally:
+        runtime.close()
+
+
 def _loop(config, *args):
     return CliRunner().invoke(app, ["loop", str(config), *QUICK, *args], catch_exceptions=False)
 
@@ -135,13 +146,7 @@ def test_a_candidate_trained_on_corrupted_corrections_is_rejected(project, monke
     import r1tune.loop.improve as improve_module
 
     config, registry = project
-    runtime = build_runtime(ServeTarget(load_config(config)))
-    runtime.start()
-    try:
-        with running_server(runtime) as url:
-            _correct_all(url, _questions(16), lambda q: FACT)
-    finally:
-        runtime.close()
+    _serve_and_correct(config)
     collect = improve_module.collect_feedback
 
     def corrupted(*args):
@@ -201,13 +206,7 @@ def test_a_loop_killed_while_training_leaves_the_registry_alone_and_a_rerun_fini
     from r1tune.train.checkpoint import complete_checkpoints
 
     config, registry = project
-    runtime = build_runtime(ServeTarget(load_config(config)))
-    runtime.start()
-    try:
-        with running_server(runtime) as url:
-            _correct_all(url, _questions(16), lambda q: FACT)
-    finally:
-        runtime.close()
+    _serve_and_correct(config)
     slow = [*QUICK, "train.epochs=60", "train.save_every=3"]
     child = subprocess.Popen([sys.executable, "-m", "r1tune", "loop", str(config), *slow],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": "src"})

@@ -67,17 +67,6 @@ CHAT_FORMATS: dict[str, ChatFormat] = {
         assistant=("<|im_start|>assistant\n", "<|im_end|>"),
         stop=("<|im_end|>",),
     ),
-    # ChatML with a think block, as Qwen3 and SmolLM3 write it: gives a ChatML model (the embedded SmolLM2)
-    # R1's reasoning layout, so traces and reasoning retention can be tried on a CPU.
-    "chatml-think": ChatFormat(
-        name="chatml-think",
-        bos="",
-        system=("<|im_start|>system\n", "<|im_end|>\n"),
-        user=("<|im_start|>user\n", "<|im_end|>\n"),
-        assistant=("<|im_start|>assistant\n", "<|im_end|>"),
-        stop=("<|im_end|>",),
-        think=True,
-    ),
     "llama3": ChatFormat(
         name="llama3",
         bos="<|begin_of_text|>",
@@ -87,6 +76,10 @@ CHAT_FORMATS: dict[str, ChatFormat] = {
         stop=("<|eot_id|>", "<|end_of_text|>"),
     ),
 }
+
+# ChatML with a think block, as Qwen3 and SmolLM3 write it: gives a ChatML model (the embedded SmolLM2) R1's
+# reasoning layout, so traces and reasoning retention can be tried on a CPU.
+CHAT_FORMATS["chatml-think"] = dataclasses.replace(CHAT_FORMATS["chatml"], name="chatml-think", think=True)
 
 # Between turns, chatml puts a newline after <|im_end|>; the assistant suffix stops at the token itself
 # (that is what the model must generate), and the newline is emitted as an untrained separator.
