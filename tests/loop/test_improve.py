@@ -226,3 +226,25 @@ def test_a_loop_killed_while_training_leaves_the_registry_alone_and_a_rerun_fini
     summary = json.loads((open_run(candidate.run_path).train / "train_summary.json").read_text())
     assert summary["resumed_from"] is not None and summary["steps"] > summary["resumed_from"]
     assert len(list(runs_dir.glob("*/run.json"))) == 1  # continued, not started again
+
+
+def test_a_candidate_whose_data_failed_is_abandoned_and_the_next_loop_starts_afresh(project, monkeypatch):
+    import r1tune.loop.improve as improve_module
+    from r1tune.errors import DataError
+
+    config, registry = project
+    _serve_and_correct(config)
+
+    def broken(cfg, run):
+        raise DataError("simulated: a data source could not be read")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(improve_module, "_prepare", broken)
+        with pytest.raises(DataError, match="simulated"):
+            _loop(config)
+    result = _loop(config)
+    assert result.exit_code == 0, result.output
+    steps = sorted(json.loads(p.read_text())["loop"]["step"]
+                   for p in load_config(config).project.runs_dir.glob("*/run.json"))
+    assert steps == ["abandoned", "done"]
+    assert len(registry.list("shop")) == 2

@@ -32,7 +32,6 @@ from r1tune.rundir import RunDir, create_run
 from r1tune.serve.versions import VersionRegistry, VersionRow
 
 log = logging.getLogger(__name__)
-STEPS = ("collected", "prepared", "trained", "gated", "done")
 
 
 class LoopBusy(R1TuneError):
@@ -207,14 +206,20 @@ def _gate_metrics(decision: GateDecision) -> dict[str, float]:
 
 
 def _unfinished(cfg: R1TuneConfig, live: VersionRow) -> RunDir | None:
-    """The newest candidate run of `live` that a killed loop left before its `done` step."""
+    """The newest candidate run of `live` that a killed loop left after preparing its data and before its
+    `done` step. One left before that (killed, or its data failed) is marked abandoned: the next candidate
+    starts afresh under the project's current config, so a fixed config takes effect."""
     runs = sorted(cfg.project.runs_dir.glob("*/run.json"), reverse=True)
     for info_file in runs:
         run = RunDir(info_file.parent)
         state = run.read_info().get("loop") or {}
-        if state.get("parent") == live.id and state.get("name") == live.name and state.get("step") != "done":
-            log.warning("continuing the unfinished loop candidate %s from its step %r", run.run_id, state["step"])
-            return run
+        if state.get("parent") != live.id or state.get("name") != live.name or state.get("step") in ("done", "abandoned"):
+            continue
+        if state.get("step") == "collected":  # nothing costly done yet: start again under the current config
+            _set_step(run, "abandoned")
+            continue
+        log.warning("continuing the unfinished loop candidate %s from its step %r", run.run_id, state["step"])
+        return run
     return None
 
 
