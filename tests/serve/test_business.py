@@ -32,7 +32,7 @@ def store(tmp_path):
     _log(store, "c", "v1", WEEK_48, "hello", 300.0)
     _log(store, "d", "v2", WEEK_49, "0123456789", 50.0)
     store.add_feedback("a", "down", "abcf", [])  # corrected: 1 of 4 characters changed
-    store.add_feedback("b", "up", "same", [])  # a "correction" equal to the answer is no correction
+    store.add_feedback("b", "up", None, [])  # approved as it is (a correction equal to the answer is refused)
     store.add_feedback("d", 4, None, [])  # four stars: accepted
     yield store
     store.close()
