@@ -56,4 +56,4 @@ def test_preference_pairs_say_what_happens_to_rejected(tmp_path):
                      tmp_path / "out", seed=0).report
     n = report.funnel.flagged["preference"]
     assert n > 0
-    assert f"{n} record(s) are preference pairs: their `rejected` answers are not used" in " ".join(report.warnings)
+    assert f"{n} record(s) are preference pairs: under train.stage: sft (the default) only the `chosen` answer trains" in " ".join(report.warnings)
