@@ -5,8 +5,9 @@
    down and corrects it with the shop's real policy (45 days, free label at a URL), through `/v1/feedback`;
 3. `r1tune loop` trains v2 from v1 on those corrections (DPO pairs, v1's data replayed), gates it against
    v1 and, if it passes, swaps it into the running server;
-4. eight paraphrases that no one corrected are asked before and after: the share of answers that state the
-   policy's facts (r1tune's key-fact recall) is the before/after figure.
+4. eight paraphrases that no one corrected are asked of v1, of the candidate (loaded under its own name,
+   whatever the gate decided) and of what the server serves after the loop: the share of the policy's facts
+   the answers state (r1tune's key-fact recall) is the before/after figure.
 
 Writes `<workdir>/loop_demo.json` and prints a table. Everything runs on this machine's CPU.
 """
@@ -42,7 +43,7 @@ PARAPHRASES = [
 ]
 LOOP_YAML = """
 serve: {{adapters: [{{name: shop, path: '{v1}'}}], adapter_dirs: ['{runs}'], port: {port}}}
-loop: {{adapter: shop, min_feedback: 12, holdout_share: 0.25, replay_share: 0.3}}
+loop: {{adapter: shop, min_feedback: 12, holdout_share: 0.25, replay_share: 1.0}}
 """
 QUICK_EVAL = ["eval.max_examples=12", "eval.max_new_tokens=80", "eval.reasoning_probes=0", "eval.redteam=[]",
               "eval.batch_size=12"]
@@ -56,9 +57,9 @@ def r1tune(*args: str) -> str:
     return done.stdout
 
 
-def ask(url: str, question: str) -> dict:
+def ask(url: str, question: str, model: str = "shop") -> dict:
     reply = httpx.post(f"{url}/v1/chat/completions", timeout=600, json={
-        "model": "shop", "messages": [{"role": "user", "content": question}], "max_tokens": 80, "temperature": 0})
+        "model": model, "messages": [{"role": "user", "content": question}], "max_tokens": 80, "temperature": 0})
     reply.raise_for_status()
     return reply.json()
 
@@ -109,24 +110,35 @@ def main() -> None:
                 answer = ask(url, template.format(item=item))
                 httpx.post(f"{url}/v1/feedback", timeout=60, json={
                     "completion_id": answer["id"], "rating": "down", "corrected_answer": FACT}).raise_for_status()
-        loop_out = r1tune("loop", str(project), "--server", url, "train.epochs=6", "train.lr=1e-3", *QUICK_EVAL)
-        after = [ask(url, q)["choices"][0]["message"]["content"] for q in PARAPHRASES]
+        loop_out = r1tune("loop", str(project), "--server", url, "train.epochs=5", "train.lr=1e-3",
+                          "train.pref_beta=0.5", *QUICK_EVAL)
+        served = [ask(url, q)["choices"][0]["message"]["content"] for q in PARAPHRASES]
+        # the candidate answers under its own name too, so its effect shows whatever the gate decided
+        candidate = max(p for p in (work / "runs").iterdir() if (p / "loop" / "gate.json").is_file())
+        httpx.post(f"{url}/v1/load_lora_adapter", timeout=600,
+                   json={"lora_name": "candidate", "lora_path": str(candidate)}).raise_for_status()
+        after = [ask(url, q, "candidate")["choices"][0]["message"]["content"] for q in PARAPHRASES]
     finally:
         server.terminate()
         server.wait(60)
+    gate = json.loads((candidate / "loop" / "gate.json").read_text())
     result = {"minutes": round((time.perf_counter() - started) / 60, 1), "loop_output": loop_out,
+              "gate_passed": gate["passed"], "gate_reasons": gate["reasons"],
               "key_fact_recall_before": round(fact_recall(before), 1),
-              "key_fact_recall_after": round(fact_recall(after), 1),
-              "paraphrases": [{"question": q, "before": b, "after": a} for q, b, a in zip(PARAPHRASES, before, after,
+              "key_fact_recall_candidate": round(fact_recall(after), 1),
+              "key_fact_recall_served_after_loop": round(fact_recall(served), 1),
+              "paraphrases": [{"question": q, "before": b, "candidate": a} for q, b, a in zip(PARAPHRASES, before, after,
                                                                                           strict=True)]}
     (work / "loop_demo.json").write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
     out = Console()
     out.print(loop_out, markup=False, highlight=False)
     for row in result["paraphrases"]:
-        out.print(f"Q: {row['question']}\n  before: {row['before'][:150]!r}\n  after:  {row['after'][:150]!r}",
+        out.print(f"Q: {row['question']}\n  before: {row['before'][:150]!r}\n  candidate: {row['candidate'][:150]!r}",
                   markup=False, highlight=False)
-    out.print(f"key-fact recall on paraphrases no one corrected: {result['key_fact_recall_before']} → "
-          f"{result['key_fact_recall_after']} ({result['minutes']} min); details in {work / 'loop_demo.json'}")
+    out.print(f"key-fact recall on paraphrases no one corrected: v1 {result['key_fact_recall_before']}, candidate "
+              f"{result['key_fact_recall_candidate']}; gate {'passed' if gate['passed'] else 'failed'}, so the server "
+              f"now scores {result['key_fact_recall_served_after_loop']} ({result['minutes']} min); details in "
+              f"{work / 'loop_demo.json'}")
 
 
 if __name__ == "__main__":
