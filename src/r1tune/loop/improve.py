@@ -145,9 +145,11 @@ def _candidate_config(cfg: R1TuneConfig, live: VersionRow, feedback: LoopFeedbac
         "test_ratio": 0.0, "max_records": None, "reasoning_traces": False,
         "split": cfg.data.split.model_copy(update={"min_per_class": None, "max_per_class": None}),  # no class balancing of feedback
         "replay_from": parent if loop.replay_share > 0 else None, "replay_share": loop.replay_share})
-    train = cfg.train.model_copy(update={"init_from": parent, "stage": loop.stage,
+    whole = live.kind == "whole_model"  # a full/freeze version: its weights become the base to tune further
+    train = cfg.train.model_copy(update={"init_from": None if whole else parent, "stage": loop.stage,
                                          "packing": cfg.train.packing and loop.stage == "sft"})
-    return cfg.model_copy(update={"data": data, "train": train})
+    model = cfg.model.model_copy(update={"name": str(parent / "train" / "model")}) if whole else cfg.model
+    return cfg.model_copy(update={"data": data, "train": train, "model": model})
 
 
 def _prepare(cfg: R1TuneConfig, run: RunDir) -> None:
