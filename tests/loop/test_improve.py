@@ -25,7 +25,7 @@ from r1tune.serve.versions import VersionRegistry
 FACT = "Returns are free within 30 days if you keep the receipt."
 WRONG = "No returns: every sale is final, receipt or not."
 ASKS = ["Can I return the {color} {name}?", "How do I send back my {name}?", "What is the return policy for a {name}?"]
-QUICK = ["eval.reasoning_probes=0", "eval.max_new_tokens=16", "train.epochs=4", "train.lr=0.01"]
+QUICK = ["eval.reasoning_probes=0", "eval.max_new_tokens=16", "train.epochs=8", "train.lr=0.01"]
 
 
 def _questions(n: int) -> list[str]:
