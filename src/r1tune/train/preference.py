@@ -97,13 +97,20 @@ def _render_rejected(renderer: ChatRenderer, record: Record, max_len: int) -> Re
 def add_reference_logps(model: Any, units: list[PreferenceUnit], pad_id: int, batch_size: int,
                         precision: Precision) -> None:
     """Record the current (starting) weights' summed answer log-probabilities on every unit."""
+    for unit, (chosen, rejected) in zip(units, answer_logps(model, units, pad_id, batch_size, precision), strict=True):
+        unit.ref_chosen = chosen
+        if rejected is not None:
+            unit.ref_rejected = rejected
+
+
+def answer_logps(model: Any, units: Sequence[PreferenceUnit], pad_id: int, batch_size: int,
+                 precision: Precision) -> list[tuple[float, float | None]]:
+    """Per unit, the model's summed log-probability of its chosen answer and of its rejected one (None
+    without), scored in one batched pass."""
     answers = [u.chosen for u in units] + [u.rejected for u in units if u.rejected is not None]
     logps = [-nll for nll, _ in per_example_nll(model, answers, pad_id, batch_size, precision)]
-    rejected_logps = iter(logps[len(units):])
-    for unit, logp in zip(units, logps, strict=False):
-        unit.ref_chosen = logp
-        if unit.rejected is not None:
-            unit.ref_rejected = next(rejected_logps)
+    rejected = iter(logps[len(units):])
+    return [(logp, next(rejected) if u.rejected is not None else None) for u, logp in zip(units, logps, strict=False)]
 
 
 def collate_units(batch: MicroBatch, units: Sequence[PreferenceUnit], pad_id: int) -> dict[str, torch.Tensor]:
@@ -119,11 +126,6 @@ def collate_units(batch: MicroBatch, units: Sequence[PreferenceUnit], pad_id: in
     tensors["ref_chosen"] = torch.tensor([u.ref_chosen for u in chosen], dtype=torch.float64)
     tensors["ref_rejected"] = torch.tensor([u.ref_rejected for u in chosen], dtype=torch.float64)
     return tensors
-
-
-def unit_weight(_: PreferenceUnit) -> int:
-    """Every unit weighs one in the step's normalisation (the SFT stage weighs answer tokens instead)."""
-    return 1
 
 
 def preference_losses(logp: torch.Tensor, tokens: torch.Tensor, batch: dict[str, torch.Tensor], beta: float,
@@ -162,9 +164,8 @@ def preference_accuracy(units: Sequence[PreferenceUnit], model: Any, pad_id: int
     pairs = [u for u in units if u.rejected is not None]
     if not pairs:
         return None
-    answers = [u.chosen for u in pairs] + [u.rejected for u in pairs]
-    logps = [-nll for nll, _ in per_example_nll(model, answers, pad_id, batch_size, precision)]
-    wins = sum((logps[i] - u.ref_chosen) > (logps[len(pairs) + i] - u.ref_rejected) for i, u in enumerate(pairs))
+    scored = answer_logps(model, pairs, pad_id, batch_size, precision)
+    wins = sum(chosen - u.ref_chosen > rejected - u.ref_rejected for u, (chosen, rejected) in zip(pairs, scored, strict=True))
     return wins / len(pairs)
 
 

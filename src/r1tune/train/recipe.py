@@ -219,7 +219,7 @@ def _optimizer_step(objective, optimizer, scheduler, plan: BatchPlan, feed: Step
     step_batches = plan.step(state.step)
     in_step = [i for batch in step_batches for row in batch for i in row]
     step_targets = sum(trained_targets(plan.examples[i]) for i in in_step)
-    step_units = sum(feed.weight(i) for i in in_step)
+    step_units = step_targets if feed.units is None else len(in_step)  # SFT: per answer token; else per unit
     share = step_batches[runtime.rank * cfg.grad_accum : (runtime.rank + 1) * cfg.grad_accum]
     weight = 1.0
     if not share:  # the epoch's last step has fewer micro-batches than processes: join the all-reduce idly
@@ -433,11 +433,10 @@ def _objective(model: Any, cfg: TrainConfig, teacher_model: Any, device: Any) ->
 
 @dataclass
 class StepFeed:
-    """What a step makes of the plan's example indices: tensors for a micro-batch, and each example's weight
-    in the step's normalisation (SFT: its answer tokens; preference stages: one per unit)."""
+    """What a step makes of the plan's example indices: tensors for a micro-batch; with `units` (preference
+    stages) every unit weighs one in the step's normalisation, else every answer token does."""
 
     collate: Callable[[MicroBatch], dict[str, Any]]
-    weight: Callable[[int], int]
     fingerprinted: list[Rendered]  # every rendered answer the trajectory depends on
     units: list[Any] | None = None
 
@@ -446,14 +445,12 @@ def _step_feed(units: list[Any] | None, plan: BatchPlan, model: Any, pad_id: int
                precision: str) -> StepFeed:
     """SFT batches, or preference units, scored first by the starting weights (their reference)."""
     if units is None:
-        return StepFeed(lambda batch: collate_micro_batch(batch, plan.examples, pad_id, plan.packing),
-                        lambda i: trained_targets(plan.examples[i]), plan.examples)
+        return StepFeed(lambda batch: collate_micro_batch(batch, plan.examples, pad_id, plan.packing), plan.examples)
     from r1tune.train import preference
 
     preference.add_reference_logps(model, units, pad_id, batch_size, precision)
     rejected = [u.rejected for u in units if u.rejected is not None]
-    return StepFeed(lambda batch: preference.collate_units(batch, units, pad_id), lambda i: 1,
-                    plan.examples + rejected, units)
+    return StepFeed(lambda batch: preference.collate_units(batch, units, pad_id), plan.examples + rejected, units)
 
 
 def _preference_accuracy(feed: StepFeed, model: Any, pad_id: int, batch_size: int, precision: str) -> float | None:
