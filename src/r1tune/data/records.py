@@ -118,6 +118,18 @@ def write_jsonl(records: Iterable[Record], path: Path) -> int:
     return n
 
 
+def write_json_lines(rows: Iterable[dict[str, Any]], path: Path) -> int:
+    """Write plain JSON objects one per line (UTF-8, non-ASCII kept readable); returns how many."""
+    lines = [json.dumps(row, ensure_ascii=False) + "\n" for row in rows]
+    path.write_text("".join(lines), encoding="utf-8")
+    return len(lines)
+
+
+def read_json_lines(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a file written by `write_json_lines` (blank lines skipped)."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def read_jsonl(path: Path) -> Iterator[Record]:
     """Read records written by `write_jsonl` (prepared splits); errors name file and line."""
     with Path(path).open(encoding="utf-8") as fh:

@@ -10,13 +10,12 @@ are kept, like the pairwise judge.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from r1tune.data.records import Record
+from r1tune.data.records import Record, write_json_lines
 from r1tune.eval.judge import JudgeError, ask_each, reply_field
 
 GRADE_SCORES = {"correct": 100.0, "partially": 50.0, "wrong": 0.0}
@@ -68,7 +67,7 @@ def grade_answers(call: Callable[[list[str]], list[str]], records: Sequence[Reco
             scores[name][i] = GRADE_SCORES.get(grade) if grade else None
         rows.append(row)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    write_json_lines(rows, out_path)
     summary = {"status": status, "n": len(rows), "errors": sum("error" in r for r in rows),
                **{name: dict(Counter(r[name]["grade"] or "invalid" for r in rows if name in r)) for name in answers}}
     return summary, scores

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from r1tune.config import JudgeConfig
-from r1tune.data.records import Record
+from r1tune.data.records import Record, write_json_lines
 from r1tune.models.decoding import split_reasoning
 
 log = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ def run_judge(cfg: JudgeConfig, records: Sequence[Record], base_answers: Sequenc
         rows.append({"id": records[i].id, "prompt": asked[i][0], "outcome": outcome, "consistent": consistent,
                      "verdicts": verdicts})
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    write_json_lines(rows, out_path)
     counts = Counter(r["outcome"] for r in rows)
     decided = counts["tuned"] + counts["base"] + counts["tie"]
     judged = [r for r in rows if r["outcome"] not in ("error", "invalid")]

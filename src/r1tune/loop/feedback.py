@@ -9,7 +9,6 @@ like any other input.
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from r1tune.config import LoopConfig
-from r1tune.data.records import read_jsonl, write_jsonl
+from r1tune.data.records import read_json_lines, read_jsonl, write_json_lines, write_jsonl
 from r1tune.serve.store import CompletionRow, FeedbackRow, FeedbackStore, export_feedback
 
 HELD_OUT_FILE, PAIRS_FILE, RECORDS_FILE, THUMBS_FILE = "heldout.jsonl", "pairs.jsonl", "records.jsonl", "thumbs.jsonl"
@@ -50,15 +49,15 @@ def collect_feedback(store: FeedbackStore, cfg: LoopConfig, since: datetime, fol
     held_ids = _held_out(corrections, cfg.holdout_share, seed)
     result = LoopFeedback(since=since, corrections=len(corrections), heldout=len(held_ids))
     write_jsonl([r for r in corrections if r.meta["completion_id"] in held_ids], folder / HELD_OUT_FILE)
-    pairs = [p for p in _read_rows(exported.preferences_path) if not _uses(p["meta"], held_ids)]
+    pairs = [p for p in read_json_lines(exported.preferences_path) if not _uses(p["meta"], held_ids)]
     paired = {p["meta"].get("completion_id") for p in pairs}
     plain = [r for r in corrections if r.meta["completion_id"] not in held_ids
              and (cfg.stage == "sft" or r.meta["completion_id"] not in paired)]
     if cfg.stage != "sft":
-        result.pairs = _write_rows(pairs, folder / PAIRS_FILE)
+        result.pairs = write_json_lines(pairs, folder / PAIRS_FILE)
     result.records = write_jsonl(plain, folder / RECORDS_FILE)
     if cfg.stage == "kto":
-        result.thumbs = _write_rows(_thumbs(store, selected, held_ids | paired), folder / THUMBS_FILE)
+        result.thumbs = write_json_lines(_thumbs(store, selected, held_ids | paired), folder / THUMBS_FILE)
     for count, name, fmt in ((result.pairs, PAIRS_FILE, "preference"), (result.records, RECORDS_FILE, "messages"),
                              (result.thumbs, THUMBS_FILE, "sharegpt")):
         if count:  # an empty file is a data error: only files with rows become sources
@@ -90,15 +89,6 @@ def _thumbs(store: FeedbackStore, selected, excluded: set[str]) -> list[dict[str
         rows.append({"conversations": [*turns, {"from": "gpt", "value": completion.answer}],
                      "kto_tag": feedback.rating == "up"})
     return rows
-
-
-def _read_rows(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def _write_rows(rows: list[dict[str, Any]], path: Path) -> int:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    return len(rows)
 
 
 def _utc(moment: datetime) -> datetime:

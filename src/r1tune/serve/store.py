@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from r1tune.data.records import Message, Record, write_jsonl
+from r1tune.data.records import Message, Record, write_json_lines, write_jsonl
 from r1tune.errors import R1TuneError
 
 
@@ -247,9 +247,7 @@ def export_feedback(store: FeedbackStore, out_dir: Path, min_score_gap: float = 
     sft_path = out_dir / "sft.jsonl"
     write_jsonl(records, sft_path)
     pref_path = out_dir / "preferences.jsonl"
-    with pref_path.open("w", encoding="utf-8") as fh:
-        for pair in pairs:
-            fh.write(json.dumps(pair, ensure_ascii=False) + "\n")
+    write_json_lines(pairs, pref_path)
     return ExportResult(sft_path, pref_path, len(records), len(pairs))
 
 

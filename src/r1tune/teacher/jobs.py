@@ -50,7 +50,7 @@ def _self_teacher(cfg: Any) -> Any:
 def synth_for_project(cfg: Any, out: Path) -> dict[str, Any]:
     """`r1tune synth`: records from `teacher.synth_documents` into `out` (records.jsonl, quarantine.jsonl, the
     review files, synth.json); returns the summary."""
-    from r1tune.data.records import write_jsonl
+    from r1tune.data.records import write_json_lines, write_jsonl
     from r1tune.teacher.review import write_review_files
     from r1tune.teacher.synth import SynthSettings, pair_rows, synthesize
 
@@ -64,8 +64,7 @@ def synth_for_project(cfg: Any, out: Path) -> dict[str, Any]:
         usage = teacher.usage()
     records = [p.record(teacher_name) for p in pairs]
     write_jsonl(records, out / "records.jsonl")
-    (out / "quarantine.jsonl").write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in quarantine),
-                                          encoding="utf-8")
+    write_json_lines(quarantine, out / "quarantine.jsonl")
     files = write_review_files(pair_rows(pairs, teacher_name), records, out)
     summary = {"chunks": len(chunks), "kept": len(records), "quarantined": len(quarantine),
                "by_kind": {k: sum(p.kind == k for p in pairs) for k in ("generated", *settings.augment)},

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from r1tune.data.records import Message, Record, read_jsonl, write_jsonl
+from r1tune.data.records import Message, Record, read_jsonl, write_json_lines, write_jsonl
 from r1tune.eval.metrics import rouge_l
 from r1tune.models.decoding import THINK_CLOSE, split_reasoning
 from r1tune.teacher.client import TeacherReply
@@ -124,8 +124,7 @@ def trace_run_data(data_dir: Path, ask: Ask, settings: TraceSettings,
     tmp = train.with_suffix(".tmp")
     write_jsonl(traced, tmp)
     tmp.replace(train)
-    with (data_dir / "traces_quarantine.jsonl").open("w", encoding="utf-8") as fh:
-        fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in quarantine)
+    write_json_lines(quarantine, data_dir / "traces_quarantine.jsonl")
     had = sum(bool(r.answer.reasoning) for r in records)
     summary = {"records": len(records), "had_reasoning": had, "traced": sum(bool(r.answer.reasoning) for r in traced) - had,
                "quarantined": len(quarantine), "settings": dataclasses.asdict(settings),

@@ -10,7 +10,6 @@ the step is split up. A run killed at any point resumes from its last checkpoint
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -23,7 +22,7 @@ from pydantic import Field
 
 from r1tune.artifacts import TRAIN_SUMMARY_FILE, TrainSummary, write_artifact
 from r1tune.config import TrainConfig
-from r1tune.data.records import Record
+from r1tune.data.records import Record, write_json_lines
 from r1tune.errors import ConfigError, DataError
 from r1tune.models.chat_format import ChatRenderer, Rendered
 from r1tune.models.precision import autocast, resolve_precision
@@ -280,7 +279,7 @@ def render_all(
 
 def write_skipped(path: Path, skipped: list[dict[str, str]]) -> None:
     """`train/skipped_records.jsonl`: one line per training record that could not train (empty if none)."""
-    path.write_text("".join(json.dumps(s, ensure_ascii=False) + "\n" for s in skipped), encoding="utf-8")
+    write_json_lines(skipped, path)
 
 
 def _difficulty(record: Record, key: str) -> float:
