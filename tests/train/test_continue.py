@@ -26,16 +26,20 @@ def _version_adapter(model_dir, folder):
     return folder
 
 
+def _run(config, *overrides):
+    """`r1tune run` for one step; the run folder."""
+    result = CliRunner().invoke(app, ["run", str(config), *overrides, "train.max_steps=1", "eval.reasoning_probes=0",
+                                      "--no-progress"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return next((config.parent / "runs").iterdir())
+
+
 def test_training_continues_from_the_versions_adapter(tiny_llama_dir, tmp_path):
     from safetensors.torch import load_file
 
     version = _version_adapter(tiny_llama_dir, tmp_path / "v1" / "train" / "adapter")
     config = write_project(tmp_path, tiny_llama_dir, n_records=12)
-    result = CliRunner().invoke(app, ["run", str(config), f"train.init_from={tmp_path / 'v1'}", "train.max_steps=1",
-                                      "train.lr=1e-12", "eval.reasoning_probes=0", "--no-progress"],
-                                catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    run = next((tmp_path / "runs").iterdir())
+    run = _run(config, f"train.init_from={tmp_path / 'v1'}", "train.lr=1e-12")
     before, after = (load_file(d / "adapter_model.safetensors") for d in (version, run / "train" / "adapter"))
     assert before.keys() == after.keys() and all(torch.allclose(before[k], after[k], atol=1e-6) for k in before)
     assert json.loads((run / "train" / "adapter" / "adapter_config.json").read_text())["r"] == 4  # the version's rank
@@ -54,11 +58,7 @@ def test_replay_mixes_the_versions_records_into_training_only(tiny_llama_dir, tm
     (tmp_path / "v1" / "data").mkdir(parents=True)
     write_messages_jsonl(tmp_path / "v1" / "data" / "train.jsonl", old)
     config = write_project(tmp_path, tiny_llama_dir, n_records=20)
-    result = CliRunner().invoke(app, ["run", str(config), f"data.replay_from={tmp_path / 'v1'}", "data.replay_share=0.5",
-                                      "train.max_steps=1", "eval.reasoning_probes=0", "--no-progress"],
-                                catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    run = next((tmp_path / "runs").iterdir())
+    run = _run(config, f"data.replay_from={tmp_path / 'v1'}", "data.replay_share=0.5")
     train = list(read_jsonl(run / "data" / "train.jsonl"))
     replayed = [r for r in train if r.meta.get("replay")]
     own = len(train) - len(replayed)
