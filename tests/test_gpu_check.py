@@ -34,3 +34,22 @@ def test_cpu_smoke_runs_every_section(tmp_path):
     assert sections["HF Trainer + PEFT (baseline)"]["real_tokens_per_s"] > 0
     assert sections["serving"]["requests"] == 16 and sections["serving"]["completion_tokens"] > 0
     assert sections["eval generation"]["builtin_tokens_per_s"] > 0
+
+
+def test_the_carried_bitsandbytes_wheel_keeps_only_the_cuda13_and_cpu_libraries(tmp_path):
+    import zipfile
+
+    sys.path.insert(0, str(SCRIPT.parent))
+    from gpu_carry import KEEP_LIBRARY, thin_wheel
+
+    wheel = tmp_path / "bitsandbytes-0.50.2-py3-none-manylinux_2_24_x86_64.whl"
+    names = ["bitsandbytes/__init__.py", "bitsandbytes/libbitsandbytes_cpu.so",
+             "bitsandbytes/libbitsandbytes_cuda118.so", "bitsandbytes/libbitsandbytes_cuda130.so",
+             "bitsandbytes/libbitsandbytes_rocm64.so", "bitsandbytes-0.50.2.dist-info/RECORD"]
+    with zipfile.ZipFile(wheel, "w") as out:
+        for name in names:
+            out.writestr(name, name)
+    thin_wheel(wheel, KEEP_LIBRARY)
+    with zipfile.ZipFile(wheel) as kept:
+        assert kept.namelist() == [names[0], names[1], names[3], names[5]]
+        assert kept.read(names[3]) == names[3].encode()
