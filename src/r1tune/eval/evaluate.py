@@ -56,12 +56,14 @@ def evaluate(
     base_model: Any = None,
     label_key: str | None = None,
     engine: Engine | None = None,
+    base_context: Callable[[], Any] | None = None,
 ) -> EvalMetrics:
     """Score the tuned model and its base on the same test prompts. The base is the adapter switched off,
     or `base_model` for whole-model training (full/freeze). `label_key` is the record `meta` key the split
     was stratified by, the first dimension of the per-slice results. Writes samples.jsonl (+ redteam.jsonl,
     judge.jsonl) to `out_dir` and returns the metrics (the caller writes metrics.json). `engine` generates
-    the answers (eval/engines.py; default: the builtin one on the loaded model)."""
+    the answers (eval/engines.py; default: the builtin one on the loaded model). `base_context`, when given,
+    is what makes the loaded model the base instead (the loop's gate: the live version's adapter switched on)."""
     from r1tune.eval.redteam import load_probes
 
     engine = engine or BuiltinEngine()
@@ -70,7 +72,9 @@ def evaluate(
     # The base goes first: the tuned pass decodes through merged weights (`adapter_merged`), and unmerging
     # leaves fp32 round-off that would otherwise make the base's figures depend on the adapter.
     variants: list[tuple[str, Callable[[], Any]]] = []
-    if cfg.compare_base and base_model is not None:  # a whole-model run: the base is a second model
+    if cfg.compare_base and base_context is not None:
+        variants.append(("base", base_context))
+    elif cfg.compare_base and base_model is not None:  # a whole-model run: the base is a second model
         variants.append(("base", lambda: _model_swapped(loaded, base_model)))
     elif cfg.compare_base and hasattr(model, "disable_adapter"):  # an adapter: the base is it switched off
         variants.append(("base", model.disable_adapter))

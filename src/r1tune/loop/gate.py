@@ -22,6 +22,7 @@ from r1tune.eval.metric_info import BETTER
 from r1tune.rundir import RunDir
 
 GATE_FILE = "gate.json"
+LIVE_ADAPTER = "live"  # the live version's adapter, loaded beside the candidate's on one base
 
 
 def decide(loop: LoopConfig, candidate: str, live: str, live_test: EvalMetrics | None,
@@ -95,18 +96,30 @@ def run_gate(cfg: R1TuneConfig, candidate: RunDir, live: RunDir) -> GateDecision
 
     plan = models.inference_plan(cfg.train.precision, cfg.model)
     loaded = models.load(cfg.model, cfg.train.reasoning, plan=plan, **candidate.trained_weights())
-    live_model = models.load(cfg.model, cfg.train.reasoning, plan=plan, **live.trained_weights()).model
+    live_version = _live_beside(cfg, loaded, live, plan)
     folder = candidate.path / "loop"
     live_records = list(read_jsonl(live.data / "test.jsonl")) if (live.data / "test.jsonl").is_file() else []
     heldout_records = list(read_jsonl(candidate.data / "test.jsonl"))
-    live_test = _compare(cfg, loaded, live_model, live_records, folder / "live_test", plan, probes=True)
-    heldout = _compare(cfg, loaded, live_model, heldout_records, folder / "heldout", plan, probes=False)
+    live_test = _compare(cfg, loaded, live_version, live_records, folder / "live_test", plan, probes=True)
+    heldout = _compare(cfg, loaded, live_version, heldout_records, folder / "heldout", plan, probes=False)
     decision = decide(cfg.loop, candidate.run_id, live.run_id, live_test, heldout)
     write_artifact(folder / GATE_FILE, decision)
     return decision
 
 
-def _compare(cfg: R1TuneConfig, loaded: Any, live_model: Any, records: list, out: Path, plan: Any,
+def _live_beside(cfg: R1TuneConfig, loaded: Any, live: RunDir, plan: Any) -> dict[str, Any]:
+    """How `evaluate` reaches the live version: when both versions are LoRA/DoRA adapters, the live one is a
+    second adapter on the candidate's base (one copy of the base weights, which for a 70B base is the
+    difference between fitting and not); otherwise a second loaded model."""
+    from r1tune import models
+
+    weights = live.trained_weights()
+    if "adapter" in weights and models.add_named_adapter(loaded.model, weights["adapter"], LIVE_ADAPTER):
+        return {"base_context": lambda: models.adapter_switched(loaded.model, LIVE_ADAPTER)}
+    return {"base_model": models.load(cfg.model, cfg.train.reasoning, plan=plan, **weights).model}
+
+
+def _compare(cfg: R1TuneConfig, loaded: Any, live_version: dict[str, Any], records: list, out: Path, plan: Any,
              probes: bool) -> EvalMetrics | None:
     """Candidate (`tuned`) vs live (`base`) on `records`; probes only on the live test set (once)."""
     from r1tune.eval import evaluate
@@ -117,6 +130,6 @@ def _compare(cfg: R1TuneConfig, loaded: Any, live_model: Any, records: list, out
                                    {"compare_base": True, "reasoning_probes": 0, "redteam": [],
                                     "redteam_file": None, "judge": cfg.eval.judge.model_copy(update={"model": None})})
     metrics = evaluate(eval_cfg, loaded, records, out, plan.compute, cfg.train.max_seq_len, show_progress=False,
-                       seed=cfg.project.seed, base_model=live_model)
+                       seed=cfg.project.seed, **live_version)
     write_artifact(out / "metrics.json", metrics)
     return metrics

@@ -3,6 +3,8 @@ generation and answer-token scoring."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHAT_FORMATS", "ChatFormat", "ChatRenderer", "DecodedOutput", "LoadedModel", "ModelSource", "Preset", "ReasoningMode",
+    "add_named_adapter", "adapter_switched",
     "Rendered", "chat_format_for", "decode_output", "find_preset", "load", "load_adapter", "load_model", "load_tokenizer",
     "pack_linear_layers", "presets", "r1tune_home", "resolve_model_source", "split_reasoning", "weights_source",
 ]
@@ -119,3 +122,27 @@ def load_adapter(model: Any, adapter_dir: Path) -> Any:
     if not (Path(adapter_dir) / "adapter_config.json").is_file():
         raise ModelLoadError(f"{adapter_dir} is not a PEFT adapter folder (adapter_config.json missing)")
     return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
+
+
+def add_named_adapter(model: Any, adapter_dir: Path, name: str) -> bool:
+    """Attach a second saved LoRA/DoRA adapter to a PEFT model under `name`, beside its active one, so two
+    versions share one copy of the base weights. False (nothing attached) when either is prompt learning."""
+    if getattr(model, "peft_config", None) is None or model.active_peft_config.is_prompt_learning:
+        return False
+    from peft import PeftConfig
+
+    if PeftConfig.from_pretrained(str(adapter_dir)).is_prompt_learning:
+        return False
+    model.load_adapter(str(adapter_dir), adapter_name=name, is_trainable=False)
+    return True
+
+
+@contextlib.contextmanager
+def adapter_switched(model: Any, name: str) -> Iterator[None]:
+    """Run a multi-adapter PEFT model with adapter `name` active for a while."""
+    previous = model.active_adapter
+    model.set_adapter(name)
+    try:
+        yield
+    finally:
+        model.set_adapter(previous)
