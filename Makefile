@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: venv demo demo-loop test browser postgres lint bench bench-pii bench-data bench-train bench-serve bench-health bench-export bench-reasoning gpu-check clean
+.PHONY: venv demo demo-loop test browser postgres lint bench bench-pii bench-data bench-train bench-serve bench-health bench-export bench-reasoning bench-peer peer-llamafactory gpu-carry gpu-check clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -86,6 +86,20 @@ bench-export: $(STAMP)
 ## blocks vs with the base model's own reasoning traces: answer quality, closed non-empty think blocks, probes
 bench-reasoning: $(STAMP)
 	$(BIN)/python benchmarks/reasoning_modes.py
+
+## bench-peer: r1tune vs LLaMA-Factory 0.9.5 (its own venv, `make peer-llamafactory`) on 300 of its alpaca demo
+## records, LoRA r16 all-linear, batch 4, 1 epoch, cutoff 512, bf16: real tokens/s, peak RSS (target: r1tune >= 1.5x)
+bench-peer: $(STAMP)
+	$(BIN)/python benchmarks/bench_peer.py
+
+## peer-llamafactory: the peer baseline's own venv (.venv-peer, ~6 GB: its torchvision/torchaudio need torch 2.14.1)
+peer-llamafactory:
+	python3 -m venv .venv-peer
+	.venv-peer/bin/pip install -q torch==2.14.1 torchvision==0.29.1 llamafactory==0.9.5
+
+## gpu-carry: what gpu-check needs on a lent GPU machine without a registry (cp312 wheels, the R1 tokenizer, run.sh)
+gpu-carry: $(STAMP)
+	$(BIN)/python benchmarks/gpu_carry.py
 
 ## gpu-check: every stage on a CUDA GPU with an R1-Distill-1.5B-shaped model (LoRA/QLoRA steps, MFU, memory,
 ## eval generation builtin vs vLLM, serving) against HF Trainer + PEFT in the same run; says so and exits 0 on a CPU

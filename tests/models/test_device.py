@@ -21,18 +21,18 @@ XEON_AMX = Hardware(cpu_bf16=True)
 OLD_CPU = Hardware()
 
 
-@pytest.mark.parametrize(("hw", "device", "compute", "weights", "attention", "scaling"), [
-    (A100, "cuda", "bf16", torch.bfloat16, "sdpa", False),
-    (A100_FLASH, "cuda", "bf16", torch.bfloat16, "flash_attention_2", False),
-    (T4, "cuda", "fp16", torch.float16, "sdpa", True),
-    (MAC, "mps", "fp16", torch.float16, "sdpa", True),
-    (XEON_AMX, "cpu", "bf16", torch.float32, "sdpa", False),  # autocast over fp32 weights on CPUs
-    (OLD_CPU, "cpu", "fp32", torch.float32, "sdpa", False),
+@pytest.mark.parametrize(("hw", "device", "compute", "frozen", "weights", "attention", "scaling"), [
+    (A100, "cuda", "bf16", torch.bfloat16, torch.bfloat16, "sdpa", False),
+    (A100_FLASH, "cuda", "bf16", torch.bfloat16, torch.bfloat16, "flash_attention_2", False),
+    (T4, "cuda", "fp16", torch.float16, torch.float16, "sdpa", True),
+    (MAC, "mps", "fp16", torch.float16, torch.float16, "sdpa", True),
+    (XEON_AMX, "cpu", "bf16", torch.bfloat16, torch.float32, "sdpa", False),  # inference merges into fp32
+    (OLD_CPU, "cpu", "fp32", torch.float32, torch.float32, "sdpa", False),
 ])
-def test_auto_decides_by_hardware(hw, device, compute, weights, attention, scaling):
+def test_auto_decides_by_hardware(hw, device, compute, frozen, weights, attention, scaling):
     plan = decide(hw)
-    assert (plan.device, plan.compute, plan.weights_dtype, plan.attn_implementation, plan.loss_scaling) == (
-        device, compute, weights, attention, scaling)
+    assert (plan.device, plan.compute, plan.training_weights_dtype, plan.weights_dtype, plan.attn_implementation,
+            plan.loss_scaling) == (device, compute, frozen, weights, attention, scaling)
     assert plan.gpus == hw.cuda_devices
 
 

@@ -138,8 +138,9 @@ class TrainConfig(_Section):
     )
     precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
         "auto", description="`auto`: bf16 where the GPU or CPU computes it natively; fp16 with loss scaling on "
-        "GPUs without bf16 (T4, V100); else fp32. On GPUs the frozen base of adapter methods is held in that "
-        "dtype; on CPUs weights stay fp32 under autocast. `fp16` on a CPU or `bf16` on a GPU without it fail."
+        "GPUs without bf16 (T4, V100); else fp32. The frozen base of adapter methods is held in that dtype while "
+        "it trains (adapters and optimiser state stay fp32); CPU inference keeps fp32 weights under autocast. "
+        "`fp16` on a CPU or `bf16` on a GPU without it fail."
     )
     curriculum: Literal["none", "length", "difficulty"] = Field(
         "none",

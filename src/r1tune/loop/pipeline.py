@@ -127,12 +127,12 @@ def base_answer_scorer(cfg: R1TuneConfig):
 
 
 def training_weights_dtype(cfg: R1TuneConfig, plan):
-    """Adapter methods on a GPU hold the frozen base in the compute dtype (bf16/fp16: a 70B base needs 2
-    bytes per parameter, not 4; PEFT keeps the adapter itself in fp32; QLoRA computes in it); everything
-    trained in full, and everything on a CPU, keeps fp32 weights (models/device.py)."""
+    """Adapter methods hold the frozen base in the compute dtype (bf16/fp16: a 70B base needs 2 bytes per
+    parameter, not 4; PEFT keeps the adapter itself in fp32; QLoRA computes in it); everything trained in
+    full keeps fp32 weights (models/device.py)."""
     from r1tune.train.methods import PEFT_METHODS
 
-    return plan.weights_dtype if cfg.train.method in PEFT_METHODS else None
+    return plan.training_weights_dtype if cfg.train.method in PEFT_METHODS else None
 
 
 def distill_teacher(cfg: R1TuneConfig, student_tokenizer, plan):
@@ -174,7 +174,10 @@ def train_stage(cfg: R1TuneConfig, run: RunDir, data: PreparedData | None = None
                         chat_format=loaded.renderer.fmt.name)
     model, result = train(cfg.train, loaded.model, loaded.renderer, data.train, data.val, run.train,
                           cfg.project.seed, loaded.target_modules, show_progress, resume=resume, teacher_model=teacher)
-    loaded.model = model
+    # Evaluation goes on with the trained model in memory unless inference wants other weights (fp32 on a
+    # CPU, where the base trained in bf16): then it loads the saved result afresh.
+    same_weights = training_weights_dtype(cfg, plan) in (None, plan.weights_dtype)
+    loaded.model = model if same_weights else None
     if is_main_process():
         run.update_info(precision=result.precision, train_seconds=result.seconds)
     return loaded
@@ -192,7 +195,7 @@ def eval_stage(cfg: R1TuneConfig, run: RunDir, data: PreparedData | None = None,
     data = data or load_prepared(run.data)
     plan = models.inference_plan(cfg.train.precision, cfg.model)
     choose_engine(cfg.eval.engine, plan.device)  # a vLLM request this machine cannot honour fails before loading
-    if loaded is None:
+    if loaded is None or loaded.model is None:
         loaded = models.load(cfg.model, cfg.train.reasoning, cfg.train.train_on_prompt, plan=plan,
                              **run.trained_weights())
     base_model = None

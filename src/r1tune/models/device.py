@@ -1,18 +1,19 @@
 """Device, compute dtype and attention implementation, decided in one place for every stage.
 
-| hardware | device | `auto` precision | weights of a frozen base | loss scaling |
-|---|---|---|---|---|
-| CUDA with bf16 (Ampere and later) | cuda | bf16 | bf16 | no |
-| CUDA without bf16 (T4, V100) | cuda | fp16 | fp16 | yes (fp16 gradients underflow) |
-| Apple MPS | mps | fp16 | fp16 | yes |
-| CPU with AVX512-BF16/AMX | cpu | bf16 autocast | fp32 | no |
-| other CPU | cpu | fp32 | fp32 | no |
+| hardware | device | `auto` precision | frozen base while adapters train | weights for inference | loss scaling |
+|---|---|---|---|---|---|
+| CUDA with bf16 (Ampere and later) | cuda | bf16 | bf16 | bf16 | no |
+| CUDA without bf16 (T4, V100) | cuda | fp16 | fp16 | fp16 | yes (fp16 gradients underflow) |
+| Apple MPS | mps | fp16 | fp16 | fp16 | yes |
+| CPU with AVX512-BF16/AMX | cpu | bf16 autocast | bf16 | fp32 | no |
+| other CPU | cpu | fp32 | fp32 | fp32 | no |
 
-On CPUs the weights stay fp32 and matmuls run under bf16 autocast (LoRA updates are tiny and need the
-precision). bf16 frozen weights were measured against that on this project's 2-core AMX CPU (SmolLM2-135M,
-the e-commerce example's LoRA recipe, median step tokens/s over 8 steps, two alternating rounds): 353 and
-451 tokens/s against fp32's 387 and 439, the same loss: no gain worth a second CPU path. On GPUs frozen weights are held in the compute dtype,
-so a 32B/70B base does not need 4 bytes per parameter; trainable parameters stay fp32.
+Trainable parameters and optimiser state are always fp32 (PEFT keeps adapters in fp32), so a 32B/70B base
+does not need 4 bytes per parameter. On CPUs with bf16, a frozen bf16 base against fp32 weights under the
+same autocast was measured with `make bench-peer` (SmolLM2-135M, LoRA r16 on all linear layers, 300 alpaca
+records, one epoch, two runs in alternating order): 308 and 306 real tokens/s against 271 and 295, peak RSS
+4.6 GB against 5.4 GB, the same mean loss (1.7136 / 1.7133). Inference on CPUs keeps fp32 weights: evaluation
+merges the adapter into them for decoding (`eval.evaluate.adapter_merged`), which bf16 weights would lose.
 Attention: FlashAttention-2 on CUDA when the `flash_attn` package is installed, else PyTorch's SDPA.
 
 `Hardware` is a plain description, so the whole table is tested on a CPU machine (`decide`); `detect()`
@@ -66,12 +67,17 @@ class DevicePlan:
 
     @property
     def weights_dtype(self) -> Any:
-        """The dtype frozen weights are loaded in: the compute dtype on GPUs, fp32 on CPUs (autocast)."""
+        """The dtype weights are loaded in for inference: the compute dtype on GPUs, fp32 on CPUs (autocast)."""
         import torch
 
-        if self.device == "cpu" or self.compute == "fp32":
-            return torch.float32
-        return torch.bfloat16 if self.compute == "bf16" else torch.float16
+        return torch.float32 if self.device == "cpu" else self.training_weights_dtype
+
+    @property
+    def training_weights_dtype(self) -> Any:
+        """The dtype a frozen base is held in while adapters train: the compute dtype (fp32 without one)."""
+        import torch
+
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.compute, torch.float32)
 
 
 def decide(hw: Hardware, precision: str = "auto", attention: str = "auto") -> DevicePlan:

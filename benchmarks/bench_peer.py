@@ -1,0 +1,189 @@
+"""`make bench-peer`: r1tune's training throughput against LLaMA-Factory's, on the same data in the same run.
+
+The set-up of the peer baseline in ../shared/reference/wave2-facts.md §6: SmolLM2-135M-Instruct (the embedded
+model's safetensors cache), the first 150 records of each of LLaMA-Factory's own alpaca_en_demo and
+alpaca_zh_demo files (its `max_samples: 150` takes the same ones), LoRA r16 alpha 32 on all linear layers,
+batch 4, one epoch, cutoff 512, lr 2e-4 with cosine decay and 5% warm-up, bf16, on this machine's CPU.
+
+(a) LLaMA-Factory 0.9.5 in its best CPU configuration (neat_packing, bf16, no gradient checkpointing), through
+    its own CLI from its own venv (`make peer-llamafactory` makes `.venv-peer`). Its real tokens are the
+    non-pad positions of the packed dataset its own loader builds; its time is the `train_runtime` it reports.
+(b) r1tune's default recipe: fp32 frozen weights under bf16 autocast, length-grouped batches, answer-only logits.
+(c) (b) with the frozen base held in bf16, the question of whether that should be the CPU default.
+
+Each run is its own child process (peak RSS is that run's alone). Reported: real tokens/s, seconds, peak RSS,
+mean training loss, and (b)/(a) and (c)/(a) against the target of 1.5x. Results: bench-results/bench_peer.json
+and a table. The CPU may be shared: the table gives the load average before and after.
+
+    .venv/bin/python benchmarks/bench_peer.py [--llamafactory-python .venv-peer/bin/python] [--records 150]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench-results" / "bench_peer.json"
+PEER_DATA = ROOT.parent / "shared" / "peer-datasets" / "llamafactory"
+FILES = ("alpaca_en_demo", "alpaca_zh_demo")
+TARGET = 1.5
+COUNT_TOKENS = """
+import sys, yaml
+from llamafactory.data import get_dataset, get_template_and_fix_tokenizer
+from llamafactory.hparams import get_train_args
+from llamafactory.model import load_tokenizer
+model_args, data_args, training_args, _, _ = get_train_args(yaml.safe_load(open(sys.argv[1])))
+tokenizer = load_tokenizer(model_args)
+template = get_template_and_fix_tokenizer(tokenizer["tokenizer"], data_args)
+rows = get_dataset(template, model_args, data_args, training_args, stage="sft", **tokenizer)["train_dataset"]
+print(sum(1 for mask in rows["attention_mask"] for m in mask if m))
+"""
+
+
+def peer_config(model_dir: Path, records: int, out: Path) -> dict:
+    return {"model_name_or_path": str(model_dir), "stage": "sft", "do_train": True, "finetuning_type": "lora",
+            "lora_rank": 16, "lora_alpha": 32, "lora_target": "all", "dataset": ",".join(FILES),
+            "dataset_dir": str(PEER_DATA), "template": "smollm2", "cutoff_len": 512, "max_samples": records,
+            "overwrite_cache": True, "preprocessing_num_workers": 1, "neat_packing": True, "output_dir": str(out),
+            "logging_steps": 10, "save_strategy": "no", "overwrite_output_dir": True, "report_to": "none",
+            "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "learning_rate": 2.0e-4,
+            "num_train_epochs": 1.0, "lr_scheduler_type": "cosine", "warmup_ratio": 0.05, "bf16": True,
+            "disable_gradient_checkpointing": True, "use_cpu": True}
+
+
+def run_llamafactory(python: Path, model_dir: Path, records: int, work: Path) -> dict:
+    """(a): LLaMA-Factory's CLI in its own venv; its real tokens counted by its own data loader."""
+    import yaml
+
+    config = work / "llamafactory.yaml"
+    config.write_text(yaml.safe_dump(peer_config(model_dir, records, work / "out")))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": "", "DISABLE_VERSION_CHECK": "1"}
+    tokens = subprocess.run([str(python), "-c", COUNT_TOKENS, str(config)], capture_output=True, text=True, env=env)
+    if tokens.returncode != 0:
+        raise SystemExit(f"LLaMA-Factory's data loader failed:\n{tokens.stderr[-3000:]}")
+    cli = python.parent / "llamafactory-cli"
+    peak, proc = measured([str(cli), "train", str(config)], env)
+    if proc.returncode != 0:
+        raise SystemExit(f"LLaMA-Factory training failed:\n{proc.stderr[-3000:]}")
+    summary = json.loads((work / "out" / "train_results.json").read_text())
+    real = int(tokens.stdout.strip().splitlines()[-1])
+    seconds = float(summary["train_runtime"])
+    return {"real_tokens": real, "seconds": seconds, "real_tokens_per_s": real / seconds, "peak_rss_mib": peak,
+            "mean_train_loss": summary["train_loss"]}
+
+
+def measured(command: list[str], env: dict) -> tuple[float, subprocess.CompletedProcess]:
+    """Run a command; return the peak RSS in MiB over this process's children, which is this command's: the
+    only child before it (the token count) loads no model."""
+    proc = subprocess.run(command, capture_output=True, text=True, env=env)
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, proc
+
+
+def alpaca_records(records: int) -> list:
+    """The records LLaMA-Factory reads, as r1tune conversations (its alpaca rule: instruction, newline, input)."""
+    from r1tune.data.records import Message, Record
+
+    out = []
+    for name in FILES:
+        for row in json.loads((PEER_DATA / f"{name}.json").read_text())[:records]:
+            prompt = row["instruction"] + (f"\n{row['input']}" if row.get("input") else "")
+            out.append(Record([Message("user", prompt), Message("assistant", row["output"])], source=name))
+    return out
+
+
+def run_r1tune(records: int, work: Path, bf16_weights: bool) -> dict:
+    """(b) or (c): r1tune's `train()` with the peer's settings."""
+    import torch
+
+    from r1tune import models
+    from r1tune.config import ModelConfig
+    from r1tune.config.train import TrainConfig
+    from r1tune.train import train
+
+    loaded = models.load(ModelConfig())
+    model = loaded.model.to(torch.bfloat16) if bf16_weights else loaded.model
+    cfg = TrainConfig(method="lora", lora_rank=16, lora_alpha=32, batch_size=4, epochs=1, max_seq_len=512,
+                      lr=2e-4, warmup_ratio=0.05)
+    start = time.perf_counter()
+    _, result = train(cfg, model, loaded.renderer, alpaca_records(records), [], work / "train", 42,
+                      loaded.target_modules, show_progress=False)
+    seconds = time.perf_counter() - start
+    losses = [row["loss"] for row in result.history]
+    return {"real_tokens": result.real_tokens, "seconds": seconds, "real_tokens_per_s": result.real_tokens / seconds,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "steps": result.steps,
+            "precision": result.precision, "mean_train_loss": sum(losses) / len(losses)}
+
+
+def child(kind: str, records: int, python: Path | None = None) -> dict:
+    """One run in a fresh process of this script, so each peak RSS belongs to that run alone."""
+    args = [sys.executable, __file__, "--child", kind, "--records", str(records)]
+    if python:
+        args += ["--llamafactory-python", str(python)]
+    proc = subprocess.run(args, capture_output=True, text=True,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    if proc.returncode != 0:
+        raise SystemExit(f"{kind} failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_child(kind: str, records: int, python: Path) -> dict:
+    with tempfile.TemporaryDirectory() as work:
+        if kind == "llamafactory":
+            from r1tune.config import ModelConfig
+            from r1tune.models.loading import resolve_model_source
+
+            return run_llamafactory(python, Path(resolve_model_source(ModelConfig()).location), records, Path(work))
+        return run_r1tune(records, Path(work), bf16_weights=kind == "r1tune-bf16-weights")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--llamafactory-python", type=Path, default=ROOT / ".venv-peer" / "bin" / "python")
+    parser.add_argument("--records", type=int, default=150, help="records from each of the two files")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(run_child(args.child, args.records, args.llamafactory_python)))
+        return 0
+    if not (args.llamafactory_python.parent / "llamafactory-cli").is_file():
+        print(f"bench-peer needs LLaMA-Factory's CLI beside {args.llamafactory_python}: run `make peer-llamafactory` "
+              "(a separate venv with llamafactory==0.9.5), or pass --llamafactory-python", file=sys.stderr)
+        return 2
+    load_before = os.getloadavg()[0]
+    results: dict = {"records_per_file": args.records, "target_ratio": TARGET}
+    for kind in ("llamafactory", "r1tune", "r1tune-bf16-weights"):
+        print(f"  {kind} ...", flush=True)
+        results[kind] = child(kind, args.records, args.llamafactory_python)
+    peer = results["llamafactory"]["real_tokens_per_s"]
+    results["ratios"] = {k: results[k]["real_tokens_per_s"] / peer for k in ("r1tune", "r1tune-bf16-weights")}
+    results["load_average_before_after"] = [load_before, os.getloadavg()[0]]
+    OUT.parent.mkdir(exist_ok=True)
+    OUT.write_text(json.dumps(results, indent=2))
+    print_table(results)
+    return 0
+
+
+def print_table(r: dict) -> None:
+    print("\n| run | real tokens | real tok/s | seconds | peak RSS MiB | mean train loss | vs LLaMA-Factory |")
+    print("|---|---|---|---|---|---|---|")
+    for kind in ("llamafactory", "r1tune", "r1tune-bf16-weights"):
+        run = r[kind]
+        ratio = f"{r['ratios'][kind]:.2f}x" if kind in r["ratios"] else "baseline"
+        print(f"| {kind} | {run['real_tokens']} | {run['real_tokens_per_s']:.0f} | {run['seconds']:.1f} | "
+              f"{run['peak_rss_mib']:.0f} | {run['mean_train_loss']:.3f} | {ratio} |")
+    met = r["ratios"]["r1tune"] >= r["target_ratio"]
+    print(f"\ntarget r1tune >= {r['target_ratio']}x LLaMA-Factory's real tokens/s: {'met' if met else 'NOT met'}; "
+          f"load average before/after {r['load_average_before_after'][0]:.1f} / "
+          f"{r['load_average_before_after'][1]:.1f} (2 cores)")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
