@@ -8,8 +8,9 @@ batch 4, one epoch, cutoff 512, lr 2e-4 with cosine decay and 5% warm-up, bf16, 
 (a) LLaMA-Factory 0.9.5 in its best CPU configuration (neat_packing, bf16, no gradient checkpointing), through
     its own CLI from its own venv (`make peer-llamafactory` makes `.venv-peer`). Its real tokens are the
     non-pad positions of the packed dataset its own loader builds; its time is the `train_runtime` it reports.
-(b) r1tune's default recipe: fp32 frozen weights under bf16 autocast, length-grouped batches, answer-only logits.
-(c) (b) with the frozen base held in bf16, the question of whether that should be the CPU default.
+(b) r1tune's default recipe: the frozen base held in the training dtype the device plan picks (bf16 on CPUs
+    with bf16), bf16 autocast, length-grouped batches, answer-only logits.
+(c) (b) with the frozen base in fp32 under the same autocast (the CPU default before this comparison).
 
 Each run is its own child process (peak RSS is that run's alone). Reported: real tokens/s, seconds, peak RSS,
 mean training loss, and (b)/(a) and (c)/(a) against the target of 1.5x. Results: bench-results/bench_peer.json
@@ -35,6 +36,7 @@ OUT = ROOT / "bench-results" / "bench_peer.json"
 PEER_DATA = ROOT.parent / "shared" / "peer-datasets" / "llamafactory"
 FILES = ("alpaca_en_demo", "alpaca_zh_demo")
 TARGET = 1.5
+FP32 = "r1tune-fp32-frozen-weights"
 COUNT_TOKENS = """
 import sys, yaml
 from llamafactory.data import get_dataset, get_template_and_fix_tokenizer
@@ -99,17 +101,18 @@ def alpaca_records(records: int) -> list:
     return out
 
 
-def run_r1tune(records: int, work: Path, bf16_weights: bool) -> dict:
+def run_r1tune(records: int, work: Path, fp32_weights: bool) -> dict:
     """(b) or (c): r1tune's `train()` with the peer's settings."""
     import torch
 
     from r1tune import models
     from r1tune.config import ModelConfig
     from r1tune.config.train import TrainConfig
+    from r1tune.models.device import current_plan
     from r1tune.train import train
 
     loaded = models.load(ModelConfig())
-    model = loaded.model.to(torch.bfloat16) if bf16_weights else loaded.model
+    model = loaded.model.to(torch.float32 if fp32_weights else current_plan().training_weights_dtype)
     cfg = TrainConfig(method="lora", lora_rank=16, lora_alpha=32, batch_size=4, epochs=1, max_seq_len=512,
                       lr=2e-4, warmup_ratio=0.05)
     start = time.perf_counter()
@@ -141,7 +144,7 @@ def run_child(kind: str, records: int, python: Path) -> dict:
             from r1tune.models.loading import resolve_model_source
 
             return run_llamafactory(python, Path(resolve_model_source(ModelConfig()).location), records, Path(work))
-        return run_r1tune(records, Path(work), bf16_weights=kind == "r1tune-bf16-weights")
+        return run_r1tune(records, Path(work), fp32_weights=kind == FP32)
 
 
 def main() -> int:
@@ -159,11 +162,11 @@ def main() -> int:
         return 2
     load_before = os.getloadavg()[0]
     results: dict = {"records_per_file": args.records, "target_ratio": TARGET}
-    for kind in ("llamafactory", "r1tune", "r1tune-bf16-weights"):
+    for kind in ("llamafactory", "r1tune", FP32):
         print(f"  {kind} ...", flush=True)
         results[kind] = child(kind, args.records, args.llamafactory_python)
     peer = results["llamafactory"]["real_tokens_per_s"]
-    results["ratios"] = {k: results[k]["real_tokens_per_s"] / peer for k in ("r1tune", "r1tune-bf16-weights")}
+    results["ratios"] = {k: results[k]["real_tokens_per_s"] / peer for k in ("r1tune", FP32)}
     results["load_average_before_after"] = [load_before, os.getloadavg()[0]]
     OUT.parent.mkdir(exist_ok=True)
     OUT.write_text(json.dumps(results, indent=2))
@@ -174,7 +177,7 @@ def main() -> int:
 def print_table(r: dict) -> None:
     print("\n| run | real tokens | real tok/s | seconds | peak RSS MiB | mean train loss | vs LLaMA-Factory |")
     print("|---|---|---|---|---|---|---|")
-    for kind in ("llamafactory", "r1tune", "r1tune-bf16-weights"):
+    for kind in ("llamafactory", "r1tune", FP32):
         run = r[kind]
         ratio = f"{r['ratios'][kind]:.2f}x" if kind in r["ratios"] else "baseline"
         print(f"| {kind} | {run['real_tokens']} | {run['real_tokens_per_s']:.0f} | {run['seconds']:.1f} | "
