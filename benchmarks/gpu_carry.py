@@ -15,7 +15,7 @@ carried folder travel together under the device tool's 64 MiB, which this checks
 
 Which packages: those gpu_check.py imported in a `--cpu-smoke` run here, less the H200 image's package list
 (`/work/.library/device/KINDS.md`), and bitsandbytes for the QLoRA section: its wheel (41 MiB) holds a CUDA library
-per toolkit, of which only the CUDA 13 ones (the machine's torch is cu130) and the CPU one are kept (5 MiB).
+per toolkit, of which only the CUDA 13 ones (the machine's torch is cu130) and the CPU one are kept (7 MiB).
 vLLM is far over the limit and is not carried: its section reports "skipped" unless the machine has it.
 """
 
