@@ -167,7 +167,8 @@ def train_stage(cfg: R1TuneConfig, run: RunDir, data: PreparedData | None = None
     loaded = models.load(cfg.model, reasoning=cfg.train.reasoning, train_on_prompt=cfg.train.train_on_prompt,
                          mask_history=cfg.train.mask_history, with_weights=False)
     teacher = distill_teacher(cfg, loaded.tokenizer, plan)  # a tokenizer mismatch fails before any weights load
-    loaded.model = models.load_model(loaded.source, cfg.model, dtype=training_weights_dtype(cfg, plan),
+    frozen_dtype = training_weights_dtype(cfg, plan)
+    loaded.model = models.load_model(loaded.source, cfg.model, dtype=frozen_dtype,
                                      attn_implementation=plan.attn_implementation, nf4=cfg.train.method == "qlora")
     if is_main_process():
         run.update_info(model=loaded.source.display_name, model_location=loaded.source.location,
@@ -176,8 +177,7 @@ def train_stage(cfg: R1TuneConfig, run: RunDir, data: PreparedData | None = None
                           cfg.project.seed, loaded.target_modules, show_progress, resume=resume, teacher_model=teacher)
     # Evaluation goes on with the trained model in memory unless inference wants other weights (fp32 on a
     # CPU, where the base trained in bf16): then it loads the saved result afresh.
-    same_weights = training_weights_dtype(cfg, plan) in (None, plan.weights_dtype)
-    loaded.model = model if same_weights else None
+    loaded.model = model if frozen_dtype in (None, plan.weights_dtype) else None
     if is_main_process():
         run.update_info(precision=result.precision, train_seconds=result.seconds)
     return loaded
