@@ -3,8 +3,8 @@ checkpoint → keep the best → save.
 
 Loss is taken on answer tokens only (the renderer's mask) and the vocabulary projection runs only there;
 batches group examples of similar length (or pack them into rows with no attention across their borders);
-weights stay fp32 and matmuls run under bf16 autocast where the hardware supports it. Every optimiser step is normalised by the number of
-answer tokens in the whole step (all micro-batches, all processes), so the update does not depend on how
+matmuls run under bf16 autocast where the hardware supports it, the frozen base held in the compute dtype
+(models/device.py). Every optimiser step is normalised by the number of answer tokens in the whole step (all micro-batches, all processes), so the update does not depend on how
 the step is split up. A run killed at any point resumes from its last checkpoint exactly.
 """
 
@@ -25,7 +25,7 @@ from r1tune.config import TrainConfig
 from r1tune.data.records import Record, write_json_lines
 from r1tune.errors import ConfigError, DataError
 from r1tune.models.chat_format import ChatRenderer, Rendered
-from r1tune.models.precision import autocast, resolve_precision
+from r1tune.models.precision import adapter_input_casts_skipped, autocast, resolve_precision
 from r1tune.models.scoring import answer_loss
 from r1tune.train import checkpoint as ckpt
 from r1tune.train.batching import (
@@ -158,7 +158,8 @@ def train(
     # 6. The loop: one optimiser step per iteration; validate, checkpoint and log when due.
     metrics = MetricsLog(out_dir, cfg.trackers, cfg.model_dump(mode="json"), state.step, enabled=runtime.is_main)
     neftune = _start_neftune(model, cfg.neftune_alpha)
-    with _progress(show_progress and runtime.is_main, total_steps, state.step) as bar:
+    with (_progress(show_progress and runtime.is_main, total_steps, state.step) as bar,
+          adapter_input_casts_skipped(model, precision)):
         while state.step < total_steps and not state.stopped_early:
             row = _optimizer_step(objective, optimizer, scheduler, plan, feed, state, runtime, cfg, precision)
             state.step += 1
