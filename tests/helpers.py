@@ -26,6 +26,15 @@ def product_records(n: int = 20) -> list[Record]:
     return out
 
 
+def varied_records(n: int) -> list[Record]:
+    """Product records of clearly different lengths, so packs hold several examples of different sizes."""
+    out = []
+    for i, r in enumerate(product_records(n)):
+        extra = " It is lovely." * (i % 4)
+        out.append(Record([r.messages[0], Message("assistant", r.messages[1].content + extra)]))
+    return out
+
+
 def write_messages_jsonl(path: Path, records: list[Record]) -> Path:
     path.write_text("".join(json.dumps({"messages": [m.to_dict() for m in r.messages]}) + "\n" for r in records))
     return path

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import product_records
+from helpers import product_records, varied_records
 
 from r1tune import models
 from r1tune.config import ModelConfig
@@ -25,15 +25,6 @@ from r1tune.train.recipe import _difficulty
 
 def _fake(lengths: list[int]) -> list[Rendered]:
     return [Rendered(list(range(1, n + 1)), [False] * (n // 2) + [True] * (n - n // 2), []) for n in lengths]
-
-
-def _varied_records(n: int) -> list[Record]:
-    """Records of clearly different lengths, so packs hold several examples of different sizes."""
-    out = []
-    for i, r in enumerate(product_records(n)):
-        extra = " It is lovely." * (i % 4)
-        out.append(Record([r.messages[0], Message("assistant", r.messages[1].content + extra)]))
-    return out
 
 
 def test_best_fit_decreasing_respects_capacity_and_keeps_every_example():
@@ -78,7 +69,7 @@ def test_packed_loss_equals_unpacked_loss(fixture, request):
     """Proof of isolation: restarting position ids make transformers attend within each example only."""
     loaded = models.load(ModelConfig(name=str(request.getfixturevalue(fixture))))
     model = loaded.model.eval()
-    examples = [loaded.renderer.render_training(r) for r in _varied_records(6)]
+    examples = [loaded.renderer.render_training(r) for r in varied_records(6)]
     pad = loaded.tokenizer.pad_token_id
     with torch.no_grad():
         alone = [summed_token_nll(model, collate([e], pad)) for e in examples]
@@ -96,7 +87,7 @@ def test_packed_loss_equals_unpacked_loss(fixture, request):
 def test_answer_only_logits_equal_full_logits(tiny_llama_dir):
     loaded = models.load(ModelConfig(name=str(tiny_llama_dir)))
     model = loaded.model.eval()
-    batch = collate([loaded.renderer.render_training(r) for r in _varied_records(4)], loaded.tokenizer.pad_token_id)
+    batch = collate([loaded.renderer.render_training(r) for r in varied_records(4)], loaded.tokenizer.pad_token_id)
     with torch.no_grad():
         fast, n = summed_token_nll(model, batch)
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]

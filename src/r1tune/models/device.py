@@ -15,6 +15,8 @@ records, one epoch, three runs, the order alternated): 308, 306 and 307 real tok
 261, peak RSS 4.6 GB against 5.4 GB, the same mean loss (1.7136 / 1.7133). Inference on CPUs keeps fp32 weights: evaluation
 merges the adapter into them for decoding (`eval.evaluate.adapter_merged`), which bf16 weights would lose.
 Attention: FlashAttention-2 on CUDA when the `flash_attn` package is installed, else PyTorch's SDPA.
+While a model trains on a CPU in bf16, SDPA runs its backward in fp32 (`models/attention.py`): PyTorch's CPU
+kernel is slower in bf16 there.
 
 `Hardware` is a plain description, so the whole table is tested on a CPU machine (`decide`); `detect()`
 reads the real machine. Tensors a stage feeds a model are created on `model_device(model)` (a test walks

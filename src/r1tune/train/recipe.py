@@ -24,6 +24,7 @@ from r1tune.artifacts import TRAIN_SUMMARY_FILE, TrainSummary, write_artifact
 from r1tune.config import TrainConfig
 from r1tune.data.records import Record, write_json_lines
 from r1tune.errors import ConfigError, DataError
+from r1tune.models.attention import training_attention
 from r1tune.models.chat_format import ChatRenderer, Rendered
 from r1tune.models.precision import adapter_input_casts_skipped, autocast, resolve_precision
 from r1tune.models.scoring import answer_loss
@@ -159,7 +160,7 @@ def train(
     metrics = MetricsLog(out_dir, cfg.trackers, cfg.model_dump(mode="json"), state.step, enabled=runtime.is_main)
     neftune = _start_neftune(model, cfg.neftune_alpha)
     with (_progress(show_progress and runtime.is_main, total_steps, state.step) as bar,
-          adapter_input_casts_skipped(model, precision)):
+          adapter_input_casts_skipped(model, precision), training_attention(model, precision, runtime.device.type)):
         while state.step < total_steps and not state.stopped_early:
             row = _optimizer_step(objective, optimizer, scheduler, plan, feed, state, runtime, cfg, precision)
             state.step += 1
