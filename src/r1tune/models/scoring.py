@@ -74,6 +74,14 @@ def labelled_logits(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> t
                                                                                  torch.Tensor]:
     """(logits at labelled positions (N, V), their target ids (N,), the (B, T-1) mask of which positions
     those are). The one place that lines logits up with labels: position t predicts token t+1."""
+    hidden, head, targets, keep = labelled_hidden(model, batch)
+    return (hidden if head is None else head(hidden)), targets, keep
+
+
+def labelled_hidden(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, Any,
+                                                                                     torch.Tensor, torch.Tensor]:
+    """(the decoder's hidden states at labelled positions (N, H), the LM head, targets, mask), or, for a
+    model whose logits must come from its own forward, (its logits there (N, V), None, targets, mask)."""
     inputs = {k: batch[k] for k in MODEL_INPUTS if k in batch}
     targets = batch["labels"][:, 1:]
     keep = targets != IGNORE_INDEX
@@ -81,11 +89,10 @@ def labelled_logits(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> t
     if parts is not None:
         decoder, head = parts
         hidden = decoder(**inputs, use_cache=False).last_hidden_state  # (B, T, H)
-        logits = head(hidden[:, :-1][keep])  # (N, V): only the labelled positions
-    else:
-        logits = model(**inputs, use_cache=False).logits
-        logits = logits[:, -targets.size(1) - 1 : -1][keep]  # prompt tuning prepends virtual positions
-    return logits, targets[keep], keep
+        return hidden[:, :-1][keep], head, targets[keep], keep
+    logits = model(**inputs, use_cache=False).logits
+    logits = logits[:, -targets.size(1) - 1 : -1][keep]  # prompt tuning prepends virtual positions
+    return logits, None, targets[keep], keep
 
 
 def summed_token_nll(
@@ -93,10 +100,15 @@ def summed_token_nll(
 ) -> tuple[torch.Tensor, int]:
     """Sum of next-token negative log-likelihood over labelled positions, and how many there were (the
     training objective). `batch` holds input_ids and labels, plus attention_mask (padded batches) or
-    position_ids (packed rows)."""
+    position_ids (packed rows). A frozen LM head's loss is taken block by block (`models/head_loss.py`)."""
     import torch.nn.functional as F
 
-    logits, targets, keep = labelled_logits(model, batch)
+    from r1tune.models.head_loss import frozen_head_cross_entropy, is_frozen_plain_head
+
+    hidden, head, targets, keep = labelled_hidden(model, batch)
+    if head is not None and is_frozen_plain_head(head):
+        return frozen_head_cross_entropy(hidden, head.weight, targets, label_smoothing), int(keep.sum())
+    logits = hidden if head is None else head(hidden)
     nll = F.cross_entropy(logits.float(), targets, reduction="sum", label_smoothing=label_smoothing)
     return nll, int(keep.sum())
 
