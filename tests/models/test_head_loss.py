@@ -6,12 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from r1tune.models.head_loss import BLOCK_ROWS, frozen_head_cross_entropy, is_frozen_plain_head
+from r1tune.models.head_loss import block_rows, frozen_head_cross_entropy, is_frozen_plain_head
 from r1tune.models.scoring import labelled_logits, summed_token_nll
 
 
-def _problem(rows=2 * BLOCK_ROWS + 37, width=32, vocab=1000):
+def _problem(width=32, vocab=50_000):
     """Rows spanning two whole blocks and a partial one."""
+    rows = 2 * block_rows(vocab, "cpu") + 37
     torch.manual_seed(0)
     hidden = torch.randn(rows, width, requires_grad=True)
     weight = torch.randn(vocab, width) * 0.3
