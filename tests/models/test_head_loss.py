@@ -31,7 +31,7 @@ def test_fp32_loss_and_gradient_equal_cross_entropy(smoothing):
     theirs = _plain(hidden, weight, targets, smoothing)
     (grad_theirs,) = torch.autograd.grad(3.0 * theirs, hidden)
     assert float(ours) == pytest.approx(float(theirs), rel=1e-5)
-    assert torch.allclose(grad_ours, grad_theirs, atol=1e-5)
+    assert torch.allclose(grad_ours, grad_theirs, rtol=1e-4, atol=1e-4)
 
 
 def test_under_bf16_autocast_it_matches_the_plain_path_to_bf16_rounding():
