@@ -9,7 +9,9 @@ batch 4, one epoch, cutoff 512, lr 2e-4 with cosine decay and 5% warm-up, bf16, 
     its own CLI from its own venv (`make peer-llamafactory` makes `.venv-peer`). Its real tokens are the
     non-pad positions of the packed dataset its own loader builds; its time is the `train_runtime` it reports.
 (b) r1tune's default recipe: the frozen base held in the training dtype the device plan picks (bf16 on CPUs
-    with bf16), bf16 autocast, length-grouped batches, answer-only logits.
+    with bf16), bf16 autocast with peft's per-layer input casts skipped, SDPA with its backward in fp32
+    (models/attention.py), length-grouped batches, the frozen head's answer loss block by block
+    (models/head_loss.py).
 (c) (b) with the frozen base in fp32 under the same autocast (the CPU default before this comparison).
 
 Each run is its own child process (peak RSS is that run's alone). Reported: real tokens/s, seconds, peak RSS,

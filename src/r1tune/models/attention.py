@@ -42,16 +42,16 @@ def _flash_bf16_forward_fp32_backward() -> Any:
         def forward(ctx: Any, q: Any, k: Any, v: Any, mask: Any, causal: bool, scale: float | None) -> Any:
             out, logsumexp = kernels._scaled_dot_product_flash_attention_for_cpu(
                 q, k, v, 0.0, causal, attn_mask=_float_mask(mask, q.dtype), scale=scale)
-            ctx.save_for_backward(q, k, v, out, logsumexp)
-            ctx.mask, ctx.causal, ctx.scale = mask, causal, scale
+            ctx.save_for_backward(q, k, v, out, logsumexp, mask)
+            ctx.causal, ctx.scale = causal, scale
             return out
 
         @staticmethod
         def backward(ctx: Any, grad_out: Any) -> tuple[Any, ...]:
-            q, k, v, out, logsumexp = ctx.saved_tensors
+            q, k, v, out, logsumexp, mask = ctx.saved_tensors
             grads = kernels._scaled_dot_product_flash_attention_for_cpu_backward(
                 grad_out.float(), q.float(), k.float(), v.float(), out.float(), logsumexp, 0.0, ctx.causal,
-                attn_mask=_float_mask(ctx.mask, torch.float32), scale=ctx.scale)
+                attn_mask=_float_mask(mask, torch.float32), scale=ctx.scale)
             return (*(g.to(t.dtype) for g, t in zip(grads, (q, k, v), strict=True)), None, None, None)
 
     return FlashFp32Backward
