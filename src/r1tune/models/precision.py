@@ -44,8 +44,9 @@ def autocast(precision: Precision, device_type: str = "cpu") -> contextlib.Abstr
 def adapter_input_casts_skipped(model: object, precision: Precision) -> contextlib.AbstractContextManager:
     """While training under autocast, stop peft's LoRA layers casting each input to their fp32 weights'
     dtype. Autocast casts the matmul operands back to the compute dtype anyway, and bf16 -> fp32 -> bf16 is
-    exact, so the two full-activation copies per adapted layer are pure cost: without them a LoRA step on
-    SmolLM2-135M ran 10-16% faster on this CPU (three alternating rounds of the same 12 batches). Only for
+    exact, so the two full-activation copies per adapted layer are pure cost: without them LoRA steps on
+    SmolLM2-135M ran 10-16% faster on this CPU (12 batches of bench-peer's data in file order, three
+    alternating rounds; whole length-grouped runs vary more than that from run to run here). Only for
     the span where autocast is on: outside it an fp32 adapter needs its input cast. Not for DoRA, whose
     magnitude path uses the input outside a matmul (its loss then differs in the last bits)."""
     if precision == "fp32" or getattr(model, "peft_config", None) is None:

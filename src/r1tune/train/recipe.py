@@ -4,8 +4,9 @@ checkpoint → keep the best → save.
 Loss is taken on answer tokens only (the renderer's mask) and the vocabulary projection runs only there;
 batches group examples of similar length (or pack them into rows with no attention across their borders);
 matmuls run under bf16 autocast where the hardware supports it, the frozen base held in the compute dtype
-(models/device.py). Every optimiser step is normalised by the number of answer tokens in the whole step (all micro-batches, all processes), so the update does not depend on how
-the step is split up. A run killed at any point resumes from its last checkpoint exactly.
+(models/device.py). Every optimiser step is normalised by the number of answer tokens in the whole step
+(all micro-batches, all processes), so the update does not depend on how the step is split up. A run
+killed at any point resumes from its last checkpoint exactly.
 """
 
 from __future__ import annotations
