@@ -12,8 +12,9 @@ Trainable parameters and optimiser state are always fp32 (PEFT keeps adapters in
 does not need 4 bytes per parameter. On CPUs with bf16, a frozen bf16 base against fp32 weights under the
 same autocast was measured with `make bench-peer` (SmolLM2-135M, LoRA r16 on all linear layers, 300 alpaca
 records, one epoch, three runs, the order alternated): 308, 306 and 307 real tokens/s against 271, 295 and
-261, peak RSS 4.6 GB against 5.4 GB, the same mean loss (1.7136 / 1.7133). Inference on CPUs keeps fp32 weights: evaluation
-merges the adapter into them for decoding (`eval.evaluate.adapter_merged`), which bf16 weights would lose.
+261, peak RSS 4.6 GB against 5.4 GB, the same mean loss (1.7136 / 1.7133). Inference on CPUs keeps fp32
+weights: evaluation merges the adapter into them for decoding (`eval.evaluate.adapter_merged`), which bf16
+weights would lose.
 Attention: FlashAttention-2 on CUDA when the `flash_attn` package is installed, else PyTorch's SDPA.
 While a model trains on a CPU in bf16, SDPA runs its backward in fp32 (`models/attention.py`): PyTorch's CPU
 kernel is slower in bf16 there.
