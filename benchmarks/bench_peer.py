@@ -14,11 +14,14 @@ batch 4, one epoch, cutoff 512, lr 2e-4 with cosine decay and 5% warm-up, bf16, 
     (models/head_loss.py).
 (c) (b) with the frozen base in fp32 under the same autocast (the CPU default before this comparison).
 
-Each run is its own child process (peak RSS is that run's alone). Reported: real tokens/s, seconds, peak RSS,
-mean training loss, and (b)/(a) and (c)/(a) against the target of 1.5x. Results: bench-results/bench_peer.json
-and a table. The CPU may be shared: the table gives the load average before and after.
+Each run is its own child process (peak RSS is that run's alone). This machine's speed drifts by tens of
+percent over minutes (a shared host), so the runs go in rounds with (a) and (b) in alternating order (a b,
+b a, ...) and each round's ratio compares runs minutes apart; (c) joins every round with --fp32-row.
+Reported per run: real tokens/s, seconds, peak RSS, mean training loss; per round: (b)/(a) and (c)/(a);
+overall: the median of the rounds' ratios against the target of 1.5x. Results: bench-results/bench_peer.json
+and a table, with the load average before and after.
 
-    .venv/bin/python benchmarks/bench_peer.py [--llamafactory-python .venv-peer/bin/python] [--records 150]
+    .venv/bin/python benchmarks/bench_peer.py [--rounds 2] [--fp32-row] [--llamafactory-python PY] [--records 150]
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,7 +42,7 @@ OUT = ROOT / "bench-results" / "bench_peer.json"
 PEER_DATA = ROOT.parent / "shared" / "peer-datasets" / "llamafactory"
 FILES = ("alpaca_en_demo", "alpaca_zh_demo")
 TARGET = 1.5
-FP32 = "r1tune-fp32-frozen-weights"
+PEER, R1TUNE, FP32 = "llamafactory", "r1tune", "r1tune-fp32-frozen-weights"
 COUNT_TOKENS = """
 import sys, yaml
 from llamafactory.data import get_dataset, get_template_and_fix_tokenizer
@@ -141,7 +145,7 @@ def child(kind: str, records: int, python: Path | None = None) -> dict:
 
 def run_child(kind: str, records: int, python: Path) -> dict:
     with tempfile.TemporaryDirectory() as work:
-        if kind == "llamafactory":
+        if kind == PEER:
             from r1tune.config import ModelConfig
             from r1tune.models.loading import resolve_model_source
 
@@ -153,6 +157,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--llamafactory-python", type=Path, default=ROOT / ".venv-peer" / "bin" / "python")
     parser.add_argument("--records", type=int, default=150, help="records from each of the two files")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of (a) and (b), in alternating order")
+    parser.add_argument("--fp32-row", action="store_true", help="run (c) in every round too")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -162,32 +168,47 @@ def main() -> int:
         print(f"bench-peer needs LLaMA-Factory's CLI beside {args.llamafactory_python}: run `make peer-llamafactory` "
               "(a separate venv with llamafactory==0.9.5), or pass --llamafactory-python", file=sys.stderr)
         return 2
+    if args.rounds < 1:
+        print(f"bench-peer: --rounds must be at least 1, got {args.rounds}", file=sys.stderr)
+        return 2
     load_before = os.getloadavg()[0]
-    results: dict = {"records_per_file": args.records, "target_ratio": TARGET}
-    for kind in ("llamafactory", "r1tune", FP32):
-        print(f"  {kind} ...", flush=True)
-        results[kind] = child(kind, args.records, args.llamafactory_python)
-    peer = results["llamafactory"]["real_tokens_per_s"]
-    results["ratios"] = {k: results[k]["real_tokens_per_s"] / peer for k in ("r1tune", FP32)}
-    results["load_average_before_after"] = [load_before, os.getloadavg()[0]]
+    rounds = [one_round(index, args) for index in range(args.rounds)]
+    results = {"records_per_file": args.records, "target_ratio": TARGET, "rounds": rounds,
+               "median_ratios": {kind: statistics.median(r["ratios"][kind] for r in rounds)
+                                 for kind in rounds[0]["ratios"]},
+               "load_average_before_after": [load_before, os.getloadavg()[0]]}
     OUT.parent.mkdir(exist_ok=True)
     OUT.write_text(json.dumps(results, indent=2))
     print_table(results)
     return 0
 
 
+def one_round(index: int, args: argparse.Namespace) -> dict:
+    """(a) and (b) in this round's order, then (c) when asked; each run's ratio to this round's (a)."""
+    order = (PEER, R1TUNE) if index % 2 == 0 else (R1TUNE, PEER)
+    runs = {}
+    for kind in order + ((FP32,) if args.fp32_row else ()):
+        print(f"  round {index + 1}: {kind} ...", flush=True)
+        runs[kind] = child(kind, args.records, args.llamafactory_python)
+    peer = runs[PEER]["real_tokens_per_s"]
+    return {"order": list(runs), "runs": runs,
+            "ratios": {kind: run["real_tokens_per_s"] / peer for kind, run in runs.items() if kind != PEER}}
+
+
 def print_table(r: dict) -> None:
-    print("\n| run | real tokens | real tok/s | seconds | peak RSS MiB | mean train loss | vs LLaMA-Factory |")
-    print("|---|---|---|---|---|---|---|")
-    for kind in ("llamafactory", "r1tune", FP32):
-        run = r[kind]
-        ratio = f"{r['ratios'][kind]:.2f}x" if kind in r["ratios"] else "baseline"
-        print(f"| {kind} | {run['real_tokens']} | {run['real_tokens_per_s']:.0f} | {run['seconds']:.1f} | "
-              f"{run['peak_rss_mib']:.0f} | {run['mean_train_loss']:.3f} | {ratio} |")
-    met = r["ratios"]["r1tune"] >= r["target_ratio"]
-    print(f"\ntarget r1tune >= {r['target_ratio']}x LLaMA-Factory's real tokens/s: {'met' if met else 'NOT met'}; "
-          f"load average before/after {r['load_average_before_after'][0]:.1f} / "
-          f"{r['load_average_before_after'][1]:.1f} (2 cores)")
+    print("\n| round | run | real tokens | real tok/s | seconds | peak RSS MiB | mean train loss | vs LLaMA-Factory |")
+    print("|---|---|---|---|---|---|---|---|")
+    for number, one in enumerate(r["rounds"], start=1):
+        for kind in one["order"]:
+            run = one["runs"][kind]
+            ratio = f"{one['ratios'][kind]:.2f}x" if kind in one["ratios"] else "baseline"
+            print(f"| {number} | {kind} | {run['real_tokens']} | {run['real_tokens_per_s']:.0f} | "
+                  f"{run['seconds']:.1f} | {run['peak_rss_mib']:.0f} | {run['mean_train_loss']:.3f} | {ratio} |")
+    medians = ", ".join(f"{kind} {ratio:.2f}x" for kind, ratio in r["median_ratios"].items())
+    met = r["median_ratios"][R1TUNE] >= r["target_ratio"]
+    before, after = r["load_average_before_after"]
+    print(f"\nmedian of the rounds' ratios: {medians}. Target r1tune >= {r['target_ratio']}x LLaMA-Factory's real "
+          f"tokens/s: {'met' if met else 'NOT met'}. Load average before/after {before:.1f} / {after:.1f} (2 cores)")
 
 
 if __name__ == "__main__":
