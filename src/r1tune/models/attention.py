@@ -52,16 +52,19 @@ def _flash_bf16_forward_fp32_backward() -> Any:
             grads = kernels._scaled_dot_product_flash_attention_for_cpu_backward(
                 grad_out.float(), q.float(), k.float(), v.float(), out.float(), logsumexp, 0.0, ctx.causal,
                 attn_mask=_float_mask(mask, torch.float32), scale=ctx.scale)
-            return (*(g.to(t.dtype) for g, t in zip(grads, (q, k, v), strict=True)), None, None, None)
+            wanted = ctx.needs_input_grad[:3]
+            return (*(g.to(t.dtype) if want else None for g, t, want in zip(grads, (q, k, v), wanted, strict=True)),
+                    None, None, None)
 
     return FlashFp32Backward
 
 
-def _splits_backward(query: Any, key: Any, dropout: float, kwargs: dict[str, Any]) -> bool:
+def _splits_backward(query: Any, key: Any, value: Any, dropout: float, kwargs: dict[str, Any]) -> bool:
     import torch
 
     return (query.device.type == "cpu" and query.dtype == torch.bfloat16 and torch.is_grad_enabled()
-            and query.requires_grad and dropout == 0.0 and query.shape[2] == key.shape[2]
+            and any(t.requires_grad for t in (query, key, value))
+            and dropout == 0.0 and query.shape[2] == key.shape[2]
             and kwargs.get("softcap") is None and not kwargs.get("output_attentions"))
 
 
@@ -71,7 +74,7 @@ def sdpa_cpu_fp32_backward(module: Any, query: Any, key: Any, value: Any, attent
     """A transformers attention function: (B, H, T, D) inputs, returns ((B, T, H, D) output, None)."""
     from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
 
-    if not _splits_backward(query, key, dropout, kwargs):
+    if not _splits_backward(query, key, value, dropout, kwargs):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
     groups = getattr(module, "num_key_value_groups", 1)
