@@ -39,7 +39,6 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -251,12 +250,6 @@ def summarize(rounds: list[tuple[list[dict], list[str], float]]) -> dict:
 # -- orchestration ----------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_healthy(url: str, proc: subprocess.Popen, seconds: float = 600) -> None:
     import httpx
 
@@ -311,6 +304,8 @@ def main() -> None:
         server_threads = None
     else:
         server_threads = args.threads
+    from r1tune.serve.server import free_port
+
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
     texts = prompts()
     load_before = os.getloadavg()

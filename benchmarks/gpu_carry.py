@@ -16,6 +16,9 @@ carried folder travel together under the device tool's 64 MiB, which this checks
 Which packages: those gpu_check.py imported in a `--cpu-smoke` run here, less the H200 image's package list
 (`/work/.library/device/KINDS.md`), and bitsandbytes for the QLoRA section: its wheel (41 MiB) holds a CUDA library
 per toolkit, of which only the CUDA 13 ones (the machine's torch is cu130) and the CPU one are kept (7 MiB).
+jieba (the served answers' PII scrub segments Chinese text with it, and a random model's answers hold CJK
+tokens) is published only as a source archive: its pure-Python wheel (18 MiB, mostly its dictionary) is built
+here.
 vLLM is far over the limit and is not carried: its section reports "skipped" unless the machine has it.
 """
 
@@ -33,7 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 LIMIT_BYTES = 64 * 2**20
 MISSING_ON_MACHINE = ("pydantic", "pydantic-core", "annotated-types", "typing-inspection", "fastapi", "starlette",
-                      "sniffio", "opentelemetry-api", "sqlalchemy", "datasets", "dill", "multiprocess")
+                      "sniffio", "opentelemetry-api", "sqlalchemy", "datasets", "dill", "multiprocess", "uvicorn")
+BUILT_HERE = ("jieba",)  # source archives only: built into pure-Python wheels
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_24_x86_64", "manylinux_2_17_x86_64",
              "manylinux2014_x86_64", "manylinux1_x86_64")
 BITSANDBYTES = "bitsandbytes==0.50.2"
@@ -61,6 +65,15 @@ def download(platforms: list[str], folder: Path, pins: list[str]) -> None:
                "--python-version", "3.12", "--implementation", "cp", *platforms, "-d", str(folder), *pins]
     if subprocess.run(command).returncode != 0:
         raise SystemExit(f"pip could not download cp312 wheels for {' '.join(pins)}")
+
+
+def build_wheels(names: tuple[str, ...], folder: Path) -> None:
+    """Pure-Python wheels built from the source archives of `names`, at the versions installed here."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pins = [f"{name}=={version(name)}" for name in names]
+    command = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(folder), *pins]
+    if subprocess.run(command).returncode != 0:
+        raise SystemExit(f"pip could not build wheels for {' '.join(pins)}")
 
 
 def thin_bitsandbytes(folder: Path) -> None:
@@ -97,6 +110,7 @@ def main() -> int:
     from gpu_check import r1_tokenizer
 
     download_wheels(MISSING_ON_MACHINE, args.out / "wheels")
+    build_wheels(BUILT_HERE, args.out / "wheels")
     thin_bitsandbytes(args.out / "wheels")
     r1_tokenizer(None).save_pretrained(args.out / "r1-tokenizer")
     (args.out / "run.sh").write_text(RUN_SH)

@@ -10,7 +10,9 @@ e-commerce example's products rendered in the R1 chat format. Each section is ti
    same rendered examples for the same number of steps.
 3. QLoRA (bitsandbytes NF4) steps and peak memory, when bitsandbytes is installed.
 4. Eval generation: r1tune's builtin engine, and vLLM when it is installed, tokens/s on the same prompts.
-5. Serving: r1tune's continuous-batching engine on the GPU answers concurrent requests.
+5. Serving: r1tune's continuous-batching engine on the GPU answers concurrent requests; and over HTTP, a
+   second r1tune in front of that server as the gateway (`serve.engine: openai`) gives the same greedy answer,
+   whole and streamed, as the server itself.
 
 Writes bench-results/gpu_check.json and a table; exits 1 on any device or dtype error. On a machine
 without CUDA it says so and exits 0 without running; `--cpu-smoke` runs every section on the CPU with a
@@ -174,6 +176,16 @@ def hf_trainer_baseline(ctx: dict) -> dict:
             "peak_memory_gib": _peak_memory_gib(ctx["device"])}
 
 
+def saved_base(ctx: dict) -> Path:
+    """The random-weights model and the R1 tokenizer saved once as a model folder, for the sections that load
+    a model the way users do (by name, through r1tune's loader)."""
+    folder = ctx["work"] / "base"
+    if not (folder / "config.json").is_file():
+        build_model(ctx["config"], ctx["weights_dtype"], "cpu").save_pretrained(folder)
+        ctx["renderer"].tokenizer.save_pretrained(folder)
+    return folder
+
+
 def qlora(ctx: dict) -> dict:
     if ctx["device"] != "cuda" or importlib.util.find_spec("bitsandbytes") is None:
         return {"skipped": "needs CUDA and bitsandbytes"}
@@ -181,9 +193,7 @@ def qlora(ctx: dict) -> dict:
     from r1tune.models.loading import load_model, resolve_model_source
     from r1tune.train import train
 
-    folder = ctx["work"] / "base"
-    build_model(ctx["config"], ctx["weights_dtype"], "cpu").save_pretrained(folder)
-    ctx["renderer"].tokenizer.save_pretrained(folder)
+    folder = saved_base(ctx)
     _reset_peak("cuda")
     model_cfg = ModelConfig(name=str(folder), chat_format="deepseek-r1")
     model = load_model(resolve_model_source(model_cfg), model_cfg, dtype=ctx["weights_dtype"], nf4=True)
@@ -256,9 +266,70 @@ def serving(ctx: dict) -> dict:
             "seconds": seconds}
 
 
+def gateway_serving(ctx: dict) -> dict:
+    """r1tune's HTTP server with the model on the device, and a second r1tune in front of it as the gateway
+    (`serve.engine: openai`, the role it plays before vLLM, SGLang or TGI): one greedy chat request, whole
+    and streamed, must get through the gateway exactly the answer the server gives directly."""
+    import contextlib
+
+    from r1tune.data.records import write_jsonl
+
+    write_jsonl(ctx["val"], ctx["work"] / "serve-data.jsonl")
+    with contextlib.ExitStack() as stack:
+        upstream_url, upstream = _serve(stack, ctx, {})
+        gateway_url, gateway = _serve(stack, ctx, {"engine": "openai", "upstream_url": f"{upstream_url}/v1"})
+        prompt = ctx["val"][0].messages[0].content
+        direct = _chat(upstream_url, upstream.base_id, prompt, stream=False)
+        start = time.perf_counter()
+        through, streamed = (_chat(gateway_url, gateway.base_id, prompt, stream=s) for s in (False, True))
+        seconds = time.perf_counter() - start
+    if not (through == streamed == direct) or not any(direct):
+        raise RuntimeError(f"through the gateway {through!r}, streamed {streamed!r}; directly {direct!r}")
+    return {"requests": 3, "same_answer_through_gateway": True, "gateway_seconds": seconds}
+
+
+def _serve(stack: Any, ctx: dict, serve: dict) -> tuple[str, Any]:
+    """An r1tune server for the saved base with these `serve` settings, in a thread until `stack` closes."""
+    from r1tune.config import R1TuneConfig
+    from r1tune.serve import ServeTarget, build_runtime, create_app
+    from r1tune.serve.server import serving_in_thread
+
+    work = ctx["work"]
+    cfg = R1TuneConfig.model_validate({
+        "project": {"name": "gpu-check", "runs_dir": str(work / "runs")},
+        "data": {"sources": [{"path": str(work / "serve-data.jsonl")}]},
+        "model": {"name": str(saved_base(ctx)), "chat_format": "deepseek-r1"}, "serve": serve})
+    runtime = build_runtime(ServeTarget(cfg))
+    runtime.start()
+    stack.callback(runtime.close)
+    return stack.enter_context(serving_in_thread(create_app(runtime))), runtime
+
+
+def _chat(url: str, model: str, prompt: str, stream: bool) -> tuple[str, str]:
+    """(reasoning, answer) of a greedy 16-token chat completion, whole or assembled from its stream."""
+    import httpx
+
+    body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": 16,
+            "temperature": 0, "stream": stream}
+    if not stream:
+        reply = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=300)
+        reply.raise_for_status()
+        message = reply.json()["choices"][0]["message"]
+        return message.get("reasoning_content") or "", message.get("content") or ""
+    parts = {"reasoning_content": [], "content": []}
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=300) as reply:
+        reply.raise_for_status()
+        for line in reply.iter_lines():
+            if line.startswith("data:") and "[DONE]" not in line:
+                for choice in json.loads(line[5:]).get("choices", []):
+                    for key, texts in parts.items():
+                        texts.append(choice["delta"].get(key) or "")
+    return "".join(parts["reasoning_content"]), "".join(parts["content"])
+
+
 SECTIONS = {"r1tune LoRA padded": lambda c: r1tune_lora(c, False), "r1tune LoRA packed": lambda c: r1tune_lora(c, True),
             "HF Trainer + PEFT (baseline)": hf_trainer_baseline, "QLoRA": qlora, "eval generation": generation,
-            "serving": serving}
+            "serving": serving, "serving through the gateway": gateway_serving}
 
 
 def main() -> int:
@@ -325,7 +396,8 @@ def print_table(results: dict) -> None:
     for name, row in results["sections"].items():
         tokens = row.get("real_tokens_per_s") or row.get("builtin_tokens_per_s")
         notes = {k: v for k, v in row.items()
-                 if k in ("val_loss", "vllm_tokens_per_s", "vllm", "skipped", "requests", "completion_tokens")}
+                 if k in ("val_loss", "vllm_tokens_per_s", "vllm", "skipped", "requests", "completion_tokens",
+                          "same_answer_through_gateway")}
         mfu = f"{100 * row['mfu']:.1f}%" if "mfu" in row else "-"
         memory = f"{row['peak_memory_gib']:.1f}" if row.get("peak_memory_gib") else "-"
         print(f"| {name} | {tokens:.0f} | {mfu} | {memory} | {notes} |" if tokens else f"| {name} | - | - | - | {notes} |")

@@ -1,44 +1,16 @@
-"""Serving test helpers: an in-process uvicorn server on a free loopback port, project runtimes, and the
+"""Serving test helpers: r1tune's app served in a thread for a runtime, project runtimes, and the
 two tiny chat-format models (ChatML and DeepSeek-R1) served side by side."""
 
 from __future__ import annotations
 
 import contextlib
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from helpers import write_messages_jsonl, write_project
 
 from r1tune.data.records import Record
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serving_app(app) -> Iterator[str]:
-    """Serve an ASGI `app` with uvicorn in a thread on 127.0.0.1; yields the base URL."""
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{server.config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(20)
+from r1tune.serve.server import serving_in_thread
 
 
 @contextlib.contextmanager
@@ -46,7 +18,7 @@ def running_server(runtime) -> Iterator[str]:
     """Serve r1tune's app for `runtime`; yields the base URL."""
     from r1tune.serve import create_app
 
-    with serving_app(create_app(runtime)) as url:
+    with serving_in_thread(create_app(runtime)) as url:
         yield url
 
 

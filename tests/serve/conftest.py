@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 from helpers import product_records
-from serve_helpers import build_project_runtime, free_port, make_adapter_run, running_server
+from serve_helpers import build_project_runtime, make_adapter_run, running_server
 
 from r1tune.data.records import Message, Record
+from r1tune.serve.server import free_port
 
 CLINIC_PROMPTS = [
     "我头疼发烧三天了，应该吃什么药？", "孩子咳嗽有痰，需要去医院吗？", "血压高应该注意什么饮食？",

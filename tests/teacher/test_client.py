@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from serve_helpers import serving_app
 
 from r1tune.config.teacher import TeacherConfig
+from r1tune.serve.server import serving_in_thread
 from r1tune.teacher import TeacherBudgetExhausted, TeacherClient, TeacherError
 
 KEY = "teacher-key-0123456789"
@@ -43,7 +43,7 @@ def _stub() -> FastAPI:
 def teacher(monkeypatch):
     monkeypatch.setenv("R1TUNE_TEACHER_API_KEY", KEY)
     app = _stub()
-    with serving_app(app) as url:
+    with serving_in_thread(app) as url:
         yield app, f"{url}/v1"
 
 

@@ -11,12 +11,12 @@ import json
 import pytest
 from fastapi import FastAPI, Request
 from openpyxl import load_workbook
-from serve_helpers import serving_app
 from typer.testing import CliRunner
 
 from r1tune.cli import app
 from r1tune.data.records import read_jsonl
 from r1tune.errors import ConfigError, DataError
+from r1tune.serve.server import serving_in_thread
 from r1tune.teacher.synth import grounding_problem, parse_pairs
 
 KEY = "synth-key-0123456789"
@@ -75,7 +75,7 @@ def project(tmp_path, tiny_llama_dir, monkeypatch):
     (tmp_path / "test.jsonl").write_text(json.dumps({"messages": [
         {"role": "user", "content": "What does the warranty cover?"},
         {"role": "assistant", "content": "Manufacturing defects."}]}) + "\n")
-    with serving_app(_stub()) as url:
+    with serving_in_thread(_stub()) as url:
         config = write_project(tmp_path, tiny_llama_dir, extra=(
             f"teacher: {{base_url: '{url}/v1', model: stub-teacher, synth_documents: [docs], synth_per_chunk: 4, "
             "synth_augment: [paraphrase, back_translation]}\n"))
