@@ -281,7 +281,8 @@ def gateway_serving(ctx: dict) -> dict:
         prompt = ctx["val"][0].messages[0].content
         direct = _chat(upstream_url, upstream.base_id, prompt, stream=False)
         start = time.perf_counter()
-        through, streamed = (_chat(gateway_url, gateway.base_id, prompt, stream=s) for s in (False, True))
+        through = _chat(gateway_url, gateway.base_id, prompt, stream=False)
+        streamed = _chat(gateway_url, gateway.base_id, prompt, stream=True)
         seconds = time.perf_counter() - start
     if not (through == streamed == direct) or not any(direct):
         raise RuntimeError(f"through the gateway {through!r}, streamed {streamed!r}; directly {direct!r}")
