@@ -39,7 +39,11 @@ def test_unknown_model_error_says_where_it_looked(tmp_path, monkeypatch):
 
 
 def test_uncached_hub_id_fails_offline_with_a_fix(monkeypatch, tmp_path):
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # the hub library reads the variable once, at import: without this it goes online and retries (~45 s)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     with pytest.raises(ModelLoadError, match="(?s)could not load .*fix: without internet"):
         load(ModelConfig(name="someone/not-cached-model"))
