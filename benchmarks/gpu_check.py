@@ -317,14 +317,15 @@ def _chat(url: str, model: str, prompt: str, stream: bool) -> tuple[str, str]:
         reply.raise_for_status()
         message = reply.json()["choices"][0]["message"]
         return message.get("reasoning_content") or "", message.get("content") or ""
+    from r1tune.serve.upstream import sse_payloads
+
     parts = {"reasoning_content": [], "content": []}
     with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=300) as reply:
         reply.raise_for_status()
-        for line in reply.iter_lines():
-            if line.startswith("data:") and "[DONE]" not in line:
-                for choice in json.loads(line[5:]).get("choices", []):
-                    for key, texts in parts.items():
-                        texts.append(choice["delta"].get(key) or "")
+        for chunk in sse_payloads(reply.iter_lines()):
+            for choice in chunk.get("choices", []):
+                for key, texts in parts.items():
+                    texts.append(choice["delta"].get(key) or "")
     return "".join(parts["reasoning_content"]), "".join(parts["content"])
 
 

@@ -155,7 +155,7 @@ class UpstreamEngine:
                 request.emit(Finished("error", len(request.prompt_ids), 0, INTERNAL_ERROR))
                 return
             usage: dict[str, Any] = {}
-            for chunk in _events(reply.iter_lines()):
+            for chunk in sse_payloads(reply.iter_lines()):
                 if request.cancelled:
                     request.emit(Finished("cancelled", len(request.prompt_ids), generated))
                     return
@@ -192,7 +192,7 @@ class UpstreamEngine:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
 
-def _events(lines: Any) -> Any:
+def sse_payloads(lines: Any) -> Any:
     """The JSON payloads of a server-sent-event stream, up to `[DONE]`."""
     for line in lines:
         if not line.startswith("data:"):
