@@ -87,7 +87,7 @@ def _function() -> Any:
                     total += loss
                     if grad is not None:
                         grad_hidden[block] = grad.to(weight.dtype) @ weight
-            ctx.save_for_backward(grad_hidden if want_grad else None)
+            ctx.save_for_backward(grad_hidden)
             ctx.hidden_dtype = hidden.dtype
             return total
 
