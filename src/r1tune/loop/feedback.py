@@ -66,8 +66,11 @@ def collect_feedback(store: FeedbackStore, cfg: LoopConfig, since: datetime, fol
 
 
 def _held_out(corrections: list, share: float, seed: int) -> set[str]:
-    """Completion ids of the held-out corrections: `share` of them, at least one when there are two."""
-    ids = sorted(r.meta["completion_id"] for r in corrections)
+    """Completion ids of the held-out corrections: `share` of them, at least one when there are two. Drawn
+    from the corrections ordered by their content, not by their random completion ids, so the same
+    corrections always hold out the same ones."""
+    ordered = sorted(corrections, key=lambda r: (r.content_hash(), r.meta["completion_id"]))
+    ids = [r.meta["completion_id"] for r in ordered]
     if len(ids) < 2:
         return set()
     count = min(len(ids) - 1, max(1, round(share * len(ids))))
