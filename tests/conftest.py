@@ -91,6 +91,13 @@ def tiny_llama_dir(smol_tokenizer_dir, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_qwen_dir(smol_tokenizer_dir, tmp_path_factory) -> Path:
+    """A random 2-layer Qwen2 (biased q/k/v projections) with the embedded tokenizer: Qwen2's tensors without
+    the R1 vocabulary, whose 152k tokens make every GGUF parse by transformers take seconds."""
+    return _tiny_model_dir(smol_tokenizer_dir, tmp_path_factory.mktemp("tiny_qwen"), "qwen2")
+
+
+@pytest.fixture(scope="session")
 def tiny_qwen_r1_dir(r1_tokenizer_dir, tmp_path_factory) -> Path:
     """A random 2-layer Qwen2 with the R1 tokenizer (DeepSeek-R1-Distill-Qwen's shape, shrunk)."""
     return _tiny_model_dir(r1_tokenizer_dir, tmp_path_factory.mktemp("tiny_qwen_r1"), "qwen2")
