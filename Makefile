@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: venv demo demo-loop test browser postgres lint bench bench-pii bench-data bench-train bench-serve bench-health bench-export bench-reasoning bench-peer peer-llamafactory gpu-carry gpu-check clean
+.PHONY: venv demo demo-loop test browser postgres lint bench bench-pii bench-data bench-train bench-serve bench-health bench-export bench-merge bench-reasoning bench-peer peer-llamafactory gpu-carry gpu-check clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,7 +55,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 
 ## bench: every benchmark, each against a baseline measured in the same run (JSON + table in bench-results/)
-bench: bench-pii bench-data bench-train bench-serve bench-health bench-export
+bench: bench-pii bench-data bench-train bench-serve bench-health bench-export bench-merge
 
 bench-pii: $(STAMP)
 	$(BIN)/python benchmarks/pii_eval.py
@@ -81,6 +81,11 @@ bench-export: $(STAMP)
 	CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=ON" \
 		$(BIN)/pip install -q 'llama-cpp-python>=0.3,<0.4'
 	$(BIN)/python benchmarks/bench_export.py
+
+## bench-merge: merging an adapter shard by shard vs peft's in-memory merge (baseline, same run): seconds, peak
+## RSS, identical tensors; on the embedded model re-saved in 40 MB shards, as large checkpoints come in shards
+bench-merge: $(STAMP)
+	$(BIN)/python benchmarks/bench_merge.py --shard-mb 40
 
 ## bench-reasoning: the shop example on the embedded model in ChatML with a think block, tuned with empty think
 ## blocks vs with the base model's own reasoning traces: answer quality, closed non-empty think blocks, probes

@@ -11,9 +11,11 @@ reasoning mode) so it can be traced back to its run, and so r1tune prompts it ex
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from r1tune.artifacts import ExportProvenance, write_artifact
 from r1tune.config import ModelConfig
@@ -22,17 +24,51 @@ from r1tune.export.formats import ExportDtype, ExportOptions
 from r1tune.models.loading import EXPORT_MARKER
 from r1tune.rundir import RunDir
 
+log = logging.getLogger(__name__)
+
 
 def merge_adapter(model_cfg: ModelConfig, adapter_dir: Path, tmp: Path, dtype: ExportDtype) -> None:
-    """Load base + adapter, fold the adapter into the weights, and save model and tokenizer into `tmp`."""
+    """Fold the adapter into the base weights and save model and tokenizer into `tmp`: shard by shard when
+    the base's safetensors are on this machine (export/shard_merge.py), else base + adapter in memory."""
     import torch
 
     from r1tune import models
+    from r1tune.export.shard_merge import merge_by_shard
+
+    stored = torch.bfloat16 if dtype == "bf16" else torch.float32
+    base = local_base_folder(model_cfg)
+    reason = merge_by_shard(base, adapter_dir, tmp, stored) if base else "the base's files are not on this machine"
+    if reason is None:
+        models.load(model_cfg, with_weights=False).tokenizer.save_pretrained(tmp)
+        return
+    log.info("merging the adapter in memory (fp32, whole model): %s", reason)
+    merge_in_memory(model_cfg, adapter_dir, tmp, stored)
+
+
+def merge_in_memory(model_cfg: ModelConfig, adapter_dir: Path, tmp: Path, stored: Any) -> None:
+    """peft's merge: the whole base in fp32 plus the adapter, folded, then stored in `stored`."""
+    from r1tune import models
 
     loaded = models.load(model_cfg, adapter=adapter_dir)
-    merged = loaded.model.merge_and_unload()  # merged in fp32, then stored in the export dtype
-    merged.to(torch.bfloat16 if dtype == "bf16" else torch.float32).save_pretrained(tmp, safe_serialization=True)
+    loaded.model.merge_and_unload().to(stored).save_pretrained(tmp, safe_serialization=True)
     loaded.tokenizer.save_pretrained(tmp)
+
+
+def local_base_folder(model_cfg: ModelConfig) -> Path | None:
+    """The folder holding the base's safetensors: the model folder, or the hub cache's snapshot (never a
+    download: training already fetched it). None when it is not on this machine."""
+    from r1tune.models.loading import resolve_model_source
+
+    source = resolve_model_source(model_cfg)
+    if source.kind != "hub":
+        return Path(source.location)
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(source.location, revision=source.revision, local_files_only=True))
+    except LocalEntryNotFoundError:
+        return None
 
 
 def copy_whole_model(model_dir: Path, tmp: Path, dtype: ExportDtype) -> None:
