@@ -9,8 +9,10 @@ e-commerce example's products rendered in the R1 chat format. Each section is ti
 2. The baseline in the same run: the HF Trainer + PEFT recipe (LoRA r16 on all linear layers, bf16) on the
    same rendered examples for the same number of steps.
 3. QLoRA (bitsandbytes NF4) steps and peak memory, when bitsandbytes is installed.
-4. Eval generation: r1tune's builtin engine, and vLLM when it is installed, tokens/s on the same prompts.
-5. Serving: r1tune's continuous-batching engine on the GPU answers concurrent requests; and over HTTP, a
+4. Export: the LoRA adapter merged shard by shard, read back on the device as the export check does, and
+   compared with base + adapter through PEFT there (same next token at every prompt position).
+5. Eval generation: r1tune's builtin engine, and vLLM when it is installed, tokens/s on the same prompts.
+6. Serving: r1tune's continuous-batching engine on the GPU answers concurrent requests; and over HTTP, a
    second r1tune in front of that server as the gateway (`serve.engine: openai`) gives the same greedy answer,
    whole and streamed, as the server itself.
 
@@ -205,6 +207,50 @@ def qlora(ctx: dict) -> dict:
             "peak_memory_gib": _peak_memory_gib("cuda")}
 
 
+def export_merge(ctx: dict) -> dict:
+    """The padded LoRA run's adapter merged shard by shard into the saved base (fp32, on the host), then read
+    back as the export check reads it (verify_plan: fp32 on this machine's device); its logits on the val
+    prompts against base + adapter through PEFT on the same device."""
+    import torch
+    from peft import PeftModel
+
+    from r1tune.config import ModelConfig
+    from r1tune.export.shard_merge import merge_by_shard
+    from r1tune.export.verify import verify_plan
+    from r1tune.models.loading import load_model, resolve_model_source
+
+    base, merged = saved_base(ctx), ctx["work"] / "merged"
+    start = time.perf_counter()
+    reason = merge_by_shard(base, ctx["work"] / "lora-False" / "adapter", merged, torch.float32)
+    if reason is not None:
+        raise RuntimeError(f"the shard-by-shard merge refused the adapter: {reason}")
+    seconds = time.perf_counter() - start
+    plan = verify_plan()
+    ours = _prompt_logits(ctx, load_model(resolve_model_source(ModelConfig(name=str(merged))),
+                                          ModelConfig(name=str(merged)), plan=plan))
+    reference = PeftModel.from_pretrained(load_model(resolve_model_source(ModelConfig(name=str(base))),
+                                                     ModelConfig(name=str(base)), plan=plan),
+                                          ctx["work"] / "lora-False" / "adapter")
+    theirs = _prompt_logits(ctx, reference)
+    same = float((ours.argmax(-1) == theirs.argmax(-1)).float().mean())
+    if same < 0.99:
+        raise RuntimeError(f"the merged model predicts the next token like base + adapter at only {same:.1%}")
+    return {"merge_seconds": seconds, "read_back_device": plan.device, "same_next_token": same,
+            "max_logit_diff": float((ours - theirs).abs().max())}
+
+
+def _prompt_logits(ctx: dict, model: Any) -> Any:
+    """Every position's logits on the val prompts (one at a time: no padding), in fp32 on the host."""
+    import torch
+
+    from r1tune.models.device import model_device
+
+    device = model_device(model)
+    prompts = [ctx["renderer"].render_prompt(r.prompt_messages) for r in ctx["val"][:4]]
+    with torch.no_grad():
+        return torch.cat([model(torch.tensor([ids], device=device)).logits[0].float().cpu() for ids in prompts])
+
+
 def generation(ctx: dict) -> dict:
     from r1tune.models.generation import generate
 
@@ -330,7 +376,8 @@ def _chat(url: str, model: str, prompt: str, stream: bool) -> tuple[str, str]:
 
 
 SECTIONS = {"r1tune LoRA padded": lambda c: r1tune_lora(c, False), "r1tune LoRA packed": lambda c: r1tune_lora(c, True),
-            "HF Trainer + PEFT (baseline)": hf_trainer_baseline, "QLoRA": qlora, "eval generation": generation,
+            "HF Trainer + PEFT (baseline)": hf_trainer_baseline, "QLoRA": qlora, "export: merge + read-back": export_merge,
+            "eval generation": generation,
             "serving": serving, "serving through the gateway": gateway_serving}
 
 
@@ -399,7 +446,7 @@ def print_table(results: dict) -> None:
         tokens = row.get("real_tokens_per_s") or row.get("builtin_tokens_per_s")
         notes = {k: v for k, v in row.items()
                  if k in ("val_loss", "vllm_tokens_per_s", "vllm", "skipped", "requests", "completion_tokens",
-                          "same_answer_through_gateway")}
+                          "same_answer_through_gateway", "merge_seconds", "same_next_token", "max_logit_diff")}
         mfu = f"{100 * row['mfu']:.1f}%" if "mfu" in row else "-"
         memory = f"{row['peak_memory_gib']:.1f}" if row.get("peak_memory_gib") else "-"
         print(f"| {name} | {tokens:.0f} | {mfu} | {memory} | {notes} |" if tokens else f"| {name} | - | - | - | {notes} |")

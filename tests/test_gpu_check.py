@@ -1,6 +1,6 @@
 """`make gpu-check` stays runnable without a GPU in CI: on a CPU it says it needs CUDA and exits 0, and
 `--cpu-smoke` runs every section (r1tune LoRA padded and packed with validation, the HF Trainer + PEFT
-baseline, eval generation, serving by the engine and through an HTTP gateway) on a tiny model with the real
+baseline, the adapter merged and read back, eval generation, serving by the engine and through an HTTP gateway) on a tiny model with the real
 R1 tokenizer, without an error."""
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ def test_cpu_smoke_runs_every_section(tmp_path):
     assert sections["HF Trainer + PEFT (baseline)"]["real_tokens_per_s"] > 0
     assert sections["serving"]["requests"] == 16 and sections["serving"]["completion_tokens"] > 0
     assert sections["eval generation"]["builtin_tokens_per_s"] > 0
+    assert sections["export: merge + read-back"]["same_next_token"] == 1.0
     assert sections["serving through the gateway"]["same_answer_through_gateway"] is True
 
 

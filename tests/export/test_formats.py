@@ -143,3 +143,33 @@ def test_bad_requests_fail_before_any_weights_load(trained_run, tmp_path, monkey
     with pytest.raises(R1TuneError, match=message):
         export_run(open_run(trained_run), tmp_path / "out", ExportOptions(**options))
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("trained_run", ["tiny_llama_dir"], indirect=True)
+def test_the_check_holds_one_model_at_a_time_in_fp32_on_this_machines_device(trained_run, tmp_path, monkeypatch):
+    import gc
+    import weakref
+
+    from r1tune import models
+    from r1tune.export import verify
+
+    plans, run_models = [], []
+    real_load, real_load_export = models.load, verify._load_export
+
+    def recording_load(*args, **kwargs):
+        loaded = real_load(*args, **kwargs)
+        if loaded.model is not None:  # the run's, then the export's (the shard-by-shard merge loads none)
+            plans.append(kwargs.get("plan"))
+            run_models.append(weakref.ref(loaded.model))
+        return loaded
+
+    def load_export_after_the_run_is_gone(*args, **kwargs):
+        gc.collect()
+        assert len(run_models) == 1 and run_models[0]() is None, "the run's weights are still held"
+        return real_load_export(*args, **kwargs)
+
+    monkeypatch.setattr(models, "load", recording_load)
+    monkeypatch.setattr(verify, "_load_export", load_export_after_the_run_is_gone)
+    check = _export(trained_run, tmp_path / "merged", fmt="merged", dtype="fp32")
+    assert check["passed"] and check["greedy_agreement"] == 1.0, check
+    assert len(plans) == 2 and all(p.compute == "fp32" and p.device == "cpu" for p in plans)  # CUDA's GPUs there

@@ -11,6 +11,8 @@ from r1tune.config import ModelConfig
 from r1tune.errors import ModelLoadError
 from r1tune.models import load, presets, resolve_model_source
 from r1tune.models import loading as loading_mod
+from r1tune.models.device import DevicePlan
+from r1tune.models.loading import _plan_placement
 
 
 def test_presets_cover_the_r1_family_with_r1_sampling():
@@ -124,3 +126,14 @@ def test_an_export_is_prompted_like_the_preset_it_was_tuned_from(tiny_llama_dir,
     (export / "r1tune_export.json").write_text(json.dumps({"base_model": "smollm2-135m-instruct"}))  # an old marker
     with pytest.raises(ModelLoadError, match="r1tune_export.json: field source: Field required"):
         resolve_model_source(ModelConfig(name=str(export)))
+
+
+@pytest.mark.parametrize(("plan", "expected"), [
+    (DevicePlan("cpu", "bf16", "sdpa"), {"attn_implementation": "sdpa"}),
+    (DevicePlan("cuda", "bf16", "flash_attention_2", gpus=1),
+     {"attn_implementation": "flash_attention_2", "device_map": {"": 0}}),
+    (DevicePlan("cuda", "fp16", "sdpa", gpus=4), {"attn_implementation": "sdpa", "device_map": "auto"}),
+])
+def test_inference_placement_follows_the_plan(plan, expected):
+    # one placement for safetensors and GGUF loads: several GPUs spread a model too large for one
+    assert _plan_placement(plan) == expected

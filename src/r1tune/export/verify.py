@@ -48,12 +48,16 @@ def verify_export(run: RunDir, export_dir: Path, dtype: str, n: int = 16, max_ne
     if split is None:
         return {"passed": False, "reason": "the run has no prepared records to compare on", "n": 0}
     records = list(read_jsonl(split))[:n]
-    run_model = models.load(cfg.model, cfg.train.reasoning, cfg.train.train_on_prompt, **run.trained_weights())
-    results = {"run": _measure(run_model, records, cfg, max_new_tokens),
-               "export": _measure(_load_export(cfg, export_dir, gguf_file), records, cfg, max_new_tokens)}
+    plan = verify_plan()
+    run_model = models.load(cfg.model, cfg.train.reasoning, cfg.train.train_on_prompt, **run.trained_weights(),
+                            plan=plan)
+    results = {"run": _measure(run_model, records, cfg, max_new_tokens)}
+    renderer = run_model.renderer
+    del run_model  # one model in memory at a time: the run's weights go before the export's load
+    results["export"] = _measure(_load_export(cfg, export_dir, gguf_file, plan), records, cfg, max_new_tokens)
     check = _judge(results, dtype, split.name, len(records))
     if gguf_file is not None and _has_llama_cpp():
-        check["llama_cpp"] = _llama_cpp_check(run_model, export_dir / gguf_file, records, cfg, results, dtype,
+        check["llama_cpp"] = _llama_cpp_check(renderer, export_dir / gguf_file, records, cfg, results, dtype,
                                               max_new_tokens, split.name)
         check["passed"] = check["passed"] and check["llama_cpp"]["passed"]
     return check
@@ -78,12 +82,11 @@ def _has_llama_cpp() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None
 
 
-def _llama_cpp_check(run_model: Any, gguf: Path, records: list[Any], cfg: Any, results: dict[str, Any], dtype: str,
+def _llama_cpp_check(renderer: Any, gguf: Path, records: list[Any], cfg: Any, results: dict[str, Any], dtype: str,
                      max_new_tokens: int, split: str) -> dict[str, Any]:
     """The GGUF as llama.cpp runs it (what Ollama and llama-server users get), against the same run results."""
     from r1tune.export.llama_cpp import read_back
 
-    renderer = run_model.renderer
     examples = [renderer.render_training(r, cfg.train.max_seq_len) for r in records]
     back = read_back(gguf, examples, results["run"]["prompt_ids"], max_new_tokens, renderer.stop_token_ids)
     back["prompt_ids"] = results["run"]["prompt_ids"]
@@ -103,16 +106,25 @@ def _same_files(source: Path, copy: Path) -> dict[str, Any]:
             "problems": [f"{f} differs from the run's" for f in different]}
 
 
-def _load_export(cfg: Any, export_dir: Path, gguf_file: str | None) -> Any:
+def verify_plan() -> Any:
+    """Where the check runs: this machine's device (several GPUs: the model spread over them), in fp32 on
+    any device, so the check measures the export and not the compute dtype's rounding."""
+    import dataclasses
+
+    from r1tune.models.device import current_plan
+
+    return dataclasses.replace(current_plan(), compute="fp32")
+
+
+def _load_export(cfg: Any, export_dir: Path, gguf_file: str | None, plan: Any) -> Any:
     from r1tune import models
     from r1tune.config import ModelConfig
+    from r1tune.models.loading import load_gguf_model
 
     if gguf_file is None:
-        return models.load(ModelConfig(name=str(export_dir)))
-    from transformers import AutoModelForCausalLM
-
+        return models.load(ModelConfig(name=str(export_dir)), plan=plan)
     loaded = models.load(cfg.model, cfg.train.reasoning, cfg.train.train_on_prompt, with_weights=False)
-    loaded.model = AutoModelForCausalLM.from_pretrained(export_dir, gguf_file=gguf_file)
+    loaded.model = load_gguf_model(export_dir, gguf_file, plan)
     return loaded
 
 

@@ -186,15 +186,34 @@ def load_model(source: ModelSource, cfg: ModelConfig, dtype: Any = None, plan: A
         placement.update(_nf4_placement(dtype or torch.bfloat16))
     if plan is not None:
         dtype = dtype or plan.weights_dtype
-        placement["attn_implementation"] = plan.attn_implementation
-        if plan.device == "cuda":
-            placement["device_map"] = "auto" if plan.gpus > 1 else {"": 0}
+        placement.update(_plan_placement(plan))
     model = _from_pretrained(AutoModelForCausalLM, source, cfg, dtype=dtype or torch.float32, use_safetensors=True,
                              **placement)
     if plan is not None and plan.device == "mps":
         model.to("mps")
     model.config.use_cache = False
     return model
+
+
+def load_gguf_model(folder: Path, gguf_file: str, plan: Any) -> PreTrainedModel:
+    """A GGUF's weights read back (dequantised) by transformers, placed and typed as `plan` says."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=plan.weights_dtype,
+                                                 **_plan_placement(plan))
+    if plan.device == "mps":
+        model.to("mps")
+    model.config.use_cache = False
+    return model
+
+
+def _plan_placement(plan: Any) -> dict[str, Any]:
+    """from_pretrained's placement for an inference plan: its attention kernel; on CUDA, its GPU, or spread
+    over every visible GPU (accelerate's `device_map="auto"`) so a model too large for one still loads."""
+    placement: dict[str, Any] = {"attn_implementation": plan.attn_implementation}
+    if plan.device == "cuda":
+        placement["device_map"] = "auto" if plan.gpus > 1 else {"": 0}
+    return placement
 
 
 def _nf4_placement(compute_dtype: Any) -> dict[str, Any]:
