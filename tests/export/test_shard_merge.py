@@ -92,3 +92,16 @@ def test_a_checkpoint_without_the_adapted_tensor_names_is_left_to_peft(sharded_b
     reason = merge_by_shard(renamed, adapter, tmp_path / "out", torch.bfloat16)
     assert reason is not None and reason.startswith("the base checkpoint has no tensor model.layers.0.self_attn.")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_whole_model_is_stored_in_bf16_shard_by_shard_as_a_cast_of_every_tensor(tiny_llama_dir, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from r1tune.export.shard_merge import cast_by_shard
+
+    cast_by_shard(tiny_llama_dir, tmp_path / "out", torch.bfloat16)
+    stored = load_file(tmp_path / "out" / "model.safetensors")
+    expected = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32).to(torch.bfloat16).state_dict()
+    assert stored.keys() == expected.keys() - {"lm_head.weight"}
+    assert all(stored[k].dtype == torch.bfloat16 and torch.equal(stored[k], expected[k]) for k in stored)
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["dtype"] == "bfloat16"

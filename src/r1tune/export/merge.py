@@ -76,7 +76,7 @@ def copy_whole_model(model_dir: Path, tmp: Path, dtype: ExportDtype) -> None:
     import torch
 
     from r1tune.errors import ModelLoadError
-    from r1tune.models.loading import load_model, resolve_model_source
+    from r1tune.export.shard_merge import cast_by_shard
 
     if not any(Path(model_dir).glob("*.safetensors")):
         raise ModelLoadError(f"{model_dir} holds no safetensors weights", hint="re-run `r1tune train` for this run")
@@ -85,8 +85,7 @@ def copy_whole_model(model_dir: Path, tmp: Path, dtype: ExportDtype) -> None:
         return
     # Everything but the weights is copied; fp32 shards left beside the bf16 ones would be what an index loads.
     shutil.copytree(model_dir, tmp, ignore=shutil.ignore_patterns("*.safetensors", "*.safetensors.index.json"))
-    source = resolve_model_source(ModelConfig(name=str(model_dir)))
-    load_model(source, ModelConfig(name=str(model_dir))).to(torch.bfloat16).save_pretrained(tmp, safe_serialization=True)
+    cast_by_shard(Path(model_dir), tmp, torch.bfloat16)
 
 
 def export_run(run: RunDir, out_dir: Path, opts: ExportOptions | None = None) -> tuple[Path, dict | None]:

@@ -1,4 +1,5 @@
-"""Merge a LoRA adapter into its base one safetensors shard at a time.
+"""Merge a LoRA adapter into its base (or store a trained model in another dtype) one safetensors shard at a
+time.
 
 peft's `merge_and_unload` needs the whole base model in memory in fp32 (the sum W + s·BA is taken in fp32):
 4 bytes a parameter, 280 GB of RAM for a 70B base, which no export machine has. Here every base shard is
@@ -98,6 +99,14 @@ def merge_by_shard(base_dir: Path, adapter_dir: Path, out: Path, dtype: Any) -> 
         sizes = [_write_merged_shard(shard, out / shard.name, adapter, updates, config, dtype) for shard in shards]
     _write_config(base_dir, out, dtype, sum(sizes))
     return None
+
+
+def cast_by_shard(model_dir: Path, out: Path, dtype: Any) -> None:
+    """A whole trained model's shards stored in `dtype`, one shard in memory at a time (config and index
+    follow; the other files are the caller's to copy)."""
+    out.mkdir(parents=True, exist_ok=True)
+    sizes = [_write_merged_shard(shard, out / shard.name, None, {}, {}, dtype) for shard in base_shards(model_dir)]
+    _write_config(model_dir, out, dtype, sum(sizes))
 
 
 def _write_merged_shard(shard: Path, dest: Path, adapter: Any, updates: dict[str, LoraUpdate],
