@@ -9,6 +9,7 @@ types, merges, special ids) and the chat template are embedded, so the file alon
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from r1tune.errors import R1TuneError
 
 ARCHITECTURES = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2"}
 QUANTS = ("f16", "q8_0")
+SPOOL_IN_MEMORY = 256 * 1024 * 1024  # tensor bytes kept in memory before they spill into the spool file
 FILE_TYPES = {"f16": 1, "q8_0": 7}  # gguf.LlamaFileType MOSTLY_F16 / MOSTLY_Q8_0 (`general.file_type`)
 
 
@@ -38,21 +40,26 @@ def check_gguf_export(model_dir: Path, quant: str) -> str:
 def write_gguf(model_dir: Path, out_file: Path, quant: str, chat_template: str | None = None) -> Path:
     """Convert the safetensors folder `model_dir` into `out_file`."""
     import gguf
-    from safetensors.numpy import load_file
+    from safetensors import safe_open
     from transformers import AutoConfig, AutoTokenizer
 
     arch = check_gguf_export(model_dir, quant)
     config = AutoConfig.from_pretrained(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    writer = gguf.GGUFWriter(str(out_file), arch)
+    writer = gguf.GGUFWriter(str(out_file), arch, use_temp_file=True)
+    # Tensors wait on disk beside the output, not in memory, until the header is written: a 70B base in f16
+    # would otherwise hold 140 GB of RAM. (The writer makes its own spool in the system temp folder only
+    # when it has none.)
+    writer.temp_file = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, dir=out_file.parent)
     _write_hparams(writer, config)
     writer.add_file_type(FILE_TYPES[quant])
     _write_tokenizer(writer, tokenizer, chat_template, config.vocab_size)
     name_map = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA if arch == "llama" else gguf.MODEL_ARCH.QWEN2,
                                         config.num_hidden_layers)
     for file in sorted(model_dir.glob("*.safetensors")):
-        for name, data in load_file(file).items():
-            _add_tensor(writer, name_map, name, data.astype(np.float32), config, arch, quant)
+        with safe_open(str(file), "np") as weights:  # one tensor in memory at a time
+            for name in weights.keys():  # noqa: SIM118
+                _add_tensor(writer, name_map, name, weights.get_tensor(name).astype(np.float32), config, arch, quant)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
