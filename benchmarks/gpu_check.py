@@ -225,7 +225,7 @@ def export_merge(ctx: dict) -> dict:
     if reason is not None:
         raise RuntimeError(f"the shard-by-shard merge refused the adapter: {reason}")
     seconds = time.perf_counter() - start
-    plan = verify_plan()
+    plan = verify_plan(ModelConfig(name=str(base)))
     ours = _prompt_logits(ctx, load_model(resolve_model_source(ModelConfig(name=str(merged))),
                                           ModelConfig(name=str(merged)), plan=plan))
     reference = PeftModel.from_pretrained(load_model(resolve_model_source(ModelConfig(name=str(base))),

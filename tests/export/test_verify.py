@@ -28,3 +28,25 @@ def test_a_faithful_bf16_export_passes_and_a_drifting_one_fails_with_reasons():
         "answer perplexity changed +5.00% (tolerance ±0.5%)",
         "greedy answers agree on 0% (need 80%)"]
     assert not _judge(_results(["a"], ["a"], 4.0, 4.01), "fp32", "test.jsonl", 1)["passed"]  # fp32: ±0.1% only
+
+
+@pytest.mark.parametrize(("device", "params", "free", "expected"), [
+    ("cpu", 70_000_000_000, None, "fp32"),         # a CPU check is fp32, as before
+    ("cuda", 1_500_000_000, 80 * 10**9, "fp32"),   # 6 GB of fp32 weights on one 80 GB GPU
+    ("cuda", 70_000_000_000, 8 * 80 * 10**9, "fp32"),  # 280 GB spread over eight
+    ("cuda", 70_000_000_000, 2 * 80 * 10**9, "bf16"),  # not over two: the compute dtype
+])
+def test_the_check_runs_in_fp32_where_the_weights_fit(device, params, free, expected):
+    from r1tune.export.verify import check_compute
+
+    assert check_compute(device, "bf16", params, free) == expected
+
+
+def test_the_parameter_count_comes_from_the_config_alone(tiny_llama_dir):
+    from transformers import AutoModelForCausalLM
+
+    from r1tune.config import ModelConfig
+    from r1tune.export.verify import _parameter_count
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
+    assert _parameter_count(ModelConfig(name=str(tiny_llama_dir))) == sum(p.numel() for p in model.parameters())

@@ -12,11 +12,14 @@ here and written with the result into the export folder (`verify.json`) and its 
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any
 
 from r1tune.rundir import RunDir
+
+log = logging.getLogger(__name__)
 
 # Largest accepted |perplexity change| in percent, and smallest share of identical greedy answers.
 TOLERANCE_PCT = {"fp32": 0.1, "bf16": 0.5, "f16": 0.5, "q8_0": 2.0, "int8": 3.0, "q6_k": 3.0, "q5_k_m": 5.0,
@@ -48,7 +51,7 @@ def verify_export(run: RunDir, export_dir: Path, dtype: str, n: int = 16, max_ne
     if split is None:
         return {"passed": False, "reason": "the run has no prepared records to compare on", "n": 0}
     records = list(read_jsonl(split))[:n]
-    plan = verify_plan()
+    plan = verify_plan(cfg.model)
     run_model = models.load(cfg.model, cfg.train.reasoning, cfg.train.train_on_prompt, **run.trained_weights(),
                             plan=plan)
     results = {"run": _measure(run_model, records, cfg, max_new_tokens)}
@@ -106,14 +109,50 @@ def _same_files(source: Path, copy: Path) -> dict[str, Any]:
             "problems": [f"{f} differs from the run's" for f in different]}
 
 
-def verify_plan() -> Any:
-    """Where the check runs: this machine's device (several GPUs: the model spread over them), in fp32 on
-    any device, so the check measures the export and not the compute dtype's rounding."""
+def verify_plan(model_cfg: Any) -> Any:
+    """Where the check runs: this machine's device (several GPUs: the model spread over them), in fp32 so
+    it measures the export and not the compute dtype's rounding; on GPUs whose free memory cannot hold the
+    model in fp32 (a 70B needs 280 GB), in their compute dtype instead."""
     import dataclasses
 
     from r1tune.models.device import current_plan
 
-    return dataclasses.replace(current_plan(), compute="fp32")
+    plan = current_plan()
+    free = _free_gpu_bytes(plan.gpus) if plan.device == "cuda" else None
+    params = _parameter_count(model_cfg) if free is not None else 0
+    return dataclasses.replace(plan, compute=check_compute(plan.device, plan.compute, params, free))
+
+
+def check_compute(device: str, compute: str, params: int, free_gpu_bytes: int | None) -> str:
+    """fp32 unless the model's fp32 weights would take more than 80% of the GPUs' free memory (the rest is
+    for activations and the KV cache)."""
+    if device != "cuda" or free_gpu_bytes is None or 4 * params <= 0.8 * free_gpu_bytes:
+        return "fp32"
+    log.info("the export check runs in %s: %.0f GB of fp32 weights do not fit in %.0f GB of free GPU memory",
+             compute, 4 * params / 1e9, free_gpu_bytes / 1e9)
+    return compute
+
+
+def _free_gpu_bytes(gpus: int) -> int:
+    import torch
+
+    return sum(torch.cuda.mem_get_info(i)[0] for i in range(gpus))
+
+
+def _parameter_count(model_cfg: Any) -> int:
+    """The base model's parameters, counted on the meta device (no weights read)."""
+    from accelerate import init_empty_weights
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from r1tune.models.loading import resolve_model_source
+
+    source = resolve_model_source(model_cfg)
+    config = AutoConfig.from_pretrained(source.location, revision=source.revision,
+                                        trust_remote_code=model_cfg.trust_remote_code)
+    with init_empty_weights():
+        model = AutoModelForCausalLM.from_config(config, trust_remote_code=model_cfg.trust_remote_code)
+    model.tie_weights()  # a tied head is the embedding's parameter, counted once
+    return sum(p.numel() for p in model.parameters())
 
 
 def _load_export(cfg: Any, export_dir: Path, gguf_file: str | None, plan: Any) -> Any:
