@@ -2,7 +2,8 @@
 
     train/checkpoints/step-000040/
         trainable.safetensors   the parameters that train (LoRA weights: megabytes, not the whole model)
-        optimizer.pt            AdamW moments (tensors only; loaded with weights_only=True, never unpickled)
+        optimizer.pt            AdamW moments (tensors only; loaded with weights_only=True, never unpickled);
+                                a sharded run (FSDP, ZeRO) has optimizer-rank0.pt ... instead, one per process
         scheduler.pt            the learning-rate schedule's position
         rng-rank0.pt ...        torch (and CUDA) random states of every process: dropout, NEFTune noise
         state.json              step, history, best validation loss, patience, config fingerprint
@@ -68,14 +69,25 @@ def restore_rng_state(folder: Path, rank: int) -> None:
 
 def write_main_files(folder: Path, trainable: dict[str, Any], optimizer: Any, scheduler: Any,
                      state: dict[str, Any]) -> None:
-    """The main process's part: weights, optimiser, schedule, and state.json last."""
+    """The main process's part: whole weights (train/sharding.full_values), the optimiser unless every
+    process writes its own shard (`optimizer` None), the schedule, and state.json last."""
     import torch
     from safetensors.torch import save_file
 
-    save_file({k: v.detach().contiguous().cpu() for k, v in trainable.items()}, folder / "trainable.safetensors")
-    torch.save(optimizer.state_dict(), folder / "optimizer.pt")
+    save_file({k: v.contiguous() for k, v in trainable.items()}, folder / "trainable.safetensors")
+    if optimizer is not None:
+        torch.save(optimizer.state_dict(), folder / "optimizer.pt")
     torch.save(scheduler.state_dict(), folder / "scheduler.pt")
     (folder / STATE_FILE).write_text(json.dumps(state, indent=1))
+
+
+def write_optimizer_shard(folder: Path, optimizer: Any, rank: int) -> None:
+    """A sharded run's optimiser: every process writes its own part (FSDP2 moments, ZeRO partitions)."""
+    import torch
+
+    from r1tune.train.sharding import local_optimizer_state
+
+    torch.save(local_optimizer_state(optimizer), folder / f"optimizer-rank{rank}.pt")
 
 
 def publish(root: Path, step: int) -> Path:
@@ -122,8 +134,9 @@ def remove_stale_staging(root: Path) -> None:
 
 def load_trainable(path: Path, params: dict[str, Any]) -> None:
     """Copy saved values into the live trainable parameters; names and shapes must match exactly."""
-    import torch
     from safetensors.torch import load_file
+
+    from r1tune.train.sharding import copy_into
 
     saved = load_file(path / "trainable.safetensors")
     if set(saved) != set(params):
@@ -131,15 +144,20 @@ def load_trainable(path: Path, params: dict[str, Any]) -> None:
         raise ConfigError(f"{path} does not match this model's trainable parameters "
                           f"(missing {missing}, unexpected {extra})",
                           hint="resume with the run's original train.method and model")
-    with torch.no_grad():
-        for name, p in params.items():
-            p.copy_(saved[name])
+    copy_into(params, saved)
 
 
-def load_optimizer_and_scheduler(path: Path, optimizer: Any, scheduler: Any) -> None:
+def load_optimizer_and_scheduler(path: Path, optimizer: Any, scheduler: Any, rank: int) -> None:
+    """The whole optimiser, or this process's shard of it when the run was sharded."""
     import torch
 
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+    from r1tune.train.sharding import load_local_optimizer_state
+
+    shard = path / f"optimizer-rank{rank}.pt"
+    if shard.is_file():
+        load_local_optimizer_state(optimizer, torch.load(shard, weights_only=True))
+    else:
+        optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
 
 

@@ -63,6 +63,14 @@ class Runtime:
     def uses_deepspeed(self) -> bool:
         return self.accelerator.state.deepspeed_plugin is not None
 
+    @property
+    def shards_state(self) -> bool:
+        """Parameters or optimiser state are split between processes (FSDP, DeepSpeed ZeRO): every process
+        takes part in saving them (train/sharding.py)."""
+        from accelerate.utils import DistributedType
+
+        return self.uses_deepspeed or self.accelerator.distributed_type == DistributedType.FSDP
+
     def prepare(self, module: Any, optimizer: Any) -> tuple[Any, Any]:
         return self.accelerator.prepare(module, optimizer)
 

@@ -39,6 +39,7 @@ from r1tune.train.batching import (
 )
 from r1tune.train.distributed import Runtime, start_runtime
 from r1tune.train.methods import apply_method, saves_whole_model, trainable_named_parameters
+from r1tune.train.sharding import full_values
 from r1tune.train.tracking import MetricsLog, print_summary
 
 if TYPE_CHECKING:
@@ -139,6 +140,7 @@ def train(
     optimizer = _adamw(params, cfg, runtime.device.type)
     scheduler = get_cosine_schedule_with_warmup(optimizer, round(total_steps * cfg.warmup_ratio), total_steps)
     objective, optimizer = runtime.prepare(_objective(model, cfg, teacher_model, runtime.device), optimizer)
+    params = trainable_named_parameters(runtime.unwrap(objective).model)  # FSDP swaps in sharded parameters
     pad_id = renderer.tokenizer.pad_token_id
     feed = _step_feed(units, plan, runtime.unwrap(objective).model, pad_id, cfg.batch_size, precision)
 
@@ -191,8 +193,10 @@ def train(
     model.eval()
     accuracy = _preference_accuracy(feed, model, pad_id, cfg.batch_size, precision)
     result_dir = out_dir / ("model" if saves_whole_model(cfg.method) else "adapter")
+    whole_state = _whole_state(runtime, objective, params, saves_whole_model(cfg.method))
     if runtime.is_main:
-        _save_atomically(runtime.unwrap(objective).model, renderer, result_dir, saves_whole_model(cfg.method))
+        _save_atomically(runtime.unwrap(objective).model, renderer, result_dir, saves_whole_model(cfg.method),
+                         whole_state)
     runtime.barrier()
     metrics.close()
     result = TrainResult(
@@ -344,10 +348,13 @@ def _save_checkpoint(root: Path, state: TrainState, params, optimizer, scheduler
         staged.mkdir(parents=True, exist_ok=True)
     runtime.barrier()
     ckpt.write_rng_state(staged, runtime.rank)
+    if runtime.shards_state:
+        ckpt.write_optimizer_shard(staged, optimizer, runtime.rank)
+    values = full_values(params)  # every process: gathering sharded parameters is collective
     runtime.barrier()
     if runtime.is_main:
         payload = {"fingerprint": fingerprint, **asdict(state)}
-        ckpt.write_main_files(staged, params, optimizer, scheduler, payload)
+        ckpt.write_main_files(staged, values, None if runtime.shards_state else optimizer, scheduler, payload)
         ckpt.publish(root, state.step)
         ckpt.prune(root, cfg.keep_checkpoints, {state.best_step} if state.best_step is not None else set())
     runtime.barrier()
@@ -366,7 +373,7 @@ def _resume(root: Path, params, optimizer, scheduler, fingerprint: dict[str, Any
         raise ConfigError(f"cannot resume {latest.path}: {', '.join(map(str, what))} changed since it was written",
                           hint="resume with the run's own config, data and number of processes")
     ckpt.load_trainable(latest.path, params)
-    ckpt.load_optimizer_and_scheduler(latest.path, optimizer, scheduler)
+    ckpt.load_optimizer_and_scheduler(latest.path, optimizer, scheduler, rank)
     ckpt.restore_rng_state(latest.path, rank)
     log.warning("resuming from %s (step %d)", latest.path, latest.step)
     return TrainState(**latest.state)
@@ -380,13 +387,26 @@ def _start_neftune(model, alpha: float | None):
     return activate_neftune(model, alpha)
 
 
-def _save_atomically(model, renderer: ChatRenderer, target: Path, whole_model: bool) -> None:
+def _whole_state(runtime: Runtime, objective, params, whole_model: bool) -> dict[str, Any] | None:
+    """A sharded run's result gathered whole (collective: every process calls this): the trainable values
+    for an adapter (peft keeps the adapter's entries), accelerate's full state dict for a whole model.
+    None otherwise: the model saves its own parameters."""
+    if not runtime.shards_state:
+        return None
+    if not whole_model:
+        return full_values(params)
+    state = runtime.accelerator.get_state_dict(objective)  # the objective's: keys of its `model` are "model.*"
+    return {name.removeprefix("model."): value for name, value in state.items() if name.startswith("model.")}
+
+
+def _save_atomically(model, renderer: ChatRenderer, target: Path, whole_model: bool,
+                     state_dict: dict[str, Any] | None = None) -> None:
     """Write into a temporary folder, then swap it in: a crash never leaves a half-written result."""
     import shutil
 
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
+    model.save_pretrained(tmp, safe_serialization=True, state_dict=state_dict)
     if whole_model:
         renderer.tokenizer.save_pretrained(tmp)
     shutil.rmtree(target, ignore_errors=True)
