@@ -50,12 +50,16 @@ def test_merged_export_loads_back_and_answers_like_the_run(trained_run, tmp_path
 
 
 def test_ollama_export_is_a_gguf_with_a_modelfile(trained_run, tmp_path):
-    check = _export(trained_run, tmp_path / "ollama", fmt="ollama", quant="q8_0")
+    # The R1 model's GGUF is checked by the k-quant test below (llama.cpp) and its Qwen2 weights by
+    # test_gguf.py; checking it here again would re-parse its 152k-token vocabulary twice (~40 s).
+    verify = "qwen_r1" not in trained_run.parents[1].name
+    check = _export(trained_run, tmp_path / "ollama", fmt="ollama", quant="q8_0", verify=verify)
     files = {p.name for p in (tmp_path / "ollama").iterdir()}
-    assert {"model-q8_0.gguf", "Modelfile", "verify.json"} <= files and "hf" not in files
+    assert {"model-q8_0.gguf", "Modelfile"} <= files and "hf" not in files
     modelfile = (tmp_path / "ollama" / "Modelfile").read_text()
     assert modelfile.startswith("FROM ./model-q8_0.gguf") and "TEMPLATE" in modelfile
-    assert check["same_prompt_ids"] and check["dtype"] == "q8_0"
+    if verify:
+        assert "verify.json" in files and check["same_prompt_ids"] and check["dtype"] == "q8_0"
     assert "ollama create" in (tmp_path / "ollama" / "README.md").read_text()
 
 
