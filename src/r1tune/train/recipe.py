@@ -350,7 +350,8 @@ def _save_checkpoint(root: Path, state: TrainState, params, optimizer, scheduler
     ckpt.write_rng_state(staged, runtime.rank)
     if runtime.shards_state:
         ckpt.write_optimizer_shard(staged, optimizer, runtime.rank)
-    values = full_values(params)  # every process: gathering sharded parameters is collective
+    # gathering sharded parameters is collective (every process); otherwise only the writer needs them
+    values = full_values(params) if runtime.shards_state or runtime.is_main else {}
     runtime.barrier()
     if runtime.is_main:
         payload = {"fingerprint": fingerprint, **asdict(state)}

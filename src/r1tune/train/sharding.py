@@ -16,7 +16,9 @@ from typing import Any
 
 
 def _is_dtensor(value: Any) -> bool:
-    return type(value).__name__ == "DTensor" and hasattr(value, "full_tensor")
+    from torch.distributed.tensor import DTensor
+
+    return isinstance(value, DTensor)
 
 
 def _is_zero3(param: Any) -> bool:
