@@ -132,7 +132,15 @@ def test_a_whole_model_run_is_evaluated_exported_chatted_and_served_from_its_tra
     assert result.exit_code == 0, result.output
 
 
-def test_show_sample_highlights_trained_tokens(tiny_llama_dir, tmp_path):
+@pytest.fixture
+def wide_console(monkeypatch):
+    """No wrapping, however long this machine's temporary paths are (pytest-xdist adds a folder level)."""
+    from r1tune import cli
+
+    monkeypatch.setattr(cli.out, "width", 1000)
+
+
+def test_show_sample_highlights_trained_tokens(tiny_llama_dir, tmp_path, wide_console):
     config = write_project(tmp_path, tiny_llama_dir)
     result = _invoke("show-sample", str(config), "-n", "1")
     assert result.exit_code == 0, result.output
@@ -142,7 +150,7 @@ def test_show_sample_highlights_trained_tokens(tiny_llama_dir, tmp_path):
     assert result.output.count("⟦") == 2  # the legend and the one trained span
 
 
-def test_show_sample_shows_records_as_training_sees_them(tiny_llama_dir, tmp_path):
+def test_show_sample_shows_records_as_training_sees_them(tiny_llama_dir, tmp_path, wide_console):
     """Cleaned, PII-masked and filtered like `prepare` does, from a project file; the prepared split from a run."""
     config = write_project(tmp_path, tiny_llama_dir)
     rows = [{"messages": [{"role": "user", "content": "Call me?"}, {"role": "assistant", "content": ""}]},
