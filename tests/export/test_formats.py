@@ -50,8 +50,9 @@ def test_merged_export_loads_back_and_answers_like_the_run(trained_run, tmp_path
 
 
 def test_ollama_export_is_a_gguf_with_a_modelfile(trained_run, tmp_path):
-    # The R1 model's GGUF is checked by the k-quant test below (llama.cpp) and its Qwen2 weights by
-    # test_gguf.py; checking it here again would re-parse its 152k-token vocabulary twice (~40 s).
+    # The R1 GGUF's metadata and Qwen2 weights are checked in test_gguf.py (and by llama.cpp in the k-quant
+    # test where llama-cpp-python is installed); checking it here again would re-parse its 152k-token
+    # vocabulary twice in transformers (~40 s).
     verify = "qwen_r1" not in trained_run.parents[1].name
     check = _export(trained_run, tmp_path / "ollama", fmt="ollama", quant="q8_0", verify=verify)
     files = {p.name for p in (tmp_path / "ollama").iterdir()}
