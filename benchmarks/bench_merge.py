@@ -62,13 +62,11 @@ def sharded_copy(base: str, folder: Path, shard_mb: int) -> str:
 
 
 def _merge_child(way: str, base: str, adapter: str, out: str, dtype: str, results: Any) -> None:
-    import torch
-
     from r1tune.config import ModelConfig
-    from r1tune.export.merge import local_base_folder, merge_in_memory
+    from r1tune.export.merge import local_base_folder, merge_in_memory, storage_dtype
     from r1tune.export.shard_merge import merge_by_shard
 
-    stored = torch.bfloat16 if dtype == "bf16" else torch.float32
+    stored = storage_dtype(dtype)
     cfg = ModelConfig(name=base)
     Path("/proc/self/clear_refs").write_text("5")  # peak RSS starts again from here, after the imports
     before = _status_mb("VmRSS")

@@ -226,12 +226,12 @@ def export_merge(ctx: dict) -> dict:
         raise RuntimeError(f"the shard-by-shard merge refused the adapter: {reason}")
     seconds = time.perf_counter() - start
     plan = verify_plan(ModelConfig(name=str(base)))
-    ours = _prompt_logits(ctx, load_model(resolve_model_source(ModelConfig(name=str(merged))),
-                                          ModelConfig(name=str(merged)), plan=plan))
-    reference = PeftModel.from_pretrained(load_model(resolve_model_source(ModelConfig(name=str(base))),
-                                                     ModelConfig(name=str(base)), plan=plan),
-                                          ctx["work"] / "lora-False" / "adapter")
-    theirs = _prompt_logits(ctx, reference)
+
+    def placed(folder: Path) -> Any:
+        return load_model(resolve_model_source(ModelConfig(name=str(folder))), ModelConfig(name=str(folder)), plan=plan)
+
+    ours = _prompt_logits(ctx, placed(merged))
+    theirs = _prompt_logits(ctx, PeftModel.from_pretrained(placed(base), ctx["work"] / "lora-False" / "adapter"))
     same = float((ours.argmax(-1) == theirs.argmax(-1)).float().mean())
     if same < 0.99:
         raise RuntimeError(f"the merged model predicts the next token like base + adapter at only {same:.1%}")

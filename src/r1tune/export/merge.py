@@ -30,12 +30,10 @@ log = logging.getLogger(__name__)
 def merge_adapter(model_cfg: ModelConfig, adapter_dir: Path, tmp: Path, dtype: ExportDtype) -> None:
     """Fold the adapter into the base weights and save model and tokenizer into `tmp`: shard by shard when
     the base's safetensors are on this machine (export/shard_merge.py), else base + adapter in memory."""
-    import torch
-
     from r1tune import models
     from r1tune.export.shard_merge import merge_by_shard
 
-    stored = torch.bfloat16 if dtype == "bf16" else torch.float32
+    stored = storage_dtype(dtype)
     base = local_base_folder(model_cfg)
     reason = merge_by_shard(base, adapter_dir, tmp, stored) if base else "the base's files are not on this machine"
     if reason is None:
@@ -43,6 +41,13 @@ def merge_adapter(model_cfg: ModelConfig, adapter_dir: Path, tmp: Path, dtype: E
         return
     log.info("merging the adapter in memory (fp32, whole model): %s", reason)
     merge_in_memory(model_cfg, adapter_dir, tmp, stored)
+
+
+def storage_dtype(dtype: ExportDtype) -> Any:
+    """The torch dtype an export stores its weights in."""
+    import torch
+
+    return torch.bfloat16 if dtype == "bf16" else torch.float32
 
 
 def merge_in_memory(model_cfg: ModelConfig, adapter_dir: Path, tmp: Path, stored: Any) -> None:

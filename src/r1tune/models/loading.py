@@ -189,10 +189,7 @@ def load_model(source: ModelSource, cfg: ModelConfig, dtype: Any = None, plan: A
         placement.update(_plan_placement(plan))
     model = _from_pretrained(AutoModelForCausalLM, source, cfg, dtype=dtype or torch.float32, use_safetensors=True,
                              **placement)
-    if plan is not None and plan.device == "mps":
-        model.to("mps")
-    model.config.use_cache = False
-    return model
+    return _ready(model, plan)
 
 
 def load_gguf_model(folder: Path, gguf_file: str, plan: Any) -> PreTrainedModel:
@@ -201,7 +198,13 @@ def load_gguf_model(folder: Path, gguf_file: str, plan: Any) -> PreTrainedModel:
 
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=plan.weights_dtype,
                                                  **_plan_placement(plan))
-    if plan.device == "mps":
+    return _ready(model, plan)
+
+
+def _ready(model: PreTrainedModel, plan: Any) -> PreTrainedModel:
+    """A loaded model on Apple MPS when the plan says so (from_pretrained places only CUDA), without the KV
+    cache that training and scoring do not use (generation turns it on)."""
+    if plan is not None and plan.device == "mps":
         model.to("mps")
     model.config.use_cache = False
     return model

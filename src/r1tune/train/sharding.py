@@ -48,13 +48,12 @@ def full_values(params: dict[str, Any]) -> dict[str, Any]:
 def copy_into(params: dict[str, Any], values: dict[str, Any]) -> None:
     """Put whole `values` back into `params`, each process keeping its own slice."""
     import torch
+    from torch.distributed.tensor import distribute_tensor
 
     with torch.no_grad(), _zero3_gathered(params.values(), modifier_rank=0):
         for name, p in params.items():
             value = values[name].to(dtype=p.dtype)
             if _is_dtensor(p):
-                from torch.distributed.tensor import distribute_tensor
-
                 value = distribute_tensor(value.to(p.device), p.device_mesh, p.placements, src_data_rank=None)
             p.copy_(value)
 
@@ -69,6 +68,8 @@ def local_optimizer_state(optimizer: Any) -> dict[str, Any]:
 
 def load_local_optimizer_state(optimizer: Any, state: dict[str, Any]) -> None:
     """The inverse of `local_optimizer_state`: local slices become DTensors shaped like their parameter."""
+    from torch.distributed.tensor import DTensor
+
     params = [p for group in optimizer.param_groups for p in group["params"]]
     for index, per_param in state.get("state", {}).items():
         param = params[int(index)]
@@ -76,7 +77,5 @@ def load_local_optimizer_state(optimizer: Any, state: dict[str, Any]) -> None:
             continue
         for key, value in per_param.items():
             if hasattr(value, "shape") and value.shape == param.to_local().shape:
-                from torch.distributed.tensor import DTensor
-
                 per_param[key] = DTensor.from_local(value, param.device_mesh, param.placements, run_check=False)
     optimizer.load_state_dict(state)
