@@ -9,9 +9,11 @@ batch 4, one epoch, cutoff 512, lr 2e-4 with cosine decay and 5% warm-up, bf16, 
     its own CLI from its own venv (`make peer-llamafactory` makes `.venv-peer`). Its real tokens are the
     non-pad positions of the packed dataset its own loader builds; its time is the `train_runtime` it reports.
 (b) r1tune's default recipe: the frozen base held in the training dtype the device plan picks (bf16 on CPUs
-    with bf16), bf16 autocast with peft's per-layer input casts skipped, SDPA with its backward in fp32
-    (models/attention.py), length-grouped batches, the frozen head's answer loss block by block
-    (models/head_loss.py).
+    with bf16), bf16 autocast with peft's per-layer input casts skipped, attention as matmuls with an fp32
+    softmax (models/attention.py), length-grouped batches, the frozen head's answer loss block by block
+    (models/head_loss.py), freed memory kept for reuse (models/cpu_allocator.py). Its time is that of its
+    optimiser steps (collating, forward, backward, update), like LLaMA-Factory's train_runtime; the whole
+    train() call's time is kept beside it in the JSON.
 (c) (b) with the frozen base in fp32 under the same autocast (the CPU default before this comparison).
 
 Each run is its own child process (peak RSS is that run's alone). This machine's speed drifts by tens of
@@ -124,9 +126,12 @@ def run_r1tune(records: int, work: Path, fp32_weights: bool) -> dict:
     start = time.perf_counter()
     _, result = train(cfg, model, loaded.renderer, alpaca_records(records), [], work / "train", 42,
                       loaded.target_modules, show_progress=False)
-    seconds = time.perf_counter() - start
+    wall = time.perf_counter() - start
     losses = [row["loss"] for row in result.history]
-    return {"real_tokens": result.real_tokens, "seconds": seconds, "real_tokens_per_s": result.real_tokens / seconds,
+    # Like LLaMA-Factory's train_runtime: the optimiser steps (batches collated, forward, backward, update),
+    # not the tokenising before them, the adapter's set-up or its saving after them.
+    return {"real_tokens": result.real_tokens, "seconds": result.step_seconds,
+            "real_tokens_per_s": result.real_tokens / result.step_seconds, "train_call_seconds": round(wall, 2),
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "steps": result.steps,
             "precision": result.precision, "mean_train_loss": sum(losses) / len(losses)}
 

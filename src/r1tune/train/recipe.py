@@ -27,6 +27,7 @@ from r1tune.data.records import Record, write_json_lines
 from r1tune.errors import ConfigError, DataError
 from r1tune.models.attention import training_attention
 from r1tune.models.chat_format import ChatRenderer, Rendered
+from r1tune.models.cpu_allocator import keep_freed_memory
 from r1tune.models.precision import adapter_input_casts_skipped, autocast, resolve_precision
 from r1tune.models.scoring import answer_loss
 from r1tune.train import checkpoint as ckpt
@@ -101,6 +102,8 @@ def train(
 
     precision = resolve_precision(cfg.precision)
     runtime = start_runtime(precision)
+    if runtime.device.type == "cpu":
+        keep_freed_memory()  # activations reuse pages instead of faulting fresh ones in every step
     torch.manual_seed(seed)
     t_start = time.perf_counter()
 
