@@ -25,10 +25,10 @@ PATHS = {"matmul": "GroupedMatmulAttentionBackward", "flash": "FlashFp32Backward
 
 @pytest.fixture(params=["matmul", "matmul_in_chunks", "flash"])
 def path(request, monkeypatch):
-    """Each path of the CPU bf16 attention: rows past EAGER_MAX_ELEMENTS take the flash kernel; causal rows
+    """Each path of the CPU bf16 attention: rows past MATMUL_MAX_ELEMENTS take the flash kernel; causal rows
     longer than CAUSAL_CHUNK_ROWS go in chunks (here 24 rows in chunks of 7, the last one short)."""
     if request.param == "flash":
-        monkeypatch.setattr(attention, "EAGER_MAX_ELEMENTS", 0)
+        monkeypatch.setattr(attention, "MATMUL_MAX_ELEMENTS", 0)
     if request.param == "matmul_in_chunks":
         monkeypatch.setattr(attention, "CAUSAL_CHUNK_ROWS", 7)
     return request.param.removesuffix("_in_chunks")

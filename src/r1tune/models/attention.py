@@ -5,14 +5,16 @@ Two paths, both registered with transformers' AttentionInterface (and the SDPA m
 `CPU_BF16_TRAINING` and switched on only for the span of a training loop on a CPU in bf16 whose model uses
 SDPA; anything else (no gradient, dropout, a KV cache, another dtype) goes to transformers' own SDPA function.
 
-- Rows whose attention probabilities fit `EAGER_MAX_ELEMENTS` (B x heads x T x T) take matmuls: scores in
+- Rows whose attention probabilities fit `MATMUL_MAX_ELEMENTS` (B x heads x T x T) take matmuls: scores in
   fp32 (as the flash kernel accumulates them), an fp32 softmax, the probabilities kept in bf16 for the value
   product and the backward, whose matmuls run in bf16. Query heads that share a key/value head are one batched
-  matmul, so keys and values are never repeated per head. PyTorch 2.13's CPU flash kernel spends most of its
-  time outside its matmuls at these sizes: on this project's 2-core CPU, SmolLM2-135M's 9 heads of 64,
-  forward + backward per layer took 8.6 against 20.4 ms for 4 rows of 220 tokens, 31 against 46 ms for 2 of
-  512 and 5.4 against 15 ms for 8 of 110; the errors against an fp32 reference stay at bf16's level
-  (tests/models/test_attention.py bounds them).
+  matmul, so keys and values are never repeated per head, and under a causal mask the query rows go in chunks
+  that skip the hidden keys. PyTorch 2.13's CPU flash kernel spends most of its time outside its matmuls at
+  these sizes: on this project's 2-core CPU, SmolLM2-135M's 9 heads of 64, forward + backward per layer took
+  8.6 against 20.4 ms for 4 rows of 220 tokens and 5.4 against 15 ms for 8 of 110 in one chunk, and 19
+  against 44-48 ms for 2 of 512 in chunks; on 10 micro-batches of the bench-peer data, whole LoRA steps took
+  26.6 s against 32.2 s through the flash path (medians of 3 alternating rounds). The errors against an fp32
+  reference stay at bf16's level (tests/models/test_attention.py bounds them).
 - Longer rows (whose probabilities would cost memory a flash kernel never spends) take the flash kernel's
   forward in bf16 and its backward on the same inputs cast to fp32, which at those sizes was the faster of
   its two backwards.
@@ -28,9 +30,10 @@ from typing import Any
 CPU_BF16_TRAINING = "r1tune_cpu_bf16_training"
 # Probabilities (batch x heads x T x T) up to which the matmul path runs: 32 MB a layer in bf16, kept for the
 # backward (SmolLM2-135M's 2 rows of 512 tokens take 4.7M; a 7B's 28 heads at 1 x 768 take 16.5M).
-EAGER_MAX_ELEMENTS = 1 << 24
+MATMUL_MAX_ELEMENTS = 1 << 24
 CAUSAL_CHUNK_ROWS = 128  # query rows per matmul under a causal mask
-_bias_cache: list[Any] = [None, None]  # (what the bias was built from, the bias): every layer shares one mask
+# (what the bias was built from, (the bias, whether it hides later keys)): every layer shares one mask
+_bias_cache: list[Any] = [None, None]
 
 
 def _float_mask(mask: Any, dtype: Any) -> Any:
@@ -187,7 +190,7 @@ def cpu_bf16_training_attention(module: Any, query: Any, key: Any, value: Any, a
     causal = attention_mask is None and (is_causal if is_causal is not None else getattr(module, "is_causal", True))
     batch, heads, length, dim = query.shape
     bias, hides_later = None, False
-    if batch * heads * length * length <= EAGER_MAX_ELEMENTS:
+    if batch * heads * length * length <= MATMUL_MAX_ELEMENTS:
         bias, hides_later = _additive_bias(attention_mask, length, bool(causal))
     if bias is not None:
         scale = scaling if scaling is not None else dim**-0.5
