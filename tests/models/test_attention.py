@@ -127,7 +127,7 @@ def test_chunks_only_under_a_mask_that_hides_later_keys(monkeypatch):
     assert attention._query_chunks(24, False) == [(0, 24)]
     q, k, v, mask = _inputs()
     mask[1, :, 2, 20] = True  # one query sees a later key: no chunks, and its output is the full softmax's
-    assert attention._additive_bias(mask, 24, causal=False)[1] is False
+    assert attention._additive_bias(mask, 24, False, mask.device)[1] is False
     ours = cpu_bf16_training_attention(GQA_MODULE, q, k, v, mask, scaling=0.25)[0]
     assert torch.allclose(ours.float(), _sdpa(q, k, v, mask).float(), atol=2e-2)
 

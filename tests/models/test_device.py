@@ -69,8 +69,9 @@ def test_inputs_follow_the_model(tiny_llama_dir):
 
 # Modules whose tensors go into a model. Collate functions build CPU batches that their callers move with
 # `on_device` (checked at the call sites: scoring.per_example_nll and the training recipe).
-MODEL_FACING = ["models/scoring.py", "models/generation.py", "serve/engine.py", "serve/sampling.py",
-                "serve/structured.py", "train/recipe.py", "train/objective.py", "eval/evaluate.py"]
+MODEL_FACING = ["models/scoring.py", "models/generation.py", "models/attention.py", "models/head_loss.py",
+                "serve/engine.py", "serve/sampling.py", "serve/structured.py", "train/recipe.py", "train/objective.py",
+                "eval/evaluate.py"]
 CONSTRUCTORS = {"tensor", "zeros", "ones", "full", "arange", "empty", "randn", "rand", "as_tensor", "zeros_like"}
 CPU_BATCH_BUILDERS = {"collate"}
 

@@ -16,8 +16,10 @@ from r1tune.errors import ConfigError
 from r1tune.train import train
 
 
-def _train(model_dir, tmp_path, **overrides):
+def _train(model_dir, tmp_path, weights_dtype=None, **overrides):
     loaded = models.load(ModelConfig(name=str(model_dir)))
+    if weights_dtype is not None:
+        loaded.model.to(weights_dtype)
     cfg = TrainConfig(**{"max_steps": 12, "batch_size": 4, "lr": 1e-2, "max_seq_len": 96, "log_every": 1,
                          "warmup_ratio": 0.0, "precision": "fp32", "eval_every": 6, **overrides})
     before = {k: v.detach().clone() for k, v in loaded.model.state_dict().items()}
@@ -120,3 +122,29 @@ def test_label_smoothing_and_gradient_checkpointing(tiny_llama_dir, tmp_path):
     smoothed = _train(tiny_llama_dir, tmp_path / "c", label_smoothing=0.1, **base)[2].history
     assert [r["loss"] for r in recomputed] == pytest.approx([r["loss"] for r in plain], abs=1e-5)
     assert smoothed[0]["loss"] != pytest.approx(plain[0]["loss"], abs=1e-3)  # the setting reaches the loss
+
+
+def test_bf16_on_a_cpu_trains_through_the_matmul_attention_and_keeps_freed_memory(tiny_qwen_r1_dir, tmp_path,
+                                                                                 monkeypatch):
+    from r1tune.models import attention
+    from r1tune.models.device import current_plan
+    from r1tune.train import recipe
+
+    if current_plan("auto").compute != "bf16":
+        pytest.skip("this CPU computes no bf16, so its training takes no bf16 path")
+    calls = {"allocator": 0, "matmul_attention": 0}
+    monkeypatch.setattr(recipe, "keep_freed_memory", lambda: calls.update(allocator=calls["allocator"] + 1))
+    chunks = attention._query_chunks
+
+    def counted(length, causal):
+        calls["matmul_attention"] += 1
+        return chunks(length, causal)
+
+    monkeypatch.setattr(attention, "_query_chunks", counted)
+    monkeypatch.setattr(attention, "CAUSAL_CHUNK_ROWS", 16)  # the records' rows go in several chunks
+    # the frozen base in bf16, as the device plan holds it on such a CPU (models/device.py)
+    _, _, result, _ = _train(tiny_qwen_r1_dir, tmp_path, torch.bfloat16, precision="bf16")
+    losses = [row["loss"] for row in result.history]
+    assert result.precision == "bf16" and losses[-1] < 0.7 * losses[0], losses
+    assert calls["allocator"] == 1 and calls["matmul_attention"] > 0
+    assert attention._bias_cache == [None, None]

@@ -109,8 +109,9 @@ def _grouped_matmul_attention() -> Any:
             kv_heads = k.size(1)
             q5, k3, v3 = _by_key_value_head(q, k, v)
             g5 = grad_out.to(q.dtype).reshape(q5.shape)
-            grad_q = torch.empty(q5.shape, dtype=q.dtype)
-            grad_k, grad_v = (torch.zeros(k3.shape, dtype=torch.float32) for _ in range(2))  # summed over chunks
+            grad_q = torch.empty(q5.shape, dtype=q.dtype, device=q.device)
+            grad_k, grad_v = (torch.zeros(k3.shape, dtype=torch.float32, device=k.device)  # summed over chunks
+                              for _ in range(2))
             for (start, end), chunk_probs in zip(ctx.chunks, probs, strict=True):
                 p = chunk_probs.view(batch * kv_heads, -1, end)
                 g = g5[:, :, :, start:end].reshape(batch * kv_heads, -1, dim)
@@ -144,7 +145,7 @@ def _query_chunks(length: int, causal: bool) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:], strict=True))
 
 
-def _additive_bias(mask: Any, length: int, causal: bool) -> tuple[Any, bool]:
+def _additive_bias(mask: Any, length: int, causal: bool, device: Any) -> tuple[Any, bool]:
     """The fp32 bias the matmul path adds to its scores (0 where attended, -inf elsewhere), built once for
     the mask every layer of a forward shares, and whether it hides every key after its query (so the rows
     can go in chunks). The bias is None when some query row attends to nothing (its softmax would be NaN,
@@ -159,10 +160,11 @@ def _additive_bias(mask: Any, length: int, causal: bool) -> tuple[Any, bool]:
     if mask is not None:
         bias = _float_mask(mask[..., :length], torch.float32).float()
     elif causal:
-        bias = _float_mask(torch.ones(length, length, dtype=torch.bool).tril()[None, None], torch.float32)
+        bias = _float_mask(torch.ones(length, length, dtype=torch.bool, device=device).tril()[None, None],
+                           torch.float32)
     else:
-        bias = torch.zeros(1, 1, length, length)
-    later = torch.ones(length, length, dtype=torch.bool).triu(1)
+        bias = torch.zeros(1, 1, length, length, device=device)
+    later = torch.ones(length, length, dtype=torch.bool, device=device).triu(1)
     hides_later = bool(torch.isneginf(bias[..., later]).all())
     usable = None if torch.isneginf(bias).all(dim=-1).any() else bias
     _bias_cache[:] = [source, (usable, hides_later)]
@@ -191,7 +193,7 @@ def cpu_bf16_training_attention(module: Any, query: Any, key: Any, value: Any, a
     batch, heads, length, dim = query.shape
     bias, hides_later = None, False
     if batch * heads * length * length <= MATMUL_MAX_ELEMENTS:
-        bias, hides_later = _additive_bias(attention_mask, length, bool(causal))
+        bias, hides_later = _additive_bias(attention_mask, length, bool(causal), query.device)
     if bias is not None:
         scale = scaling if scaling is not None else dim**-0.5
         chunks = _query_chunks(length, hides_later)
