@@ -11,13 +11,14 @@ SDPA; anything else (no gradient, dropout, a KV cache, another dtype) goes to tr
   matmul, so keys and values are never repeated per head, and under a causal mask the query rows go in chunks
   that skip the hidden keys. PyTorch 2.13's CPU flash kernel spends most of its time outside its matmuls at
   these sizes: on this project's 2-core CPU, SmolLM2-135M's 9 heads of 64, forward + backward per layer took
-  8.6 against 20.4 ms for 4 rows of 220 tokens and 5.4 against 15 ms for 8 of 110 in one chunk, and 19
-  against 44-48 ms for 2 of 512 in chunks; on 10 micro-batches of the bench-peer data, whole LoRA steps took
+  12.0 against 21.6 ms for 4 rows of 220 tokens and 5.4 against 15.0 ms for 8 of 110 in one chunk, and 19
+  ms in chunks against 44-47 ms for 2 of 512; on 10 micro-batches of the bench-peer data, whole LoRA steps took
   26.6 s against 32.2 s through the flash path (medians of 3 alternating rounds). The errors against an fp32
   reference stay at bf16's level (tests/models/test_attention.py bounds them).
 - Longer rows (whose probabilities would cost memory a flash kernel never spends) take the flash kernel's
-  forward in bf16 and its backward on the same inputs cast to fp32, which at those sizes was the faster of
-  its two backwards.
+  forward in bf16 and its backward on the same inputs cast to fp32. That backward was the faster one for 4 x
+  420 tokens in earlier measurements here, but not for 2 x 512 in a later one, so which backward suits rows
+  this long on a CPU is not settled.
 """
 
 from __future__ import annotations
