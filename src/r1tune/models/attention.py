@@ -159,7 +159,7 @@ def _additive_bias(mask: Any, length: int, causal: bool, device: Any) -> tuple[A
                                    and source == cached_source):
         return cached
     if mask is not None:
-        bias = _float_mask(mask[..., :length], torch.float32).float()
+        bias = _float_mask(mask[..., :length], torch.float32)
     elif causal:
         bias = _float_mask(torch.ones(length, length, dtype=torch.bool, device=device).tril()[None, None],
                            torch.float32)
