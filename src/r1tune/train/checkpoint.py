@@ -3,7 +3,9 @@
     train/checkpoints/step-000040/
         trainable.safetensors   the parameters that train (LoRA weights: megabytes, not the whole model)
         optimizer.pt            AdamW moments (tensors only; loaded with weights_only=True, never unpickled);
-                                a sharded run (FSDP, ZeRO) has optimizer-rank0.pt ... instead, one per process
+                                an FSDP run has optimizer-rank0.pt ... instead, one per process
+        deepspeed/              a DeepSpeed ZeRO run's optimiser instead: its engine's own files (partitions,
+                                fp32 master weights, loss scaler), which DeepSpeed writes and unpickles itself
         scheduler.pt            the learning-rate schedule's position
         rng-rank0.pt ...        torch (and CUDA) random states of every process: dropout, NEFTune noise
         state.json              step, history, best validation loss, patience, config fingerprint
@@ -82,7 +84,7 @@ def write_main_files(folder: Path, trainable: dict[str, Any], optimizer: Any, sc
 
 
 def write_optimizer_shard(folder: Path, optimizer: Any, rank: int) -> None:
-    """A sharded run's optimiser: every process writes its own part (FSDP2 moments, ZeRO partitions)."""
+    """An FSDP run's optimiser: every process writes its own part (its slices of the AdamW moments)."""
     import torch
 
     from r1tune.train.sharding import local_optimizer_state
@@ -93,9 +95,10 @@ def write_optimizer_shard(folder: Path, optimizer: Any, rank: int) -> None:
 def publish(root: Path, step: int) -> Path:
     """Flush the staged checkpoint to disk and rename it into place (atomic on POSIX filesystems)."""
     staged, final = staging_dir(root, step), checkpoint_dir(root, step)
-    for file in staged.iterdir():
-        with file.open("rb") as handle:
-            os.fsync(handle.fileno())
+    for file in staged.rglob("*"):  # DeepSpeed's files sit in a subfolder
+        if file.is_file():
+            with file.open("rb") as handle:
+                os.fsync(handle.fileno())
     if final.exists():  # re-saving the same step (e.g. periodic and best at once): replace it
         shutil.rmtree(final)
     staged.rename(final)
@@ -148,15 +151,16 @@ def load_trainable(path: Path, params: dict[str, Any]) -> None:
 
 
 def load_optimizer_and_scheduler(path: Path, optimizer: Any, scheduler: Any, rank: int) -> None:
-    """The whole optimiser, or this process's shard of it when the run was sharded."""
+    """The whole optimiser, or this process's shard of it when the run was sharded; `optimizer` None: only
+    the schedule (DeepSpeed's engine loads its optimiser itself)."""
     import torch
 
     from r1tune.train.sharding import load_local_optimizer_state
 
     shard = path / f"optimizer-rank{rank}.pt"
-    if shard.is_file():
+    if optimizer is not None and shard.is_file():
         load_local_optimizer_state(optimizer, torch.load(shard, weights_only=True))
-    else:
+    elif optimizer is not None:
         optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
 

@@ -25,6 +25,7 @@ from r1tune.errors import ConfigError
 
 Strategy = Literal["ddp", "fsdp", "zero2", "zero3"]
 STRATEGIES: tuple[str, ...] = ("ddp", "fsdp", "zero2", "zero3")
+DEEPSPEED_TAG = "deepspeed"  # the checkpoint's subfolder that DeepSpeed's engine writes and reads
 
 
 def is_main_process() -> bool:
@@ -99,6 +100,22 @@ class Runtime:
 
     def unwrap(self, module: Any) -> Any:
         return self.accelerator.unwrap_model(module)
+
+    def save_deepspeed_state(self, folder: Path) -> None:
+        """DeepSpeed's own checkpoint of the trainable state (optimiser partitions, fp32 master weights, loss
+        scaler) into `folder/DEEPSPEED_TAG`. A ZeRO optimiser's state dict is no torch optimiser's and only its
+        engine reads it back (`load_state_dict` wants every rank's dicts). Collective: every process calls it."""
+        engine = self.accelerator.deepspeed_engine_wrapped.engine
+        engine.save_checkpoint(str(folder), tag=DEEPSPEED_TAG, save_latest=False, exclude_frozen_parameters=True)
+
+    def load_deepspeed_state(self, folder: Path) -> None:
+        """The inverse of `save_deepspeed_state` (the frozen weights are the model's own: not strict)."""
+        engine = self.accelerator.deepspeed_engine_wrapped.engine
+        loaded, _ = engine.load_checkpoint(str(folder), tag=DEEPSPEED_TAG, load_module_strict=False,
+                                           load_optimizer_states=True, load_lr_scheduler_states=False)
+        if loaded is None:
+            raise ConfigError(f"{folder / DEEPSPEED_TAG} holds no DeepSpeed checkpoint",
+                              hint="resume with the strategy the interrupted run used")
 
 
 def start_runtime(precision: str = "fp32") -> Runtime:

@@ -152,7 +152,7 @@ def train(
     fingerprint = _fingerprint(cfg, feed.fingerprinted, runtime.world_size)
     state, resumed_from = TrainState(), None
     if resume:
-        state = _resume(checkpoints, params, optimizer, scheduler, fingerprint, runtime.rank)
+        state = _resume(checkpoints, params, optimizer, scheduler, fingerprint, runtime)
         resumed_from = state.step
     elif ckpt.complete_checkpoints(checkpoints):
         raise ConfigError(f"{checkpoints} holds checkpoints of an earlier run of this folder",
@@ -351,7 +351,9 @@ def _save_checkpoint(root: Path, state: TrainState, params, optimizer, scheduler
         staged.mkdir(parents=True, exist_ok=True)
     runtime.barrier()
     ckpt.write_rng_state(staged, runtime.rank)
-    if runtime.shards_state:
+    if runtime.uses_deepspeed:
+        runtime.save_deepspeed_state(staged)
+    elif runtime.shards_state:
         ckpt.write_optimizer_shard(staged, optimizer, runtime.rank)
     # gathering sharded parameters is collective (every process); otherwise only the writer needs them
     values = full_values(params) if runtime.shards_state or runtime.is_main else {}
@@ -364,7 +366,7 @@ def _save_checkpoint(root: Path, state: TrainState, params, optimizer, scheduler
     runtime.barrier()
 
 
-def _resume(root: Path, params, optimizer, scheduler, fingerprint: dict[str, Any], rank: int) -> TrainState:
+def _resume(root: Path, params, optimizer, scheduler, fingerprint: dict[str, Any], runtime: Runtime) -> TrainState:
     found = ckpt.complete_checkpoints(root)
     if not found:
         raise ConfigError(f"nothing to resume: no complete checkpoint in {root}",
@@ -377,8 +379,11 @@ def _resume(root: Path, params, optimizer, scheduler, fingerprint: dict[str, Any
         raise ConfigError(f"cannot resume {latest.path}: {', '.join(map(str, what))} changed since it was written",
                           hint="resume with the run's own config, data and number of processes")
     ckpt.load_trainable(latest.path, params)
-    ckpt.load_optimizer_and_scheduler(latest.path, optimizer, scheduler, rank)
-    ckpt.restore_rng_state(latest.path, rank)
+    if runtime.uses_deepspeed:
+        runtime.load_deepspeed_state(latest.path)
+    ckpt.load_optimizer_and_scheduler(latest.path, None if runtime.uses_deepspeed else optimizer, scheduler,
+                                      runtime.rank)
+    ckpt.restore_rng_state(latest.path, runtime.rank)
     log.warning("resuming from %s (step %d)", latest.path, latest.step)
     return TrainState(**latest.state)
 

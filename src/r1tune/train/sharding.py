@@ -1,10 +1,11 @@
 """Exact values out of, and back into, parameters that several processes share out between them.
 
 Under FSDP2 each trainable parameter is a DTensor holding one slice per process, and so is every AdamW
-moment; under DeepSpeed ZeRO-3 a parameter's data lives in partitions (`ds_tensor`) and ZeRO-2/3 partition
-the optimiser. A checkpoint therefore takes each trainable parameter's whole value (a collective: every
-process calls these functions, in the same order) and each process's own optimiser state in its own file;
-a resumed run puts the values back into the same layout. Without sharding every function here is the
+moment; under DeepSpeed ZeRO-3 a parameter's data lives in partitions (`ds_tensor`). A checkpoint therefore
+takes each trainable parameter's whole value (a collective: every process calls these functions, in the same
+order) and, under FSDP, each process's own optimiser state in its own file (DeepSpeed's partitioned optimiser
+goes through its engine's own checkpoint: train/distributed.Runtime.save_deepspeed_state); a resumed run puts
+the values back into the same layout. Without sharding every function here is the
 plain operation, so one process and DDP take the same path.
 """
 
