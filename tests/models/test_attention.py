@@ -121,23 +121,6 @@ def test_every_layer_shares_one_bias_and_the_loop_drops_it(tiny_llama_dir):
     assert attention._bias_cache == [None, None]
 
 
-def test_the_flash_path_builds_each_float_mask_once_and_the_loop_drops_them(tiny_llama_dir, monkeypatch):
-    monkeypatch.setattr(attention, "MATMUL_MAX_ELEMENTS", 0)
-    built, build = [], attention._float_mask
-    monkeypatch.setattr(attention, "_float_mask", lambda mask, dtype: built.append(dtype) or build(mask, dtype))
-    q, k, v, mask = _inputs()
-    for _ in range(3):  # three layers of one forward and backward, all given the same mask
-        cpu_bf16_training_attention(GQA_MODULE, q, k, v, mask, scaling=0.25)[0].float().sum().backward()
-    assert built == [torch.bfloat16, torch.float32]
-    assert attention._flash_masks[torch.bfloat16][0] is mask
-    cpu_bf16_training_attention(GQA_MODULE, q, k, v, mask.clone(), scaling=0.25)  # the next forward's mask
-    assert built == [torch.bfloat16, torch.float32, torch.bfloat16]
-    _, model = _bf16_model(tiny_llama_dir)
-    with training_attention(model, "bf16", "cpu"):
-        pass
-    assert attention._flash_masks == {}
-
-
 def test_chunks_only_under_a_mask_that_hides_later_keys(monkeypatch):
     monkeypatch.setattr(attention, "CAUSAL_CHUNK_ROWS", 10)
     assert attention._query_chunks(24, True) == [(0, 10), (10, 20), (20, 24)]

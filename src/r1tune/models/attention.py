@@ -35,9 +35,6 @@ MATMUL_MAX_ELEMENTS = 1 << 24
 CAUSAL_CHUNK_ROWS = 128  # query rows per matmul under a causal mask
 # (what the bias was built from, (the bias, whether it hides later keys)): every layer shares one mask
 _bias_cache: list[Any] = [None, None]
-# the flash path's float masks, by dtype: (the boolean mask, its float form), shared by every layer's forward
-# (bf16) and backward (fp32)
-_flash_masks: dict[Any, tuple[Any, Any]] = {}
 
 
 def _float_mask(mask: Any, dtype: Any) -> Any:
@@ -47,17 +44,6 @@ def _float_mask(mask: Any, dtype: Any) -> Any:
     if mask is None or mask.dtype != torch.bool:
         return None if mask is None else mask.to(dtype)
     return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, float("-inf"))
-
-
-def _shared_float_mask(mask: Any, dtype: Any) -> Any:
-    """`_float_mask`, built once per mask and dtype: every layer of a forward (and of its backward) gets the
-    same mask, and at the flash path's lengths each build fills B x T x T elements."""
-    if mask is None:
-        return None
-    hit = _flash_masks.get(dtype)
-    if hit is None or hit[0] is not mask:
-        hit = _flash_masks[dtype] = (mask, _float_mask(mask, dtype))
-    return hit[1]
 
 
 @cache
@@ -71,7 +57,7 @@ def _flash_bf16_forward_fp32_backward() -> Any:
         @staticmethod
         def forward(ctx: Any, q: Any, k: Any, v: Any, mask: Any, causal: bool, scale: float | None) -> Any:
             out, logsumexp = kernels._scaled_dot_product_flash_attention_for_cpu(
-                q, k, v, 0.0, causal, attn_mask=_shared_float_mask(mask, q.dtype), scale=scale)
+                q, k, v, 0.0, causal, attn_mask=_float_mask(mask, q.dtype), scale=scale)
             ctx.save_for_backward(q, k, v, out, logsumexp, mask)
             ctx.causal, ctx.scale = causal, scale
             return out
@@ -81,7 +67,7 @@ def _flash_bf16_forward_fp32_backward() -> Any:
             q, k, v, out, logsumexp, mask = ctx.saved_tensors
             grads = kernels._scaled_dot_product_flash_attention_for_cpu_backward(
                 grad_out.float(), q.float(), k.float(), v.float(), out.float(), logsumexp, 0.0, ctx.causal,
-                attn_mask=_shared_float_mask(mask, torch.float32), scale=ctx.scale)
+                attn_mask=_float_mask(mask, torch.float32), scale=ctx.scale)
             wanted = ctx.needs_input_grad[:3]
             return (*(g.to(t.dtype) if want else None for g, t, want in zip(grads, (q, k, v), wanted, strict=True)),
                     None, None, None)
@@ -247,4 +233,3 @@ def training_attention(model: Any, precision: str, device_type: str) -> Iterator
     finally:
         inner.set_attn_implementation(own)
         _bias_cache[:] = [None, None]
-        _flash_masks.clear()
