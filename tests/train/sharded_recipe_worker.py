@@ -1,0 +1,67 @@
+"""Run by torchrun from test_sharded_resume.py: r1tune's own `train()` sharded over two CPU processes (gloo) by
+accelerate the way `r1tune train --gpus 2 --strategy fsdp|zero2|zero3` shards it on GPUs: FSDP2 from the fsdp
+section of the accelerate config r1tune writes, DeepSpeed (its CPU accelerator) from the DeepSpeed config r1tune
+writes. accelerate runs neither on a CPU, so this worker hands the recipe the Accelerator state a GPU launch
+gives it: the sharding type and plugin, and the process ranks. Arguments: the model folder, the output
+folder, the strategy, and "resume" to continue from the output folder's newest checkpoint."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from accelerate import Accelerator, PartialState
+from accelerate.utils import DeepSpeedPlugin, DistributedType, FullyShardedDataParallelPlugin
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from helpers import product_records  # noqa: E402
+
+from r1tune import models  # noqa: E402
+from r1tune.config import ModelConfig, TrainConfig  # noqa: E402
+from r1tune.train import distributed, recipe, train  # noqa: E402
+
+SETTINGS = {"max_steps": 6, "batch_size": 2, "lr": 5e-3, "max_seq_len": 96, "warmup_ratio": 0.2,
+            "precision": "fp32", "save_every": 3, "keep_checkpoints": 2, "lora_dropout": 0.0, "trackers": [],
+            "packing": True}
+
+
+def fsdp_accelerator() -> Accelerator:
+    """accelerate's launcher passes the config's fsdp section on as FSDP_* variables; the plugin reads them."""
+    launch = distributed.Launch(gpus=2, strategy="fsdp")
+    fsdp = distributed.accelerate_config(launch, "fp32", None)["fsdp_config"]
+    os.environ.update({key.upper(): str(value).lower() if isinstance(value, bool) else str(value)
+                       for key, value in fsdp.items()})
+    accelerator = Accelerator(cpu=True)  # MULTI_CPU over gloo, the ranks already right
+    plugin = FullyShardedDataParallelPlugin()
+    for state in (accelerator.state, PartialState()):
+        state.distributed_type = DistributedType.FSDP
+    accelerator.state.fsdp_plugin = plugin
+    return accelerator
+
+
+def deepspeed_accelerator(stage: int) -> Accelerator:
+    config = distributed.deepspeed_config(TrainConfig(**SETTINGS), stage, "fp32")
+    accelerator = Accelerator(deepspeed_plugin=DeepSpeedPlugin(hf_ds_config=config))
+    state = PartialState()  # accelerate picks no process group backend on a CPU: it counts one process
+    state.num_processes, state.process_index = dist.get_world_size(), dist.get_rank()
+    state.local_process_index = state.process_index
+    return accelerator
+
+
+def main(model_dir: str, out: Path, strategy: str, resume: bool) -> None:
+    def sharded_runtime(precision: str) -> distributed.Runtime:
+        accelerator = fsdp_accelerator() if strategy == "fsdp" else deepspeed_accelerator(int(strategy[-1]))
+        return distributed.Runtime(accelerator)
+
+    recipe.start_runtime = sharded_runtime
+    torch.set_num_threads(1)
+    loaded = models.load(ModelConfig(name=model_dir))
+    train(TrainConfig(**SETTINGS), loaded.model, loaded.renderer, product_records(16), [], out, seed=5,
+          default_target_modules=loaded.target_modules, show_progress=False, resume=resume)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4:] == ["resume"])
