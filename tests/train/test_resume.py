@@ -94,6 +94,16 @@ def test_resume_with_changed_settings_or_nothing_saved_is_refused(tiny_llama_dir
               show_progress=False, resume=True)
 
 
+def test_a_deepspeed_checkpoint_is_not_resumed_without_deepspeed(tiny_llama_dir, tmp_path):
+    _run(tiny_llama_dir, tmp_path)
+    latest = sorted((tmp_path / "checkpoints").iterdir())[-1]
+    (latest / "deepspeed").mkdir()  # what a ZeRO run's checkpoint holds instead of optimizer.pt
+    (latest / "optimizer.pt").unlink()
+    with pytest.raises(ConfigError, match="written under DeepSpeed ZeRO") as refused:
+        _run(tiny_llama_dir, tmp_path, resume=True)
+    assert "--strategy" in refused.value.hint
+
+
 def test_cli_resume_without_a_checkpoint_explains_what_to_do(tiny_llama_dir, tmp_path):
     from helpers import write_project
     from typer.testing import CliRunner

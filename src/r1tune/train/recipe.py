@@ -38,7 +38,7 @@ from r1tune.train.batching import (
     curriculum_order,
     trained_targets,
 )
-from r1tune.train.distributed import Runtime, start_runtime
+from r1tune.train.distributed import DEEPSPEED_TAG, Runtime, start_runtime
 from r1tune.train.methods import apply_method, saves_whole_model, trainable_named_parameters
 from r1tune.train.sharding import full_values
 from r1tune.train.tracking import MetricsLog, print_summary
@@ -378,6 +378,7 @@ def _resume(root: Path, params, optimizer, scheduler, fingerprint: dict[str, Any
         what = changed or (["training data"] if saved["data_sha256"] != fingerprint["data_sha256"] else ["processes"])
         raise ConfigError(f"cannot resume {latest.path}: {', '.join(map(str, what))} changed since it was written",
                           hint="resume with the run's own config, data and number of processes")
+    _check_optimizer_layout(latest.path, runtime)
     ckpt.load_trainable(latest.path, params)
     if runtime.uses_deepspeed:
         runtime.load_deepspeed_state(latest.path)
@@ -386,6 +387,15 @@ def _resume(root: Path, params, optimizer, scheduler, fingerprint: dict[str, Any
     ckpt.restore_rng_state(latest.path, runtime.rank)
     log.warning("resuming from %s (step %d)", latest.path, latest.step)
     return TrainState(**latest.state)
+
+
+def _check_optimizer_layout(checkpoint: Path, runtime: Runtime) -> None:
+    """A DeepSpeed checkpoint's optimiser is in its engine's files, anyone else's in torch's: neither reads the
+    other's."""
+    if (checkpoint / DEEPSPEED_TAG).is_dir() != runtime.uses_deepspeed:
+        written = "without DeepSpeed" if runtime.uses_deepspeed else "under DeepSpeed ZeRO"
+        raise ConfigError(f"cannot resume {checkpoint}: it was written {written}, and its optimiser state is in "
+                          "that layout", hint="resume with the --strategy of the interrupted run")
 
 
 def _start_neftune(model, alpha: float | None):
