@@ -3,7 +3,8 @@ accelerate the way `r1tune train --gpus 2 --strategy fsdp|zero2|zero3` shards it
 section of the accelerate config r1tune writes, DeepSpeed (its CPU accelerator) from the DeepSpeed config r1tune
 writes. accelerate runs neither on a CPU, so this worker hands the recipe the Accelerator state a GPU launch
 gives it: the sharding type and plugin, and the process ranks. Arguments: the model folder, the output
-folder, the strategy, and "resume" to continue from the output folder's newest checkpoint."""
+folder, the strategy (or "single", run without torchrun), and "resume" to continue from the output folder's
+newest checkpoint."""
 
 from __future__ import annotations
 
@@ -45,21 +46,26 @@ def fsdp_accelerator() -> Accelerator:
 def deepspeed_accelerator(stage: int) -> Accelerator:
     config = distributed.deepspeed_config(TrainConfig(**SETTINGS), stage, "fp32")
     accelerator = Accelerator(deepspeed_plugin=DeepSpeedPlugin(hf_ds_config=config))
-    state = PartialState()  # accelerate picks no process group backend on a CPU: it counts one process
-    state.num_processes, state.process_index = dist.get_world_size(), dist.get_rank()
-    state.local_process_index = state.process_index
+    for state in (accelerator.state, PartialState()):  # on a CPU accelerate counts one process here
+        state.num_processes, state.process_index = dist.get_world_size(), dist.get_rank()
+        state.local_process_index = state.process_index
     return accelerator
 
 
 def main(model_dir: str, out: Path, strategy: str, resume: bool) -> None:
+    """`strategy` "single": one process, unlaunched, accumulating both processes' micro-batches."""
     def sharded_runtime(precision: str) -> distributed.Runtime:
         accelerator = fsdp_accelerator() if strategy == "fsdp" else deepspeed_accelerator(int(strategy[-1]))
         return distributed.Runtime(accelerator)
 
-    recipe.start_runtime = sharded_runtime
+    settings = SETTINGS
+    if strategy == "single":
+        settings = {**SETTINGS, "grad_accum": 2}
+    else:
+        recipe.start_runtime = sharded_runtime
     torch.set_num_threads(1)
     loaded = models.load(ModelConfig(name=model_dir))
-    train(TrainConfig(**SETTINGS), loaded.model, loaded.renderer, product_records(16), [], out, seed=5,
+    train(TrainConfig(**settings), loaded.model, loaded.renderer, product_records(16), [], out, seed=5,
           default_target_modules=loaded.target_modules, show_progress=False, resume=resume)
 
 
