@@ -229,19 +229,17 @@ def _optimizer_step(objective, optimizer, scheduler, plan: BatchPlan, feed: Step
     in_step = [i for batch in step_batches for row in batch for i in row]
     step_targets = sum(trained_targets(plan.examples[i]) for i in in_step)
     step_units = step_targets if feed.units is None else len(in_step)  # SFT: per answer token; else per unit
-    share = step_batches[runtime.rank * cfg.grad_accum : (runtime.rank + 1) * cfg.grad_accum]
-    weight = 1.0
-    if not share:  # the epoch's last step has fewer micro-batches than processes: join the all-reduce idly
-        share, weight = step_batches[:1], 0.0
     # DDP averages gradients over processes and DeepSpeed divides by its accumulation steps: undo both.
-    scale = weight * runtime.world_size * (cfg.grad_accum if runtime.uses_deepspeed else 1) / max(step_units, 1)
+    scale = runtime.world_size * (cfg.grad_accum if runtime.uses_deepspeed else 1) / max(step_units, 1)
     nll_sum, real_tokens = 0.0, 0
-    for index, batch in enumerate(share):
+    share = _share_of_step(step_batches, runtime.rank, cfg.grad_accum,
+                           fill=runtime.world_size > 1 or runtime.uses_deepspeed)
+    for index, (batch, weight) in enumerate(share):
         tensors = {name: value.to(runtime.device) for name, value in feed.collate(batch).items()}
         last = index == len(share) - 1
         with runtime.sync_gradients_on(objective, sync=last), autocast(precision, runtime.device.type):
             nll = objective(tensors)
-            runtime.backward(nll * scale)
+            runtime.backward(nll * scale * weight)
         nll_sum += float(nll.detach()) * weight
         real_tokens += int(weight) * sum(len(plan.examples[i].input_ids) for row in batch for i in row)
     grad_norm = runtime.clip_grad_norm([p for p in objective.parameters() if p.requires_grad], cfg.max_grad_norm)
@@ -387,6 +385,16 @@ def _resume(root: Path, params, optimizer, scheduler, fingerprint: dict[str, Any
     ckpt.restore_rng_state(latest.path, runtime.rank)
     log.warning("resuming from %s (step %d)", latest.path, latest.step)
     return TrainState(**latest.state)
+
+
+def _share_of_step(step_batches: list, rank: int, grad_accum: int, fill: bool) -> list[tuple[Any, float]]:
+    """This process's micro-batches of the step, each with its weight. With `fill` (several processes, or
+    DeepSpeed) every process runs exactly `grad_accum` forwards and backwards, because under FSDP and ZeRO-3
+    each one gathers parameters from every process, and DeepSpeed counts micro-steps to its accumulation
+    boundary: where the epoch's last step has too few micro-batches, the step's first fills in at weight 0."""
+    share = [(batch, 1.0) for batch in step_batches[rank * grad_accum : (rank + 1) * grad_accum]]
+    missing = grad_accum - len(share) if fill else 0
+    return share + [(step_batches[0], 0.0)] * missing
 
 
 def _check_optimizer_layout(checkpoint: Path, runtime: Runtime) -> None:
