@@ -1,8 +1,8 @@
 """A sharded run's checkpoints resume exactly: r1tune's recipe sharded over two CPU processes by accelerate
-(FSDP2, or DeepSpeed ZeRO-2/3 through DeepSpeed's CPU accelerator) follows the trajectory of one process
-with the same global batch, saves its optimiser in the strategy's own layout, and a run resumed from step 3
-ends where the uninterrupted run ends, bit for bit. DeepSpeed is the optional extra `r1tune[deepspeed]`,
-absent from the default install and CI: there its cases are skipped."""
+(FSDP2, or DeepSpeed ZeRO-2/3 through DeepSpeed's CPU accelerator), accumulating 2 micro-batches a step,
+follows the trajectory of one process with the same global batch, saves its optimiser in the strategy's own
+layout, and a run resumed from step 3 ends where the uninterrupted run ends, bit for bit. DeepSpeed is the
+optional extra `r1tune[deepspeed]`, absent from the default install and CI: there its cases are skipped."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -76,10 +77,22 @@ class Runtime:
         return self.accelerator.prepare(module, optimizer)
 
     def sync_gradients_on(self, module: Any, sync: bool) -> contextlib.AbstractContextManager:
-        """Skip the gradient all-reduce on all but the last micro-batch of a step."""
+        """Skip the gradient all-reduce on all but the last micro-batch of a step. Under DeepSpeed, mark
+        which micro-batch ends the accumulation instead: accelerate steps the engine after every backward
+        it takes for a syncing one."""
+        if self.uses_deepspeed:
+            return self._deepspeed_boundary(sync)
         if sync or self.world_size == 1:
             return contextlib.nullcontext()
         return self.accelerator.no_sync(module)
+
+    @contextlib.contextmanager
+    def _deepspeed_boundary(self, sync: bool) -> Iterator[None]:
+        self.accelerator.sync_gradients = sync
+        try:
+            yield
+        finally:
+            self.accelerator.sync_gradients = True
 
     def backward(self, loss: Any) -> None:
         self.accelerator.backward(loss)
