@@ -150,18 +150,23 @@ def load_trainable(path: Path, params: dict[str, Any]) -> None:
     copy_into(params, saved)
 
 
-def load_optimizer_and_scheduler(path: Path, optimizer: Any, scheduler: Any, rank: int) -> None:
-    """The whole optimiser, or this process's shard of it when the run was sharded; `optimizer` None: only
-    the schedule (DeepSpeed's engine loads its optimiser itself)."""
+def load_optimizer(path: Path, optimizer: Any, rank: int) -> None:
+    """The whole optimiser, or this process's shard of it when the run was sharded by FSDP (DeepSpeed's
+    engine loads its own: train/distributed.Runtime.load_deepspeed_state)."""
     import torch
 
     from r1tune.train.sharding import load_local_optimizer_state
 
     shard = path / f"optimizer-rank{rank}.pt"
-    if optimizer is not None and shard.is_file():
+    if shard.is_file():
         load_local_optimizer_state(optimizer, torch.load(shard, weights_only=True))
-    elif optimizer is not None:
+    else:
         optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+
+
+def load_scheduler(path: Path, scheduler: Any) -> None:
+    import torch
+
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
 
 

@@ -380,8 +380,9 @@ def _resume(root: Path, params, optimizer, scheduler, fingerprint: dict[str, Any
     ckpt.load_trainable(latest.path, params)
     if runtime.uses_deepspeed:
         runtime.load_deepspeed_state(latest.path)
-    ckpt.load_optimizer_and_scheduler(latest.path, None if runtime.uses_deepspeed else optimizer, scheduler,
-                                      runtime.rank)
+    else:
+        ckpt.load_optimizer(latest.path, optimizer, runtime.rank)
+    ckpt.load_scheduler(latest.path, scheduler)
     ckpt.restore_rng_state(latest.path, runtime.rank)
     log.warning("resuming from %s (step %d)", latest.path, latest.step)
     return TrainState(**latest.state)
