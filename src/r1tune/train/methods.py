@@ -88,14 +88,23 @@ def _add_lora(model: Any, cfg: TrainConfig, default_targets: Sequence[str]) -> A
         )
     config = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                         target_modules=targets, use_dora=cfg.method == "dora", task_type="CAUSAL_LM")
-    return get_peft_model(model, config)
+    return get_peft_model(model, _with_fused_layers(config, cfg.method))
+
+
+def _with_fused_layers(config: Any, method: str) -> Any:
+    """Plain LoRA on an unquantized base trains through `train.fused_lora`'s layers (same adapter format)."""
+    if method != "lora":
+        return config
+    from r1tune.train.fused_lora import use_fused_layers
+
+    return use_fused_layers(config)
 
 
 def _continue_adapter(model: Any, cfg: TrainConfig) -> Any:
     """`train.init_from`: the version's adapter, loaded trainable (its rank and targets are kept)."""
     from pathlib import Path
 
-    from peft import PeftModel
+    from peft import LoraConfig, PeftModel
 
     if cfg.method not in ("lora", "dora", "qlora"):
         raise ConfigError(f"train.init_from continues a LoRA/DoRA adapter; train.method is {cfg.method}",
@@ -104,7 +113,8 @@ def _continue_adapter(model: Any, cfg: TrainConfig) -> Any:
     adapter = folder / "train" / "adapter" if (folder / "train" / "adapter").is_dir() else folder
     if not (adapter / "adapter_config.json").is_file():
         raise ConfigError(f"train.init_from: {folder} holds no adapter (no adapter_config.json)")
-    return PeftModel.from_pretrained(model, str(adapter), is_trainable=True)
+    config = _with_fused_layers(LoraConfig.from_pretrained(str(adapter)), cfg.method)
+    return PeftModel.from_pretrained(model, str(adapter), config=config, is_trainable=True)
 
 
 def _add_virtual_tokens(model: Any, cfg: TrainConfig) -> Any:
