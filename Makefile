@@ -85,9 +85,11 @@ bench-export: $(STAMP)
 	$(BIN)/python benchmarks/bench_export.py
 
 ## bench-merge: merging an adapter shard by shard vs peft's in-memory merge (baseline, same run): seconds, peak
-## RSS, identical tensors; on the embedded model re-saved in 40 MB shards, as large checkpoints come in shards
+## RSS, identical tensors; on the embedded model re-saved in 40 MB shards, as large checkpoints come in shards.
+## Then GGUF q8_0 merged as written vs through an fp32 merged folder (baseline, same run), scratch disk included
 bench-merge: $(STAMP)
 	$(BIN)/python benchmarks/bench_merge.py --shard-mb 40
+	$(BIN)/python benchmarks/bench_merge.py --shard-mb 40 --gguf q8_0
 
 ## bench-reasoning: the shop example on the embedded model in ChatML with a think block, tuned with empty think
 ## blocks vs with the base model's own reasoning traces: answer quality, closed non-empty think blocks, probes

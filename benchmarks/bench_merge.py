@@ -8,9 +8,14 @@ tensors are compared exactly. `--base` merges into another local model folder in
 first re-saves the base in bf16 shards of at most N MB, as large checkpoints come (a 70B base in 5 GB
 shards holds 1/28 of the model in each).
 
-    .venv/bin/python benchmarks/bench_merge.py [--base MODEL] [--shard-mb N] [--dtype bf16|fp32]
+With `--gguf QUANT` it measures GGUF export instead: the adapter merged tensor by tensor as the GGUF writer
+takes them (r1tune's way) against the baseline of the same run, an fp32 merged folder written first and then
+converted (the way before, and still the way for adapters only peft can merge); the two files' tensors are
+compared exactly, and each way's scratch files on disk are counted.
 
-Results: bench-results/merge.json and a table on stdout.
+    .venv/bin/python benchmarks/bench_merge.py [--base MODEL] [--shard-mb N] [--dtype bf16|fp32] [--gguf q8_0|f16]
+
+Results: bench-results/merge.json (merge-gguf.json with --gguf) and a table on stdout.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench-results" / "merge.json"
+OUT_GGUF = ROOT / "bench-results" / "merge-gguf.json"
+MERGES = ["in memory (peft)", "shard by shard"]
+GGUF_WAYS = ["gguf via an fp32 merged folder", "gguf merged as written"]
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -63,23 +71,54 @@ def sharded_copy(base: str, folder: Path, shard_mb: int) -> str:
 
 def _merge_child(way: str, base: str, adapter: str, out: str, dtype: str, results: Any) -> None:
     from r1tune.config import ModelConfig
-    from r1tune.export.merge import local_base_folder, merge_in_memory, storage_dtype
-    from r1tune.export.shard_merge import merge_by_shard
+    from r1tune.export import gguf_writer  # noqa: F401  (its imports are not the merge's memory)
 
-    stored = storage_dtype(dtype)
     cfg = ModelConfig(name=base)
     Path("/proc/self/clear_refs").write_text("5")  # peak RSS starts again from here, after the imports
     before = _status_mb("VmRSS")
     start = time.perf_counter()
-    if way == "in memory (peft)":
-        merge_in_memory(cfg, Path(adapter), Path(out), stored)
-    else:
-        reason = merge_by_shard(local_base_folder(cfg), Path(adapter), Path(out), stored)
-        if reason is not None:
-            raise SystemExit(f"this base cannot be merged shard by shard: {reason}")
+    scratch_mb = _run_way(way, cfg, Path(adapter), Path(out), dtype)
     seconds = time.perf_counter() - start
     results.put({"way": way, "seconds": round(seconds, 2), "peak_rss_mb": _status_mb("VmHWM"),
-                 "rss_before_mb": before})
+                 "rss_before_mb": before, "scratch_on_disk_mb": scratch_mb})
+
+
+def _run_way(way: str, cfg: Any, adapter: Path, out: Path, stored: str) -> float:
+    """Carry out one way into `out`; the MB of scratch files it wrote on the way (GGUF ways)."""
+    import shutil
+
+    from r1tune import models
+    from r1tune.export.gguf_writer import write_gguf
+    from r1tune.export.merge import merge_in_memory, merged_tensor_stream, storage_dtype
+
+    if way == MERGES[0]:
+        merge_in_memory(cfg, adapter, out, storage_dtype(stored))
+        return 0.0
+    if way == MERGES[1]:
+        _merge_by_shard(cfg, adapter, out, stored)
+        return 0.0
+    scratch = out / "hf"
+    if way == GGUF_WAYS[0]:
+        _merge_by_shard(cfg, adapter, scratch, "fp32")
+        models.load(cfg, with_weights=False).tokenizer.save_pretrained(scratch)
+        tensors = None
+    else:
+        tensors = merged_tensor_stream(cfg, adapter, scratch)
+        if tensors is None:
+            raise SystemExit("this base cannot be merged as the GGUF is written")
+    write_gguf(scratch, out / "model.gguf", stored, tensors=tensors)
+    scratch_mb = sum(p.stat().st_size for p in scratch.rglob("*") if p.is_file()) / 1e6
+    shutil.rmtree(scratch)
+    return round(scratch_mb, 1)
+
+
+def _merge_by_shard(cfg: Any, adapter: Path, out: Path, stored: str) -> None:
+    from r1tune.export.merge import local_base_folder, storage_dtype
+    from r1tune.export.shard_merge import merge_by_shard
+
+    reason = merge_by_shard(local_base_folder(cfg), adapter, out, storage_dtype(stored))
+    if reason is not None:
+        raise SystemExit(f"this base cannot be merged shard by shard: {reason}")
 
 
 def _status_mb(field: str) -> int:
@@ -98,6 +137,15 @@ def run_merge(way: str, base: str, adapter: Path, out: Path, dtype: str) -> dict
     row = results.get()
     child.join()
     return row
+
+
+def same_gguf_tensors(a: Path, b: Path) -> bool:
+    import gguf
+    import numpy as np
+
+    first, second = ({t.name: t for t in gguf.GGUFReader(f).tensors} for f in (a / "model.gguf", b / "model.gguf"))
+    return first.keys() == second.keys() and all(
+        first[k].tensor_type == second[k].tensor_type and np.array_equal(first[k].data, second[k].data) for k in first)
 
 
 def same_tensors(a: Path, b: Path) -> bool:
@@ -121,28 +169,31 @@ def main() -> None:
     parser.add_argument("--base", default="smollm2-135m-instruct")
     parser.add_argument("--shard-mb", type=int, default=None)
     parser.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16")
+    parser.add_argument("--gguf", choices=["f16", "q8_0"], default=None, help="measure GGUF export in this quant")
     args = parser.parse_args()
     if args.shard_mb is not None and args.shard_mb < 1:
         parser.error("--shard-mb must be a positive number of MB")
     with tempfile.TemporaryDirectory() as tmp:
         base = sharded_copy(args.base, Path(tmp) / "base", args.shard_mb) if args.shard_mb else args.base
         adapter = make_adapter(base, Path(tmp) / "adapter")
-        rows = [run_merge(way, base, adapter, Path(tmp) / f"out{i}", args.dtype)
-                for i, way in enumerate(["in memory (peft)", "shard by shard"])]
-        identical = same_tensors(Path(tmp) / "out0", Path(tmp) / "out1")
+        ways, stored = (GGUF_WAYS, args.gguf) if args.gguf else (MERGES, args.dtype)
+        rows = [run_merge(way, base, adapter, Path(tmp) / f"out{i}", stored) for i, way in enumerate(ways)]
+        compare = same_gguf_tensors if args.gguf else same_tensors
+        identical = compare(Path(tmp) / "out0", Path(tmp) / "out1")
     baseline = rows[0]
     for row in rows:
         row["peak_vs_baseline"] = round(row["peak_rss_mb"] / baseline["peak_rss_mb"], 2)
-    report = {"base": args.base, "shard_mb": args.shard_mb, "dtype": args.dtype, "identical_tensors": identical, "rows": rows,
-              "machine": platform.platform(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps(report, indent=2))
+    report = {"base": args.base, "shard_mb": args.shard_mb, "stored": stored, "identical_tensors": identical,
+              "rows": rows, "machine": platform.platform(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    out = OUT_GGUF if args.gguf else OUT
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
     shards = f" in {args.shard_mb} MB shards" if args.shard_mb else ""
-    print(f"merge of a rank-16 adapter into {args.base}{shards}, stored {args.dtype}; identical tensors: {identical}")
-    print("| merge | seconds | peak RSS MB | RSS before MB | peak vs baseline |\n|---|---|---|---|---|")
+    print(f"merge of a rank-16 adapter into {args.base}{shards}, stored {stored}; identical tensors: {identical}")
+    print("| way | seconds | peak RSS MB | RSS before MB | peak vs baseline | scratch on disk MB |\n|---|---|---|---|---|---|")
     for row in rows:
         print(f"| {row['way']} | {row['seconds']} | {row['peak_rss_mb']} | {row['rss_before_mb']} | "
-              f"{row['peak_vs_baseline']}x |")
+              f"{row['peak_vs_baseline']}x | {row['scratch_on_disk_mb']} |")
     if not identical:
         raise SystemExit("the two merges differ")
 

@@ -49,12 +49,24 @@ def test_merged_export_loads_back_and_answers_like_the_run(trained_run, tmp_path
     assert loaded.renderer.fmt.name == json.loads((tmp_path / "merged" / "r1tune_export.json").read_text())["chat_format"]
 
 
-def test_ollama_export_is_a_gguf_with_a_modelfile(trained_run, tmp_path):
+def test_ollama_export_is_a_gguf_with_a_modelfile(trained_run, tmp_path, monkeypatch):
     # The R1 GGUF's metadata and Qwen2 weights are checked in test_gguf.py (and by llama.cpp in the k-quant
     # test where llama-cpp-python is installed); checking it here again would re-parse its 152k-token
     # vocabulary twice in transformers (~40 s).
+    from r1tune.export import gguf_writer
+
+    write_gguf, sources = gguf_writer.write_gguf, []
+
+    def recorded(model_dir, out_file, quant, chat_template=None, tensors=None):
+        sources.append((sorted(p.name for p in model_dir.iterdir()), tensors is not None))
+        return write_gguf(model_dir, out_file, quant, chat_template, tensors)
+
+    monkeypatch.setattr(gguf_writer, "write_gguf", recorded)
     verify = "qwen_r1" not in trained_run.parents[1].name
     check = _export(trained_run, tmp_path / "ollama", fmt="ollama", quant="q8_0", verify=verify)
+    # the adapter is merged as the GGUF is written: no merged weights on disk, only config and tokenizer
+    [(scratch_files, streamed)] = sources
+    assert streamed and "config.json" in scratch_files and not any(".safetensors" in f for f in scratch_files)
     files = {p.name for p in (tmp_path / "ollama").iterdir()}
     assert {"model-q8_0.gguf", "Modelfile"} <= files and "hf" not in files
     modelfile = (tmp_path / "ollama" / "Modelfile").read_text()

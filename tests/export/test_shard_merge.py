@@ -4,12 +4,15 @@ cannot describe to peft."""
 from __future__ import annotations
 
 import json
+import shutil
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from r1tune.export.shard_merge import merge_by_shard, why_not_streamed
+from r1tune.export.gguf_writer import write_gguf
+from r1tune.export.shard_merge import merge_by_shard, merged_stream, plan_merge, why_not_streamed
 
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -105,3 +108,27 @@ def test_a_whole_model_is_stored_in_bf16_shard_by_shard_as_a_cast_of_every_tenso
     assert stored.keys() == expected.keys() - {"lm_head.weight"}
     assert all(stored[k].dtype == torch.bfloat16 and torch.equal(stored[k], expected[k]) for k in stored)
     assert json.loads((tmp_path / "out" / "config.json").read_text())["dtype"] == "bfloat16"
+
+
+@pytest.mark.parametrize("quant", ["f16", "q8_0"])
+def test_gguf_from_the_merge_stream_equals_gguf_from_the_merged_fp32_folder(sharded_base, tiny_llama_dir, tmp_path,
+                                                                            quant):
+    """GGUF export merges as it writes, with no merged folder: the file holds the very tensors that the
+    merged fp32 folder (the way before, and still where only peft can merge) gives."""
+    import gguf
+    from transformers import AutoTokenizer
+
+    adapter = _adapter(sharded_base, tmp_path / "adapter", r=4, lora_alpha=8)
+    folder, skeleton = tmp_path / "merged", tmp_path / "skeleton"
+    assert merge_by_shard(sharded_base, adapter, folder, torch.float32) is None
+    skeleton.mkdir()
+    shutil.copyfile(sharded_base / "config.json", skeleton / "config.json")
+    for target in (folder, skeleton):
+        AutoTokenizer.from_pretrained(tiny_llama_dir).save_pretrained(target)
+    plan = plan_merge(sharded_base, adapter)
+    files = (write_gguf(folder, tmp_path / "from-folder.gguf", quant),
+             write_gguf(skeleton, tmp_path / "streamed.gguf", quant, tensors=merged_stream(plan)))
+    from_folder, streamed = ({t.name: t for t in gguf.GGUFReader(f).tensors} for f in files)
+    assert from_folder.keys() == streamed.keys() and len(streamed) > 10
+    for name, tensor in from_folder.items():
+        assert tensor.tensor_type == streamed[name].tensor_type and np.array_equal(tensor.data, streamed[name].data)

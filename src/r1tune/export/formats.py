@@ -104,21 +104,35 @@ def _merged(run: RunDir, tmp: Path, opts: ExportOptions) -> Built:
 
 
 def _gguf(run: RunDir, tmp: Path, opts: ExportOptions) -> Built:
-    """Merged fp32 weights → GGUF (k-quants: f16 first, then llama.cpp's quantiser); the weights are dropped."""
+    """The model's tensors → GGUF, one at a time (k-quants: f16 first, then llama.cpp's quantiser)."""
     from r1tune.export.gguf_writer import write_gguf
     from r1tune.export.llama_cpp import K_QUANTS, quantize
 
-    weights = tmp / "hf"
-    _weights(run, weights, "fp32")
+    scratch = tmp / "hf"
+    model_dir, tensors = _gguf_source(run, scratch)
     name = f"model-{opts.quant}.gguf"
     if opts.quant in K_QUANTS:
-        write_gguf(weights, tmp / "model-f16.gguf", "f16")
+        write_gguf(model_dir, tmp / "model-f16.gguf", "f16", tensors=tensors)
         quantize(tmp / "model-f16.gguf", tmp / name, opts.quant)
         (tmp / "model-f16.gguf").unlink()
     else:
-        write_gguf(weights, tmp / name, opts.quant)
-    shutil.rmtree(weights)
+        write_gguf(model_dir, tmp / name, opts.quant, tensors=tensors)
+    shutil.rmtree(scratch, ignore_errors=True)
     return Built(stored=opts.quant, gguf_file=name, serve_command=f"llama-server -m {name}")
+
+
+def _gguf_source(run: RunDir, scratch: Path) -> tuple[Path, Any]:
+    """(folder with config and tokenizer, the tensors or None for the folder's own): a trained whole model is
+    read in place; an adapter is merged into its base as the GGUF writer takes each tensor, or, where only
+    peft can merge it, into an fp32 folder in `scratch` first."""
+    from r1tune.export.merge import merged_tensor_stream
+
+    if run.trains_whole_model:
+        return run.whole_model, None
+    tensors = merged_tensor_stream(run.load_config().model, run.adapter, scratch)
+    if tensors is None:
+        _weights(run, scratch, "fp32")
+    return scratch, tensors
 
 
 def _ollama(run: RunDir, tmp: Path, opts: ExportOptions) -> Built:

@@ -10,6 +10,7 @@ types, merges, special ids) and the chat template are embedded, so the file alon
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,11 @@ def check_gguf_export(model_dir: Path, quant: str) -> str:
     return ARCHITECTURES[names[0]]
 
 
-def write_gguf(model_dir: Path, out_file: Path, quant: str, chat_template: str | None = None) -> Path:
-    """Convert the safetensors folder `model_dir` into `out_file`."""
+def write_gguf(model_dir: Path, out_file: Path, quant: str, chat_template: str | None = None,
+               tensors: Iterable[tuple[str, Any]] | None = None) -> Path:
+    """Convert the model in `model_dir` into `out_file`: its config and tokenizer, and its safetensors
+    weights, or `tensors` (name, torch tensor) as they come when given (a merge that writes no folder)."""
     import gguf
-    from safetensors import safe_open
     from transformers import AutoConfig, AutoTokenizer
 
     arch = check_gguf_export(model_dir, quant)
@@ -56,15 +58,23 @@ def write_gguf(model_dir: Path, out_file: Path, quant: str, chat_template: str |
     _write_tokenizer(writer, tokenizer, chat_template, config.vocab_size)
     name_map = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA if arch == "llama" else gguf.MODEL_ARCH.QWEN2,
                                         config.num_hidden_layers)
-    for file in sorted(model_dir.glob("*.safetensors")):
-        with safe_open(str(file), "np") as weights:  # one tensor in memory at a time
-            for name in weights.keys():  # noqa: SIM118
-                _add_tensor(writer, name_map, name, weights.get_tensor(name).astype(np.float32), config, arch, quant)
+    for name, tensor in tensors if tensors is not None else folder_tensors(model_dir):
+        _add_tensor(writer, name_map, name, tensor.float().numpy(), config, arch, quant)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
     return out_file
+
+
+def folder_tensors(model_dir: Path) -> Iterator[tuple[str, Any]]:
+    """The folder's safetensors weights, one tensor in memory at a time (torch reads bf16; numpy cannot)."""
+    from safetensors import safe_open
+
+    for file in sorted(model_dir.glob("*.safetensors")):
+        with safe_open(str(file), "pt") as weights:
+            for name in weights.keys():  # noqa: SIM118
+                yield name, weights.get_tensor(name)
 
 
 def _write_hparams(writer: Any, config: Any) -> None:

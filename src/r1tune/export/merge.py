@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,24 @@ def merge_adapter(model_cfg: ModelConfig, adapter_dir: Path, tmp: Path, dtype: E
         return
     log.info("merging the adapter in memory (fp32, whole model): %s", reason)
     merge_in_memory(model_cfg, adapter_dir, tmp, stored)
+
+
+def merged_tensor_stream(model_cfg: ModelConfig, adapter_dir: Path, skeleton: Path) -> Iterator[tuple[str, Any]] | None:
+    """Base + adapter tensor by tensor (adapted weights in fp32), for a converter that writes each as it comes,
+    with the base's config and the run's tokenizer saved into `skeleton`: no merged copy of the weights is
+    ever on disk or whole in memory. None when the shard-by-shard merge cannot do this adapter or base."""
+    from r1tune import models
+    from r1tune.export.shard_merge import merged_stream, plan_merge
+
+    base = local_base_folder(model_cfg)
+    plan = plan_merge(base, adapter_dir) if base else "the base's files are not on this machine"
+    if isinstance(plan, str):
+        log.info("merging the adapter in memory (fp32, whole model): %s", plan)
+        return None
+    skeleton.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(base / "config.json", skeleton / "config.json")
+    models.load(model_cfg, with_weights=False).tokenizer.save_pretrained(skeleton)
+    return merged_stream(plan)
 
 
 def storage_dtype(dtype: ExportDtype) -> Any:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,10 +76,18 @@ def base_shards(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.safetensors"))
 
 
-def merge_by_shard(base_dir: Path, adapter_dir: Path, out: Path, dtype: Any) -> str | None:
-    """Write base + adapter as safetensors shards in `dtype` into `out` (config included, tokenizer not).
-    Returns None when done, or why this adapter or checkpoint needs peft's in-memory merge (nothing is
-    written then)."""
+@dataclass(frozen=True)
+class MergePlan:
+    """What a shard-by-shard merge reads: the base's shards, the adapter's file and its updates."""
+
+    shards: list[Path]
+    adapter_file: Path
+    updates: dict[str, LoraUpdate]
+    adapter_config: dict[str, Any]
+
+
+def plan_merge(base_dir: Path, adapter_dir: Path) -> MergePlan | str:
+    """The plan for merging this adapter into this base shard by shard, or why it needs peft's in-memory merge."""
     from safetensors import safe_open
 
     config = json.loads((adapter_dir / "adapter_config.json").read_text())
@@ -90,40 +99,71 @@ def merge_by_shard(base_dir: Path, adapter_dir: Path, out: Path, dtype: Any) -> 
     for shard in shards:
         with safe_open(str(shard), "pt") as f:
             names.update(f.keys())
-    with safe_open(str(adapter_dir / "adapter_model.safetensors"), "pt") as adapter:
+    adapter_file = adapter_dir / "adapter_model.safetensors"
+    with safe_open(str(adapter_file), "pt") as adapter:
         updates = lora_updates(list(adapter.keys()))  # noqa: SIM118
-        missing = sorted(set(updates) - names)
-        if not shards or missing:
-            return f"the base checkpoint has no tensor {missing[0]}" if missing else "the base has no safetensors"
-        out.mkdir(parents=True, exist_ok=True)
-        sizes = [_write_merged_shard(shard, out / shard.name, adapter, updates, config, dtype) for shard in shards]
+    missing = sorted(set(updates) - names)
+    if not shards or missing:
+        return f"the base checkpoint has no tensor {missing[0]}" if missing else "the base has no safetensors"
+    return MergePlan(shards, adapter_file, updates, config)
+
+
+def merge_by_shard(base_dir: Path, adapter_dir: Path, out: Path, dtype: Any) -> str | None:
+    """Write base + adapter as safetensors shards in `dtype` into `out` (config included, tokenizer not).
+    Returns None when done, or why this adapter or checkpoint needs peft's in-memory merge (nothing is
+    written then)."""
+    from safetensors import safe_open
+
+    plan = plan_merge(base_dir, adapter_dir)
+    if isinstance(plan, str):
+        return plan
+    out.mkdir(parents=True, exist_ok=True)
+    with safe_open(str(plan.adapter_file), "pt") as adapter:
+        sizes = [_write_merged_shard(shard, out / shard.name, adapter, plan, dtype) for shard in plan.shards]
     _write_config(base_dir, out, dtype, sum(sizes))
     return None
+
+
+def merged_stream(plan: MergePlan) -> Iterator[tuple[str, Any]]:
+    """Every tensor of the merged model, one at a time in checkpoint order (adapted weights in fp32, the
+    rest as stored), for a converter that writes them as they come (export/gguf_writer.py)."""
+    from safetensors import safe_open
+
+    with safe_open(str(plan.adapter_file), "pt") as adapter:
+        for shard in plan.shards:
+            yield from _merged_tensors(shard, adapter, plan)
 
 
 def cast_by_shard(model_dir: Path, out: Path, dtype: Any) -> None:
     """A whole trained model's shards stored in `dtype`, one shard in memory at a time (config and index
     follow; the other files are the caller's to copy)."""
     out.mkdir(parents=True, exist_ok=True)
-    sizes = [_write_merged_shard(shard, out / shard.name, None, {}, {}, dtype) for shard in base_shards(model_dir)]
+    sizes = [_write_merged_shard(shard, out / shard.name, None, None, dtype) for shard in base_shards(model_dir)]
     _write_config(model_dir, out, dtype, sum(sizes))
 
 
-def _write_merged_shard(shard: Path, dest: Path, adapter: Any, updates: dict[str, LoraUpdate],
-                        config: dict[str, Any], dtype: Any) -> int:
+def _merged_tensors(shard: Path, adapter: Any, plan: MergePlan | None) -> Iterator[tuple[str, Any]]:
+    """One shard's tensors, adapted weights with their update in fp32 (peft's order: (B@A)·s, then +)."""
+    from safetensors import safe_open
+
+    with safe_open(str(shard), "pt") as base:
+        for key in base.keys():  # noqa: SIM118
+            tensor = base.get_tensor(key)
+            update = plan.updates.get(key) if plan is not None else None
+            if update is not None:
+                a, b = adapter.get_tensor(update.a_key).float(), adapter.get_tensor(update.b_key).float()
+                tensor = tensor.float() + (b @ a) * scaling(plan.adapter_config, a.shape[0])
+            yield key, tensor
+
+
+def _write_merged_shard(shard: Path, dest: Path, adapter: Any, plan: MergePlan | None, dtype: Any) -> int:
     """One shard: every tensor in `dtype`, adapted weights with their update; returns the bytes written."""
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    tensors = {}
+    tensors = {key: tensor.to(dtype) if tensor.is_floating_point() else tensor
+               for key, tensor in _merged_tensors(shard, adapter, plan)}
     with safe_open(str(shard), "pt") as base:
-        for key in base.keys():  # noqa: SIM118
-            tensor = base.get_tensor(key)
-            update = updates.get(key)
-            if update is not None:
-                a, b = adapter.get_tensor(update.a_key).float(), adapter.get_tensor(update.b_key).float()
-                tensor = tensor.float() + (b @ a) * scaling(config, a.shape[0])  # peft's order: (B@A)·s, then +
-            tensors[key] = tensor.to(dtype) if tensor.is_floating_point() else tensor
         metadata = base.metadata() or {}
     save_file(tensors, str(dest), metadata={**metadata, "format": "pt"})
     return sum(t.numel() * t.element_size() for t in tensors.values())
