@@ -190,3 +190,18 @@ def test_the_check_holds_one_model_at_a_time_in_fp32_on_this_machines_device(tra
     check = _export(trained_run, tmp_path / "merged", fmt="merged", dtype="fp32")
     assert check["passed"] and check["greedy_agreement"] == 1.0, check
     assert len(plans) == 2 and all(p.compute == "fp32" and p.device == "cpu" for p in plans)  # CUDA's GPUs there
+
+
+def test_gguf_of_a_whole_model_run_is_read_from_its_model_folder(tiny_llama_dir, tmp_path):
+    """A `full` run's train/model (stored in the training dtype) is converted where it lies, not copied first."""
+    config = write_project(tmp_path, tiny_llama_dir, n_records=12)
+    result = CliRunner().invoke(app, ["run", str(config), "train.method=full", "train.max_steps=1",
+                                      "eval.max_new_tokens=4", "eval.reasoning_probes=0", "--no-progress"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    run = next((tmp_path / "runs").iterdir())
+    check = _export(run, tmp_path / "gguf", fmt="gguf", quant="f16")
+    # the file holds the trained weights (a random model's greedy answers flip on near-ties, so agreement is
+    # not the measure here)
+    assert check["same_prompt_ids"] and check["dtype"] == "f16" and check["perplexity_change_pct"] < 0.5, check
+    assert [p.name for p in (tmp_path / "gguf").glob("*.gguf")] == ["model-f16.gguf"]

@@ -108,6 +108,7 @@ def _gguf(run: RunDir, tmp: Path, opts: ExportOptions) -> Built:
     from r1tune.export.gguf_writer import write_gguf
     from r1tune.export.llama_cpp import K_QUANTS, quantize
 
+    tmp.mkdir(parents=True, exist_ok=True)
     scratch = tmp / "hf"
     model_dir, tensors = _gguf_source(run, scratch)
     name = f"model-{opts.quant}.gguf"
