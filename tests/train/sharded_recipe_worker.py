@@ -3,8 +3,8 @@ accelerate the way `r1tune train --gpus 2 --strategy fsdp|zero2|zero3` shards it
 section of the accelerate config r1tune writes, DeepSpeed (its CPU accelerator) from the DeepSpeed config r1tune
 writes. accelerate runs neither on a CPU, so this worker hands the recipe the Accelerator state a GPU launch
 gives it: the sharding type and plugin, and the process ranks. Arguments: the model folder, the output
-folder, the strategy (or "single", run without torchrun), and "resume" to continue from the output folder's
-newest checkpoint."""
+folder, the strategy (or "single", run without torchrun), the precision (fp32 or bf16), and "resume" to
+continue from the output folder's newest checkpoint."""
 
 from __future__ import annotations
 
@@ -25,14 +25,14 @@ from r1tune.config import ModelConfig, TrainConfig  # noqa: E402
 from r1tune.train import distributed, recipe, train  # noqa: E402
 
 SETTINGS = {"max_steps": 6, "batch_size": 2, "lr": 5e-3, "max_seq_len": 96, "warmup_ratio": 0.2,
-            "precision": "fp32", "save_every": 3, "keep_checkpoints": 2, "lora_dropout": 0.0, "trackers": [],
+            "save_every": 3, "keep_checkpoints": 2, "lora_dropout": 0.0, "trackers": [],
             "packing": True, "grad_accum": 2}  # 2 processes x 2: the epoch's last step has too few micro-batches
 
 
-def fsdp_accelerator() -> Accelerator:
+def fsdp_accelerator(precision: str) -> Accelerator:
     """accelerate's launcher passes the config's fsdp section on as FSDP_* variables; the plugin reads them."""
     launch = distributed.Launch(gpus=2, strategy="fsdp")
-    fsdp = distributed.accelerate_config(launch, "fp32", None)["fsdp_config"]
+    fsdp = distributed.accelerate_config(launch, precision, None)["fsdp_config"]
     os.environ.update({key.upper(): str(value).lower() if isinstance(value, bool) else str(value)
                        for key, value in fsdp.items()})
     accelerator = Accelerator(cpu=True)  # MULTI_CPU over gloo, the ranks already right
@@ -43,8 +43,8 @@ def fsdp_accelerator() -> Accelerator:
     return accelerator
 
 
-def deepspeed_accelerator(stage: int) -> Accelerator:
-    config = distributed.deepspeed_config(TrainConfig(**SETTINGS), stage, "fp32")
+def deepspeed_accelerator(stage: int, precision: str) -> Accelerator:
+    config = distributed.deepspeed_config(TrainConfig(**SETTINGS, precision=precision), stage, precision)
     accelerator = Accelerator(deepspeed_plugin=DeepSpeedPlugin(hf_ds_config=config))
     for state in (accelerator.state, PartialState()):  # on a CPU accelerate counts one process here
         state.num_processes, state.process_index = dist.get_world_size(), dist.get_rank()
@@ -52,15 +52,16 @@ def deepspeed_accelerator(stage: int) -> Accelerator:
     return accelerator
 
 
-def main(model_dir: str, out: Path, strategy: str, resume: bool) -> None:
+def main(model_dir: str, out: Path, strategy: str, precision: str, resume: bool) -> None:
     """`strategy` "single": one process, unlaunched, accumulating both processes' micro-batches."""
     def sharded_runtime(precision: str) -> distributed.Runtime:
-        accelerator = fsdp_accelerator() if strategy == "fsdp" else deepspeed_accelerator(int(strategy[-1]))
+        accelerator = (fsdp_accelerator(precision) if strategy == "fsdp"
+                       else deepspeed_accelerator(int(strategy[-1]), precision))
         return distributed.Runtime(accelerator)
 
-    settings = SETTINGS
+    settings = {**SETTINGS, "precision": precision}
     if strategy == "single":
-        settings = {**SETTINGS, "grad_accum": 4}
+        settings["grad_accum"] = 4
     else:
         recipe.start_runtime = sharded_runtime
     torch.set_num_threads(1)
@@ -70,4 +71,4 @@ def main(model_dir: str, out: Path, strategy: str, resume: bool) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4:] == ["resume"])
+    main(sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5:] == ["resume"])
