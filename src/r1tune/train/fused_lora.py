@@ -23,9 +23,9 @@ from peft.tuners.lora.layer import Linear as LoraLinear
 
 
 class FusedAddLoraLinear(LoraLinear):
-    """peft's LoRA Linear with the adapter's update fused into lora_B's matmul when that is exact in effect:
-    one active plain-LoRA adapter (no DoRA or other variant), no dropout, not merged, no per-call adapter
-    routing. Anything else goes through peft's own forward."""
+    """peft's LoRA Linear with the adapter's update fused into lora_B's matmul when that computes peft's sum
+    (up to rounding): one active plain-LoRA adapter (no DoRA or other variant), no dropout, not merged, no
+    per-call adapter routing. Anything else goes through peft's own forward."""
 
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         adapter = self._fusable_adapter(x, args, kwargs)
