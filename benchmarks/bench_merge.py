@@ -71,7 +71,6 @@ def sharded_copy(base: str, folder: Path, shard_mb: int) -> str:
 
 def _merge_child(way: str, base: str, adapter: str, out: str, dtype: str, results: Any) -> None:
     from r1tune.config import ModelConfig
-    from r1tune.export import gguf_writer  # noqa: F401  (its imports are not the merge's memory)
 
     cfg = ModelConfig(name=base)
     Path("/proc/self/clear_refs").write_text("5")  # peak RSS starts again from here, after the imports

@@ -126,13 +126,14 @@ def _gguf_source(run: RunDir, scratch: Path) -> tuple[Path, Any]:
     """(folder with config and tokenizer, the tensors or None for the folder's own): a trained whole model is
     read in place; an adapter is merged into its base as the GGUF writer takes each tensor, or, where only
     peft can merge it, into an fp32 folder in `scratch` first."""
-    from r1tune.export.merge import merged_tensor_stream
+    from r1tune.export.merge import merge_in_memory, merged_tensor_stream, storage_dtype
 
     if run.trains_whole_model:
         return run.whole_model, None
-    tensors = merged_tensor_stream(run.load_config().model, run.adapter, scratch)
+    model_cfg = run.load_config().model
+    tensors = merged_tensor_stream(model_cfg, run.adapter, scratch)
     if tensors is None:
-        _weights(run, scratch, "fp32")
+        merge_in_memory(model_cfg, run.adapter, scratch, storage_dtype("fp32"))
     return scratch, tensors
 
 

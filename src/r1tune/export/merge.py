@@ -16,7 +16,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from r1tune.artifacts import ExportProvenance, write_artifact
 from r1tune.config import ModelConfig
@@ -25,6 +25,9 @@ from r1tune.export.formats import ExportDtype, ExportOptions
 from r1tune.models.loading import EXPORT_MARKER
 from r1tune.rundir import RunDir
 
+if TYPE_CHECKING:
+    from r1tune.export.shard_merge import MergePlan
+
 log = logging.getLogger(__name__)
 
 
@@ -32,16 +35,28 @@ def merge_adapter(model_cfg: ModelConfig, adapter_dir: Path, tmp: Path, dtype: E
     """Fold the adapter into the base weights and save model and tokenizer into `tmp`: shard by shard when
     the base's safetensors are on this machine (export/shard_merge.py), else base + adapter in memory."""
     from r1tune import models
-    from r1tune.export.shard_merge import merge_by_shard
+    from r1tune.export.shard_merge import write_merged_shards
 
     stored = storage_dtype(dtype)
-    base = local_base_folder(model_cfg)
-    reason = merge_by_shard(base, adapter_dir, tmp, stored) if base else "the base's files are not on this machine"
-    if reason is None:
-        models.load(model_cfg, with_weights=False).tokenizer.save_pretrained(tmp)
+    plan = shard_merge_plan(model_cfg, adapter_dir)
+    if plan is None:
+        merge_in_memory(model_cfg, adapter_dir, tmp, stored)
         return
-    log.info("merging the adapter in memory (fp32, whole model): %s", reason)
-    merge_in_memory(model_cfg, adapter_dir, tmp, stored)
+    write_merged_shards(plan, tmp, stored)
+    models.load(model_cfg, with_weights=False).tokenizer.save_pretrained(tmp)
+
+
+def shard_merge_plan(model_cfg: ModelConfig, adapter_dir: Path) -> MergePlan | None:
+    """How to merge this adapter shard by shard, or None (and why, in the log) when only peft's in-memory
+    merge can."""
+    from r1tune.export.shard_merge import plan_merge
+
+    base = local_base_folder(model_cfg)
+    plan = plan_merge(base, adapter_dir) if base else "the base's files are not on this machine"
+    if isinstance(plan, str):
+        log.info("merging the adapter in memory (fp32, whole model): %s", plan)
+        return None
+    return plan
 
 
 def merged_tensor_stream(model_cfg: ModelConfig, adapter_dir: Path, skeleton: Path) -> Iterator[tuple[str, Any]] | None:
@@ -49,15 +64,13 @@ def merged_tensor_stream(model_cfg: ModelConfig, adapter_dir: Path, skeleton: Pa
     with the base's config and the run's tokenizer saved into `skeleton`: no merged copy of the weights is
     ever on disk or whole in memory. None when the shard-by-shard merge cannot do this adapter or base."""
     from r1tune import models
-    from r1tune.export.shard_merge import merged_stream, plan_merge
+    from r1tune.export.shard_merge import merged_stream
 
-    base = local_base_folder(model_cfg)
-    plan = plan_merge(base, adapter_dir) if base else "the base's files are not on this machine"
-    if isinstance(plan, str):
-        log.info("merging the adapter in memory (fp32, whole model): %s", plan)
+    plan = shard_merge_plan(model_cfg, adapter_dir)
+    if plan is None:
         return None
     skeleton.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(base / "config.json", skeleton / "config.json")
+    shutil.copyfile(plan.base_dir / "config.json", skeleton / "config.json")
     models.load(model_cfg, with_weights=False).tokenizer.save_pretrained(skeleton)
     return merged_stream(plan)
 

@@ -80,6 +80,7 @@ def base_shards(folder: Path) -> list[Path]:
 class MergePlan:
     """What a shard-by-shard merge reads: the base's shards, the adapter's file and its updates."""
 
+    base_dir: Path
     shards: list[Path]
     adapter_file: Path
     updates: dict[str, LoraUpdate]
@@ -105,23 +106,28 @@ def plan_merge(base_dir: Path, adapter_dir: Path) -> MergePlan | str:
     missing = sorted(set(updates) - names)
     if not shards or missing:
         return f"the base checkpoint has no tensor {missing[0]}" if missing else "the base has no safetensors"
-    return MergePlan(shards, adapter_file, updates, config)
+    return MergePlan(base_dir, shards, adapter_file, updates, config)
 
 
 def merge_by_shard(base_dir: Path, adapter_dir: Path, out: Path, dtype: Any) -> str | None:
     """Write base + adapter as safetensors shards in `dtype` into `out` (config included, tokenizer not).
     Returns None when done, or why this adapter or checkpoint needs peft's in-memory merge (nothing is
     written then)."""
-    from safetensors import safe_open
-
     plan = plan_merge(base_dir, adapter_dir)
     if isinstance(plan, str):
         return plan
+    write_merged_shards(plan, out, dtype)
+    return None
+
+
+def write_merged_shards(plan: MergePlan, out: Path, dtype: Any) -> None:
+    """The plan's merged shards in `dtype`, one in memory at a time, with the base's config and index."""
+    from safetensors import safe_open
+
     out.mkdir(parents=True, exist_ok=True)
     with safe_open(str(plan.adapter_file), "pt") as adapter:
         sizes = [_write_merged_shard(shard, out / shard.name, adapter, plan, dtype) for shard in plan.shards]
-    _write_config(base_dir, out, dtype, sum(sizes))
-    return None
+    _write_config(plan.base_dir, out, dtype, sum(sizes))
 
 
 def merged_stream(plan: MergePlan) -> Iterator[tuple[str, Any]]:
