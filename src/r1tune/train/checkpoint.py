@@ -7,6 +7,8 @@
         deepspeed/              a DeepSpeed ZeRO run's optimiser instead: its engine's own files (partitions,
                                 fp32 master weights, loss scaler), which DeepSpeed writes and unpickles itself
         scheduler.pt            the learning-rate schedule's position
+        loss_scaler.pt          fp16 only: the loss scale and its growth counter (a resume that restarted the
+                                scale at 65536 would skip or rescale steps the uninterrupted run did not)
         rng-rank0.pt ...        torch (and CUDA) random states of every process: dropout, NEFTune noise
         state.json              step, history, best validation loss, patience, config fingerprint
 
@@ -18,6 +20,7 @@ file: the batch plan is a pure function of the seed and the step (see batching.p
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -27,8 +30,11 @@ from typing import Any
 
 from r1tune.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 STEP_DIR = re.compile(r"^step-(\d+)$")
 STATE_FILE = "state.json"
+LOSS_SCALER_FILE = "loss_scaler.pt"
 
 
 @dataclass
@@ -162,6 +168,23 @@ def load_optimizer(path: Path, optimizer: Any, rank: int) -> None:
         load_local_optimizer_state(optimizer, torch.load(shard, weights_only=True))
     else:
         optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+
+
+def write_loss_scaler(folder: Path, scaler: Any) -> None:
+    import torch
+
+    torch.save(scaler.state_dict(), folder / LOSS_SCALER_FILE)
+
+
+def load_loss_scaler(path: Path, scaler: Any) -> None:
+    """Restore fp16's loss scale. A checkpoint written in bf16 or fp32 has none (`precision: auto` resumed on a
+    GPU without bf16): the scale then starts afresh, with a warning, as the run cannot be exact anyway."""
+    import torch
+
+    if not (path / LOSS_SCALER_FILE).is_file():
+        log.warning("%s was not written in fp16: the loss scale starts again at %g", path, scaler.get_scale())
+        return
+    scaler.load_state_dict(torch.load(path / LOSS_SCALER_FILE, weights_only=True))
 
 
 def load_scheduler(path: Path, scheduler: Any) -> None:

@@ -101,6 +101,24 @@ class Runtime:
         norm = self.accelerator.clip_grad_norm_(params, max_norm)
         return float(norm) if norm is not None else float("nan")
 
+    @property
+    def loss_scaler(self) -> Any:
+        """fp16's GradScaler (accelerate's), whose scale a checkpoint must keep for an exact resume; None in
+        bf16 and fp32, and under DeepSpeed, whose engine keeps its own scaler in its own checkpoint."""
+        return self.accelerator.scaler
+
+    def optimizer_step(self, optimizer: Any) -> bool:
+        """Step the optimiser; True when fp16's overflow check skipped the update (the learning-rate schedule
+        must then wait). Read from the scale, which backs off exactly when inf/NaN gradients were found:
+        accelerate's `optimizer_step_was_skipped` misses it for fused AdamW, which takes the overflow flag
+        into its own kernel and so is always called. DeepSpeed reports its own engine's overflow."""
+        scaler = self.loss_scaler
+        before = scaler.get_scale() if scaler is not None else 0.0
+        optimizer.step()
+        if scaler is not None:
+            return scaler.get_scale() < before
+        return bool(self.accelerator.optimizer_step_was_skipped)
+
     def sum(self, value: float) -> float:
         if self.world_size == 1:
             return value

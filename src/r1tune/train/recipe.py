@@ -243,8 +243,9 @@ def _optimizer_step(objective, optimizer, scheduler, plan: BatchPlan, feed: Step
         nll_sum += float(nll.detach()) * weight
         real_tokens += int(weight) * sum(len(plan.examples[i].input_ids) for row in batch for i in row)
     grad_norm = runtime.clip_grad_norm([p for p in objective.parameters() if p.requires_grad], cfg.max_grad_norm)
-    optimizer.step()
-    scheduler.step()
+    skipped = runtime.optimizer_step(optimizer)
+    if not skipped:  # fp16 overflow: the weights did not move, so neither does the schedule
+        scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     seconds = time.perf_counter() - started
     real_tokens = int(runtime.sum(real_tokens))
@@ -255,7 +256,14 @@ def _optimizer_step(objective, optimizer, scheduler, plan: BatchPlan, feed: Step
         "step": state.step + 1, "loss": runtime.sum(nll_sum) / max(step_units, 1),
         "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm, "tokens_per_s": real_tokens / seconds,
         "trained_tokens_per_s": step_targets / seconds, "trained_tokens": state.trained_tokens,
+        **_loss_scaling(runtime, skipped),
     }
+
+
+def _loss_scaling(runtime: Runtime, skipped: bool) -> dict[str, Any]:
+    """fp16's loss scale after the step, and whether overflow skipped it (nothing in bf16 and fp32)."""
+    scaler = runtime.loss_scaler
+    return {} if scaler is None else {"loss_scale": scaler.get_scale(), "skipped": skipped}
 
 
 SKIPPED_FILE = "skipped_records.jsonl"
@@ -358,6 +366,8 @@ def _save_checkpoint(root: Path, state: TrainState, params, optimizer, scheduler
     runtime.barrier()
     if runtime.is_main:
         payload = {"fingerprint": fingerprint, **asdict(state)}
+        if runtime.loss_scaler is not None:
+            ckpt.write_loss_scaler(staged, runtime.loss_scaler)
         ckpt.write_main_files(staged, values, None if runtime.shards_state else optimizer, scheduler, payload)
         ckpt.publish(root, state.step)
         ckpt.prune(root, cfg.keep_checkpoints, {state.best_step} if state.best_step is not None else set())
@@ -383,6 +393,8 @@ def _resume(root: Path, params, optimizer, scheduler, fingerprint: dict[str, Any
     else:
         ckpt.load_optimizer(latest.path, optimizer, runtime.rank)
     ckpt.load_scheduler(latest.path, scheduler)
+    if runtime.loss_scaler is not None:
+        ckpt.load_loss_scaler(latest.path, runtime.loss_scaler)
     ckpt.restore_rng_state(latest.path, runtime.rank)
     log.warning("resuming from %s (step %d)", latest.path, latest.step)
     return TrainState(**latest.state)
