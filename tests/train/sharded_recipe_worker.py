@@ -3,8 +3,9 @@ accelerate the way `r1tune train --gpus 2 --strategy fsdp|zero2|zero3` shards it
 section of the accelerate config r1tune writes, DeepSpeed (its CPU accelerator) from the DeepSpeed config r1tune
 writes. accelerate runs neither on a CPU, so this worker hands the recipe the Accelerator state a GPU launch
 gives it: the sharding type and plugin, and the process ranks. Arguments: the model folder, the output
-folder, the strategy (or "single", run without torchrun), the precision (fp32 or bf16), and "resume" to
-continue from the output folder's newest checkpoint."""
+folder, the strategy (or "single", run without torchrun), the precision (fp32, bf16 or fp16, the last with
+accelerate's loss scaling as on a GPU without bf16), and "resume" to continue from the output folder's newest
+checkpoint."""
 
 from __future__ import annotations
 
@@ -52,18 +53,31 @@ def deepspeed_accelerator(stage: int, precision: str) -> Accelerator:
     return accelerator
 
 
+def with_fp16_loss_scaling(accelerator: Accelerator) -> Accelerator:
+    """What accelerate sets up in fp16 on a GPU (fp16 mixed precision, its GradScaler), which it refuses on a
+    CPU although torch runs fp16 autocast and loss scaling there. DeepSpeed scales the loss itself."""
+    if accelerator.state.deepspeed_plugin is None:
+        accelerator.state._mixed_precision = "fp16"
+        accelerator.native_amp, accelerator.scaler = True, torch.amp.GradScaler("cpu")
+    return accelerator
+
+
 def main(model_dir: str, out: Path, strategy: str, precision: str, resume: bool) -> None:
     """`strategy` "single": one process, unlaunched, accumulating both processes' micro-batches."""
-    def sharded_runtime(precision: str) -> distributed.Runtime:
-        accelerator = (fsdp_accelerator(precision) if strategy == "fsdp"
-                       else deepspeed_accelerator(int(strategy[-1]), precision))
-        return distributed.Runtime(accelerator)
+    def runtime(precision: str) -> distributed.Runtime:
+        if strategy == "single":
+            accelerator = Accelerator(cpu=True)
+        elif strategy == "fsdp":
+            accelerator = fsdp_accelerator(precision)
+        else:
+            accelerator = deepspeed_accelerator(int(strategy[-1]), precision)
+        return distributed.Runtime(with_fp16_loss_scaling(accelerator) if precision == "fp16" else accelerator)
 
     settings = {**SETTINGS, "precision": precision}
     if strategy == "single":
         settings["grad_accum"] = 4
-    else:
-        recipe.start_runtime = sharded_runtime
+    recipe.start_runtime = runtime
+    recipe.resolve_precision = lambda setting: setting  # fp16 on a CPU: r1tune's device plan refuses it
     torch.set_num_threads(1)
     loaded = models.load(ModelConfig(name=model_dir))
     train(TrainConfig(**settings), loaded.model, loaded.renderer, product_records(16), [], out, seed=5,

@@ -1,7 +1,8 @@
 """A sharded run's checkpoints resume exactly: r1tune's recipe sharded over two CPU processes by accelerate
 (FSDP2, or DeepSpeed ZeRO-2/3 through DeepSpeed's CPU accelerator), accumulating 2 micro-batches a step, in
-fp32 and in bf16, follows the trajectory of one process with the same global batch, saves its optimiser in
-the strategy's own layout, and a run resumed from step 3 ends where the uninterrupted run ends, bit for bit.
+fp32, bf16 and fp16 with loss scaling (FSDP2 only: DeepSpeed's CPU accelerator has no fp16), follows the
+trajectory of one process with the same global batch, saves its optimiser (and fp16's loss scale) in the
+strategy's own layout, and a run resumed from step 3 ends where the uninterrupted run ends, bit for bit.
 DeepSpeed is the optional extra `r1tune[deepspeed]`, absent from the default install and CI: there its cases
 are skipped."""
 
@@ -33,7 +34,7 @@ def _launch(model_dir: Path, out: Path, *args: str) -> None:
 # How far a sharded run's loss may be from one process's: fp32 sharding only reorders float sums; in bf16,
 # DeepSpeed holds the whole module in bf16 (LoRA weights too, an fp32 master copy aside) where one process
 # keeps the adapter in fp32 under autocast (step 1 differed by 6.5e-3 of 12.1 in ZeRO-2, 0 in FSDP2).
-TOLERANCE = {"fp32": {"abs": 1e-5}, "bf16": {"rel": 1e-3}}
+TOLERANCE = {"fp32": {"abs": 1e-5}, "bf16": {"rel": 1e-3}, "fp16": {"rel": 1e-3}}
 
 
 @pytest.fixture(scope="module")
@@ -71,15 +72,20 @@ def _optimizer_files(checkpoint: Path) -> list[str]:
     return sorted(str(p.relative_to(checkpoint)) for p in checkpoint.rglob("*optim*") if p.is_file())
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-@pytest.mark.parametrize("strategy", ["fsdp", pytest.param("zero2", marks=NO_DEEPSPEED),
-                                      pytest.param("zero3", marks=NO_DEEPSPEED)])
+NO_FP16_ON_CPU = pytest.mark.skip(reason="DeepSpeed's CPU accelerator refuses fp16 ('Type fp16 is not supported')")
+CASES = [pytest.param(strategy, precision, marks=[*([] if strategy == "fsdp" else [NO_DEEPSPEED]),
+                                                  *([NO_FP16_ON_CPU] if strategy != "fsdp" and precision == "fp16" else [])])
+         for strategy in ("fsdp", "zero2", "zero3") for precision in ("fp32", "bf16", "fp16")]
+
+
+@pytest.mark.parametrize(("strategy", "precision"), CASES)
 def test_a_sharded_run_resumed_from_its_checkpoint_ends_like_the_uninterrupted_run(strategy, precision, tiny_llama_dir,
                                                                                    tmp_path, single_process_losses):
     whole = tmp_path / "whole"
     _launch(tiny_llama_dir, whole, strategy, precision)
     step3 = whole / "checkpoints" / "step-000003"
     assert _optimizer_files(step3) == _expected_optimizer_files(strategy, precision)
+    assert (step3 / "loss_scaler.pt").is_file() == (precision == "fp16")  # DeepSpeed's would be in its own files
     resumed = tmp_path / "resumed"
     (resumed / "checkpoints").mkdir(parents=True)
     shutil.copytree(step3, resumed / "checkpoints" / step3.name)

@@ -242,7 +242,7 @@ def _optimizer_step(objective, optimizer, scheduler, plan: BatchPlan, feed: Step
             runtime.backward(nll * scale * weight)
         nll_sum += float(nll.detach()) * weight
         real_tokens += int(weight) * sum(len(plan.examples[i].input_ids) for row in batch for i in row)
-    grad_norm = runtime.clip_grad_norm([p for p in objective.parameters() if p.requires_grad], cfg.max_grad_norm)
+    grad_norm = runtime.clip_grad_norm(objective, cfg.max_grad_norm)
     skipped = runtime.optimizer_step(optimizer)
     if not skipped:  # fp16 overflow: the weights did not move, so neither does the schedule
         scheduler.step()
