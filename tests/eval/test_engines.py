@@ -39,6 +39,13 @@ class _FakeLLM:
         return [types.SimpleNamespace(outputs=[types.SimpleNamespace(token_ids=self.reply)]) for _ in prompts]
 
 
+def _sampling_params(**kwargs) -> dict:
+    """vLLM's own argument check that a stand-in must keep: stop strings need detokenization."""
+    if kwargs.get("stop") and not kwargs.get("detokenize", True):
+        raise ValueError("stop strings are only supported when detokenize is True")
+    return kwargs
+
+
 @pytest.fixture
 def fake_vllm(monkeypatch):
     made = []
@@ -47,7 +54,7 @@ def fake_vllm(monkeypatch):
         made.append(_FakeLLM(kwargs))
         return made[-1]
 
-    modules = {"vllm": types.SimpleNamespace(LLM=llm, SamplingParams=lambda **kw: kw),
+    modules = {"vllm": types.SimpleNamespace(LLM=llm, SamplingParams=_sampling_params),
                "vllm.inputs": types.SimpleNamespace(TokensPrompt=lambda prompt_token_ids: {"ids": prompt_token_ids}),
                "vllm.lora": types.SimpleNamespace(),
                "vllm.lora.request": types.SimpleNamespace(LoRARequest=lambda name, i, path: (name, i, path))}
@@ -73,6 +80,7 @@ def test_vllm_gets_r1tunes_prompt_ids_and_the_adapter_only_when_tuned(fake_vllm,
     (sent, params, lora), (_, _, base_lora) = llm.calls
     assert sent == [{"ids": prompt}] and lora == ("tuned", 1, str(tmp_path / "adapter")) and base_lora is None
     assert params["stop_token_ids"] == loaded.renderer.stop_token_ids and params["stop"] == ["###"]
+    assert params["detokenize"] and not llm.calls[1][1]["detokenize"]  # text only where stop strings need it
     assert params["max_tokens"] == 16 and params["temperature"] == 0.0
     assert tuned[0].answer == base[0].answer == "Yes, 30 days." and tuned[0].finish_reason == "stop"
 

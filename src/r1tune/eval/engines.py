@@ -52,9 +52,10 @@ class VllmEngine:
         from vllm.inputs import TokensPrompt
         from vllm.lora.request import LoRARequest
 
+        # r1tune decodes the ids itself; vLLM detokenizes only to find stop strings (it refuses them without)
         params = SamplingParams(temperature=temperature, top_p=top_p, seed=seed, max_tokens=max_new_tokens,
                                 stop_token_ids=list(loaded.renderer.stop_token_ids), stop=list(stop_strings) or None,
-                                detokenize=False)
+                                detokenize=bool(stop_strings))
         lora = LoRARequest("tuned", 1, str(self.adapter)) if variant == "tuned" and self.adapter else None
         start = time.perf_counter()
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, lora_request=lora)
