@@ -256,14 +256,17 @@ def _optimizer_step(objective, optimizer, scheduler, plan: BatchPlan, feed: Step
         "step": state.step + 1, "loss": runtime.sum(nll_sum) / max(step_units, 1),
         "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm, "tokens_per_s": real_tokens / seconds,
         "trained_tokens_per_s": step_targets / seconds, "trained_tokens": state.trained_tokens,
-        **_loss_scaling(runtime, skipped),
+        **_loss_scaling(runtime, skipped, precision),
     }
 
 
-def _loss_scaling(runtime: Runtime, skipped: bool) -> dict[str, Any]:
-    """fp16's loss scale after the step, and whether overflow skipped it (nothing in bf16 and fp32)."""
+def _loss_scaling(runtime: Runtime, skipped: bool, precision: str) -> dict[str, Any]:
+    """fp16's loss scale after the step (DeepSpeed keeps its own) and whether overflow skipped the step;
+    nothing in bf16 and fp32."""
+    if precision != "fp16":
+        return {}
     scaler = runtime.loss_scaler
-    return {} if scaler is None else {"loss_scale": scaler.get_scale(), "skipped": skipped}
+    return {"skipped": skipped, **({} if scaler is None else {"loss_scale": scaler.get_scale()})}
 
 
 SKIPPED_FILE = "skipped_records.jsonl"
