@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from r1tune.cli import app
 from r1tune.models import device
-from r1tune.train import recipe
+from r1tune.train import distributed
 from r1tune.train.distributed import Runtime
 
 runner = CliRunner()
@@ -47,7 +47,7 @@ def gpu_dtypes(request, monkeypatch) -> str:
             accelerator.native_amp, accelerator.scaler = True, torch.amp.GradScaler("cpu")
             return Runtime(accelerator)
 
-        monkeypatch.setattr(recipe, "start_runtime", fp16_runtime)
+        monkeypatch.setattr(distributed, "start_runtime", fp16_runtime)
     return compute
 
 

@@ -9,6 +9,7 @@ checkpoint."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -46,7 +47,10 @@ def fsdp_accelerator(precision: str) -> Accelerator:
 
 def deepspeed_accelerator(stage: int, precision: str) -> Accelerator:
     config = distributed.deepspeed_config(TrainConfig(**SETTINGS, precision=precision), stage, precision)
-    accelerator = Accelerator(deepspeed_plugin=DeepSpeedPlugin(hf_ds_config=config))
+    # as accelerate's launcher sets it up from the config r1tune writes (ZeRO-3 partitions weights as they load)
+    zero3_init = distributed.accelerate_config(distributed.Launch(2, f"zero{stage}"), precision, Path("ds.json"))[
+        "deepspeed_config"]["zero3_init_flag"]
+    accelerator = Accelerator(deepspeed_plugin=DeepSpeedPlugin(hf_ds_config=config, zero3_init_flag=zero3_init))
     for state in (accelerator.state, PartialState()):  # on a CPU accelerate counts one process here
         state.num_processes, state.process_index = dist.get_world_size(), dist.get_rank()
         state.local_process_index = state.process_index
@@ -76,12 +80,15 @@ def main(model_dir: str, out: Path, strategy: str, precision: str, resume: bool)
     settings = {**SETTINGS, "precision": precision}
     if strategy == "single":
         settings["grad_accum"] = 4
-    recipe.start_runtime = runtime
     recipe.resolve_precision = lambda setting: setting  # fp16 on a CPU: r1tune's device plan refuses it
     torch.set_num_threads(1)
+    started = runtime(precision)  # before the weights load, as loop/pipeline.train_stage starts it
     loaded = models.load(ModelConfig(name=model_dir))
+    first = next(loaded.model.parameters())
+    (out.parent / f"{out.name}-loaded-rank{started.rank}.json").write_text(
+        json.dumps({"partitioned": hasattr(first, "ds_id"), "local_elements": first.numel()}))
     train(TrainConfig(**settings), loaded.model, loaded.renderer, product_records(16), [], out, seed=5,
-          default_target_modules=loaded.target_modules, show_progress=False, resume=resume)
+          default_target_modules=loaded.target_modules, show_progress=False, resume=resume, runtime=started)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,8 @@ def test_launch_configs_load_in_accelerate(strategy, distributed_type, tmp_path)
         assert (ds["train_micro_batch_size_per_gpu"], ds["gradient_accumulation_steps"], ds["gradient_clipping"]) == (
             4, 2, 0.5)
         assert ds["bf16"]["enabled"] is True
+        # ZeRO-3 partitions the base as it loads (deepspeed.zero.Init): accelerate's launcher gets the flag
+        assert loaded.deepspeed_config["zero3_init_flag"] is (strategy == "zero3")
 
 
 def test_gpus_without_gpus_is_a_clear_error(tiny_llama_dir, tmp_path):

@@ -17,7 +17,7 @@ from helpers import product_records
 
 from r1tune import models
 from r1tune.config import ModelConfig, TrainConfig
-from r1tune.train import recipe, train
+from r1tune.train import distributed, recipe, train
 from r1tune.train.distributed import Runtime
 
 SETTINGS = {"max_steps": 6, "batch_size": 2, "lr": 5e-3, "max_seq_len": 96, "warmup_ratio": 0.5,
@@ -62,7 +62,7 @@ def fp16_on_cpu(monkeypatch) -> StepCounter:
 
     real_objective = recipe._objective
     monkeypatch.setattr(recipe, "resolve_precision", lambda setting: "fp16")
-    monkeypatch.setattr(recipe, "start_runtime", fp16_runtime)
+    monkeypatch.setattr(distributed, "start_runtime", fp16_runtime)
     monkeypatch.setattr(recipe, "_objective", objective_overflowing_once)
     return steps
 

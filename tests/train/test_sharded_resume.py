@@ -86,6 +86,9 @@ def test_a_sharded_run_resumed_from_its_checkpoint_ends_like_the_uninterrupted_r
     step3 = whole / "checkpoints" / "step-000003"
     assert _optimizer_files(step3) == _expected_optimizer_files(strategy, precision)
     assert (step3 / "loss_scaler.pt").is_file() == (precision == "fp16")  # DeepSpeed's would be in its own files
+    loaded = [json.loads((tmp_path / f"whole-loaded-rank{rank}.json").read_text()) for rank in (0, 1)]
+    assert all(load["partitioned"] == (strategy == "zero3") for load in loaded)  # ZeRO-3: no process held it whole
+    assert strategy != "zero3" or all(load["local_elements"] == 0 for load in loaded)
     resumed = tmp_path / "resumed"
     (resumed / "checkpoints").mkdir(parents=True)
     shutil.copytree(step3, resumed / "checkpoints" / step3.name)

@@ -159,7 +159,7 @@ def train_stage(cfg: R1TuneConfig, run: RunDir, data: PreparedData | None = None
     `resume`); returns the loaded bundle. In a multi-process run only the main process writes run.json."""
     from r1tune import models
     from r1tune.models.device import current_plan
-    from r1tune.train import check_method_runnable, is_main_process, train
+    from r1tune.train import check_method_runnable, distributed, is_main_process, train
 
     check_method_runnable(cfg.train)  # before loading weights: e.g. qlora on a machine without CUDA
     plan = current_plan(cfg.train.precision, cfg.model.attn_implementation)  # fails before any loading too
@@ -167,6 +167,9 @@ def train_stage(cfg: R1TuneConfig, run: RunDir, data: PreparedData | None = None
     loaded = models.load(cfg.model, reasoning=cfg.train.reasoning, train_on_prompt=cfg.train.train_on_prompt,
                          mask_history=cfg.train.mask_history, with_weights=False)
     teacher = distill_teacher(cfg, loaded.tokenizer, plan)  # a tokenizer mismatch fails before any weights load
+    # Started after the teacher (which no strategy shards) and before the student loads: under ZeRO-3 the
+    # student's weights are then partitioned across the processes as they load.
+    runtime = distributed.start_runtime(plan.compute)
     frozen_dtype = training_weights_dtype(cfg, plan)
     loaded.model = models.load_model(loaded.source, cfg.model, dtype=frozen_dtype,
                                      attn_implementation=plan.attn_implementation, nf4=cfg.train.method == "qlora")
@@ -174,7 +177,8 @@ def train_stage(cfg: R1TuneConfig, run: RunDir, data: PreparedData | None = None
         run.update_info(model=loaded.source.display_name, model_location=loaded.source.location,
                         chat_format=loaded.renderer.fmt.name)
     model, result = train(cfg.train, loaded.model, loaded.renderer, data.train, data.val, run.train,
-                          cfg.project.seed, loaded.target_modules, show_progress, resume=resume, teacher_model=teacher)
+                          cfg.project.seed, loaded.target_modules, show_progress, resume=resume, teacher_model=teacher,
+                          runtime=runtime)
     # Evaluation goes on with the trained model in memory unless inference wants other weights (fp32 on a
     # CPU, where the base trained in bf16): then it loads the saved result afresh.
     loaded.model = model if frozen_dtype in (None, plan.weights_dtype) else None

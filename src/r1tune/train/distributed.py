@@ -216,7 +216,10 @@ def accelerate_config(launch: Launch, precision: str, deepspeed_file: Path | Non
         }
     else:
         config["distributed_type"] = "DEEPSPEED"
-        config["deepspeed_config"] = {"deepspeed_config_file": str(deepspeed_file), "zero3_init_flag": False}
+        # ZeRO-3: the base is partitioned as it loads (deepspeed.zero.Init), so no process ever holds it whole
+        # (a 70B in bf16 is 140 GB); the runtime must start before the weights load (loop/pipeline.train_stage)
+        config["deepspeed_config"] = {"deepspeed_config_file": str(deepspeed_file),
+                                      "zero3_init_flag": strategy == "zero3"}
         config.pop("mixed_precision")  # DeepSpeed takes it from its own file
     return config
 

@@ -38,7 +38,8 @@ from r1tune.train.batching import (
     curriculum_order,
     trained_targets,
 )
-from r1tune.train.distributed import DEEPSPEED_TAG, Runtime, start_runtime
+from r1tune.train import distributed
+from r1tune.train.distributed import DEEPSPEED_TAG, Runtime
 from r1tune.train.methods import apply_method, saves_whole_model, trainable_named_parameters
 from r1tune.train.sharding import full_values
 from r1tune.train.tracking import MetricsLog, print_summary
@@ -91,17 +92,19 @@ def train(
     *,
     resume: bool = False,
     teacher_model: PreTrainedModel | None = None,
+    runtime: Runtime | None = None,
 ) -> tuple[PreTrainedModel, TrainResult]:
     """Fine-tune `model` on `train_records` with `cfg.method`; returns the trained model and a summary.
 
-    With `resume`, continue from the newest complete checkpoint in `out_dir/checkpoints`.
+    With `resume`, continue from the newest complete checkpoint in `out_dir/checkpoints`. `runtime`: one
+    started before `model` loaded (`start_runtime`), as ZeRO-3 needs to partition the weights as they load.
     """
     import torch
     from transformers import get_cosine_schedule_with_warmup
 
 
     precision = resolve_precision(cfg.precision)
-    runtime = start_runtime(precision)
+    runtime = runtime or distributed.start_runtime(precision)
     if runtime.device.type == "cpu":
         keep_freed_memory()  # activations reuse pages instead of faulting fresh ones in every step
     torch.manual_seed(seed)
