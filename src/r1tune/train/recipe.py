@@ -31,6 +31,7 @@ from r1tune.models.cpu_allocator import keep_freed_memory
 from r1tune.models.precision import adapter_input_casts_skipped, autocast, resolve_precision
 from r1tune.models.scoring import answer_loss
 from r1tune.train import checkpoint as ckpt
+from r1tune.train import distributed
 from r1tune.train.batching import (
     BatchPlan,
     MicroBatch,
@@ -38,7 +39,6 @@ from r1tune.train.batching import (
     curriculum_order,
     trained_targets,
 )
-from r1tune.train import distributed
 from r1tune.train.distributed import DEEPSPEED_TAG, Runtime
 from r1tune.train.methods import apply_method, saves_whole_model, trainable_named_parameters
 from r1tune.train.sharding import full_values
