@@ -3,7 +3,7 @@
 fp32, bf16 and fp16 with loss scaling (FSDP2 only: DeepSpeed's CPU accelerator has no fp16), follows the
 trajectory of one process with the same global batch, saves its optimiser (and fp16's loss scale) in the
 strategy's own layout, and a run resumed from step 3 ends where the uninterrupted run ends, bit for bit.
-DeepSpeed is the optional extra `r1tune[deepspeed]`, absent from the default install and CI: there its cases
+A sharded full fine-tune saves the whole model one process saves. DeepSpeed is the optional extra `r1tune[deepspeed]`, absent from the default install and CI: there its cases
 are skipped."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 WORKER = Path(__file__).with_name("sharded_recipe_worker.py")
 NO_DEEPSPEED = pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None,
@@ -38,21 +39,22 @@ TOLERANCE = {"fp32": {"abs": 1e-5}, "bf16": {"rel": 1e-3}, "fp16": {"rel": 1e-3}
 
 
 @pytest.fixture(scope="module")
-def single_process_losses(tiny_llama_dir, tmp_path_factory):
-    """The same run in one process, which accumulates both processes' micro-batches of each step, per precision."""
-    runs: dict[str, dict[int, float]] = {}
+def single_process_run(tiny_llama_dir, tmp_path_factory):
+    """The same run in one process, which accumulates both processes' micro-batches of each step, per
+    precision and method: its output folder."""
+    runs: dict[tuple[str, ...], Path] = {}
 
-    def losses(precision: str) -> dict[int, float]:
-        if precision not in runs:
+    def run(precision: str, *method: str) -> Path:
+        if (precision, *method) not in runs:
             out = tmp_path_factory.mktemp(f"single-{precision}") / "run"
             env = {**os.environ, "OMP_NUM_THREADS": "1"}
-            done = subprocess.run([sys.executable, str(WORKER), str(tiny_llama_dir), str(out), "single", precision],
-                                  env=env, capture_output=True, text=True, timeout=600)
+            done = subprocess.run([sys.executable, str(WORKER), str(tiny_llama_dir), str(out), "single", precision,
+                                   *method], env=env, capture_output=True, text=True, timeout=600)
             assert done.returncode == 0, done.stderr[-4000:]
-            runs[precision] = _losses(out)
-        return runs[precision]
+            runs[(precision, *method)] = out
+        return runs[(precision, *method)]
 
-    return losses
+    return run
 
 
 def _losses(out: Path) -> dict[int, float]:
@@ -80,7 +82,7 @@ CASES = [pytest.param(strategy, precision, marks=[*([] if strategy == "fsdp" els
 
 @pytest.mark.parametrize(("strategy", "precision"), CASES)
 def test_a_sharded_run_resumed_from_its_checkpoint_ends_like_the_uninterrupted_run(strategy, precision, tiny_llama_dir,
-                                                                                   tmp_path, single_process_losses):
+                                                                                   tmp_path, single_process_run):
     whole = tmp_path / "whole"
     _launch(tiny_llama_dir, whole, strategy, precision)
     step3 = whole / "checkpoints" / "step-000003"
@@ -96,6 +98,23 @@ def test_a_sharded_run_resumed_from_its_checkpoint_ends_like_the_uninterrupted_r
     _launch(tiny_llama_dir, resumed, strategy, precision, "resume")
     uninterrupted = _losses(whole)
     assert sorted(uninterrupted) == list(range(1, 7))
-    for step, loss in single_process_losses(precision).items():
+    for step, loss in _losses(single_process_run(precision)).items():
         assert uninterrupted[step] == pytest.approx(loss, **TOLERANCE[precision])
     assert _losses(resumed) == uninterrupted  # steps 4-6 again, bit for bit (5 and 6 need AdamW's moments)
+
+
+@pytest.mark.parametrize("strategy", ["fsdp", pytest.param("zero2", marks=NO_DEEPSPEED),
+                                      pytest.param("zero3", marks=NO_DEEPSPEED)])
+def test_a_sharded_full_fine_tune_saves_the_model_one_process_saves(strategy, tiny_llama_dir, tmp_path,
+                                                                     single_process_run):
+    """`method: full` sharded: the whole model gathered from every process (on the main one only under ZeRO-3,
+    whose base was partitioned as it loaded), without a tied head's duplicate, equals one process's result."""
+    from safetensors.torch import load_file
+
+    sharded = tmp_path / "sharded"
+    _launch(tiny_llama_dir, sharded, strategy, "fp32", "method=full")
+    single = single_process_run("fp32", "method=full")
+    assert _losses(sharded) == pytest.approx(_losses(single), abs=1e-5)
+    mine, theirs = (load_file(run / "model" / "model.safetensors") for run in (sharded, single))
+    assert mine.keys() == theirs.keys()
+    assert all(torch.allclose(mine[name], theirs[name], atol=1e-5) for name in theirs)

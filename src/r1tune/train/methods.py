@@ -57,14 +57,16 @@ def apply_method(model: Any, cfg: TrainConfig, default_targets: Sequence[str]) -
     else:
         _freeze_lower_layers(model, cfg.freeze_trainable_layers)
     trainable, total = count_parameters(model)
-    log.info("method %s: %d of %d parameters train (%.2f%%)", cfg.method, trainable, total, 100 * trainable / total)
+    log.info("method %s: %d of %d parameters train (%.2f%%)", cfg.method, trainable, total,
+             100 * trainable / max(total, 1))
     return model
 
 
 def count_parameters(model: Any) -> tuple[int, int]:
-    """(trainable, total) parameter counts."""
-    params = list(model.parameters())
-    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+    """(trainable, total) parameter counts. A parameter DeepSpeed ZeRO-3 partitioned as it loaded holds no
+    elements in this process: its whole size is `ds_numel`."""
+    sizes = [(p.requires_grad, getattr(p, "ds_numel", p.numel())) for p in model.parameters()]
+    return sum(n for trains, n in sizes if trains), sum(n for _, n in sizes)
 
 
 def trainable_named_parameters(model: Any) -> dict[str, torch.nn.Parameter]:

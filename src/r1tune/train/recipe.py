@@ -435,14 +435,19 @@ def _start_neftune(model, alpha: float | None):
 
 def _whole_state(runtime: Runtime, objective, params, whole_model: bool) -> dict[str, Any] | None:
     """A sharded run's result gathered whole (collective: every process calls this): the trainable values
-    for an adapter (peft keeps the adapter's entries), accelerate's full state dict for a whole model.
-    None otherwise: the model saves its own parameters."""
+    for an adapter (peft keeps the adapter's entries), accelerate's full state dict for a whole model (on
+    the main process only under ZeRO-3). None otherwise: the model saves its own parameters."""
     if not runtime.shards_state:
         return None
     if not whole_model:
         return full_values(params)
     state = runtime.accelerator.get_state_dict(objective)  # the objective's: keys of its `model` are "model.*"
-    return {name.removeprefix("model."): value for name, value in state.items() if name.startswith("model.")}
+    if state is None:  # ZeRO-3 gathers the whole state into the main process only, which alone saves it
+        return None
+    # a tied head gathers as its own copy of the embeddings: leave it out, as save_pretrained does unsharded
+    tied = getattr(runtime.unwrap(objective).model, "all_tied_weights_keys", None) or {}
+    whole = {name.removeprefix("model."): value for name, value in state.items() if name.startswith("model.")}
+    return {name: value for name, value in whole.items() if name not in tied}
 
 
 def _save_atomically(model, renderer: ChatRenderer, target: Path, whole_model: bool,
