@@ -53,8 +53,17 @@ def test_a_sharded_runs_result_is_saved_from_gathered_values():
 
     params = {"base_model.model.x.lora_A.default.weight": torch.nn.Parameter(torch.ones(2, 2))}
     gathered = {"model.lm_head.weight": torch.zeros(1), "teacher.lm_head.weight": torch.ones(1)}
-    sharded = SimpleNamespace(shards_state=True, accelerator=SimpleNamespace(get_state_dict=lambda module: gathered))
-    adapter = _whole_state(sharded, None, params, whole_model=False)
+    sharded = SimpleNamespace(shards_state=True, accelerator=SimpleNamespace(get_state_dict=lambda module: gathered),
+                              unwrap=lambda module: module)
+    objective = SimpleNamespace(model=SimpleNamespace(all_tied_weights_keys={}))
+    adapter = _whole_state(sharded, objective, params, whole_model=False)
     assert adapter.keys() == params.keys() and not adapter[next(iter(params))].requires_grad
-    assert _whole_state(sharded, None, params, whole_model=True) == {"lm_head.weight": gathered["model.lm_head.weight"]}
-    assert _whole_state(SimpleNamespace(shards_state=False), None, params, whole_model=False) is None
+    assert _whole_state(sharded, objective, params, whole_model=True) == {"lm_head.weight": gathered["model.lm_head.weight"]}
+    assert _whole_state(SimpleNamespace(shards_state=False), objective, params, whole_model=False) is None
+    # a tied head is the embeddings: saved once, as save_pretrained saves it unsharded
+    gathered["model.model.embed_tokens.weight"] = torch.zeros(1)
+    tied = SimpleNamespace(model=SimpleNamespace(all_tied_weights_keys={"lm_head.weight": "model.embed_tokens.weight"}))
+    assert _whole_state(sharded, tied, params, whole_model=True).keys() == {"model.embed_tokens.weight"}
+    # ZeRO-3 gathers into the main process only: the others get nothing to save
+    on_other_rank = SimpleNamespace(shards_state=True, accelerator=SimpleNamespace(get_state_dict=lambda module: None))
+    assert _whole_state(on_other_rank, objective, params, whole_model=True) is None
