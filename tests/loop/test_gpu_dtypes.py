@@ -92,7 +92,8 @@ def _served_stream(run_path, compute: str) -> None:
     runtime = build_runtime(target)
     assert runtime.loaded.model.dtype == {"bf16": torch.bfloat16, "fp16": torch.float16}[compute]
     with running_server(runtime) as url:
-        body = {"model": target.run_adapter_name, "messages": [{"role": "user", "content": "Describe a mug"}], "max_tokens": 4, "stream": True}
+        body = {"model": target.run_adapter_name, "messages": [{"role": "user", "content": "Describe a mug"}],
+                "max_tokens": 4, "stream": True}
         with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=60) as response:
             lines = [line for line in response.iter_lines() if line.startswith("data: ")]
     assert response.status_code == 200 and lines[-1] == "data: [DONE]" and len(lines) > 2
