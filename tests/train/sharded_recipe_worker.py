@@ -5,7 +5,7 @@ writes. accelerate runs neither on a CPU, so this worker hands the recipe the Ac
 gives it: the sharding type and plugin, and the process ranks. Arguments: the model folder, the output
 folder, the strategy (or "single", run without torchrun), the precision (fp32, bf16 or fp16, the last with
 accelerate's loss scaling as on a GPU without bf16), then "resume" to continue from the output folder's newest
-checkpoint and "method=full" to train every weight instead of LoRA."""
+checkpoint, and TrainConfig settings as key=value (`method=full`, `init_from=ADAPTER`)."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def with_fp16_loss_scaling(accelerator: Accelerator) -> Accelerator:
     return accelerator
 
 
-def main(model_dir: str, out: Path, strategy: str, precision: str, resume: bool, method: str = "lora") -> None:
+def main(model_dir: str, out: Path, strategy: str, precision: str, resume: bool, **overrides: str) -> None:
     """`strategy` "single": one process, unlaunched, accumulating both processes' micro-batches."""
     def runtime(precision: str) -> distributed.Runtime:
         if strategy == "single":
@@ -77,7 +77,7 @@ def main(model_dir: str, out: Path, strategy: str, precision: str, resume: bool,
             accelerator = deepspeed_accelerator(int(strategy[-1]), precision)
         return distributed.Runtime(with_fp16_loss_scaling(accelerator) if precision == "fp16" else accelerator)
 
-    settings = {**SETTINGS, "precision": precision, "method": method}
+    settings = {**SETTINGS, "precision": precision, **overrides}
     if strategy == "single":
         settings["grad_accum"] = 4
     recipe.resolve_precision = lambda setting: setting  # fp16 on a CPU: r1tune's device plan refuses it
@@ -93,4 +93,4 @@ def main(model_dir: str, out: Path, strategy: str, precision: str, resume: bool,
 
 if __name__ == "__main__":
     main(sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4], "resume" in sys.argv[5:],
-         *[arg.removeprefix("method=") for arg in sys.argv[5:] if arg.startswith("method=")])
+         **dict(arg.split("=", 1) for arg in sys.argv[5:] if "=" in arg))

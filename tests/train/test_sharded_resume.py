@@ -118,3 +118,16 @@ def test_a_sharded_full_fine_tune_saves_the_model_one_process_saves(strategy, ti
     mine, theirs = (load_file(run / "model" / "model.safetensors") for run in (sharded, single))
     assert mine.keys() == theirs.keys()
     assert all(torch.allclose(mine[name], theirs[name], atol=1e-5) for name in theirs)
+
+
+@pytest.mark.parametrize("strategy", ["fsdp", pytest.param("zero3", marks=NO_DEEPSPEED)])
+def test_a_sharded_run_continues_an_adapter_as_one_process_does(strategy, tiny_llama_dir, tmp_path,
+                                                                single_process_run):
+    """`train.init_from`, as the improvement loop's retrain uses it: the earlier adapter loads onto the base
+    (under ZeRO-3 a base partitioned as it loaded) and training goes on from it, as in one process."""
+    adapter = single_process_run("fp32") / "adapter"
+    sharded = tmp_path / "sharded"
+    _launch(tiny_llama_dir, sharded, strategy, "fp32", f"init_from={adapter}")
+    continued = _losses(single_process_run("fp32", f"init_from={adapter}"))
+    assert _losses(sharded) == pytest.approx(continued, abs=1e-5)
+    assert continued[1] < _losses(single_process_run("fp32"))[1] - 1  # it started from the trained adapter
