@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from r1tune.data.records import Message, Record
 
@@ -55,3 +57,15 @@ train: {{epochs: 1, batch_size: 4, max_seq_len: 96, lr: 0.001, log_every: 1, pre
 eval: {{max_new_tokens: 8, batch_size: 4}}
 {extra}""")
     return config
+
+
+def with_fp16_loss_scaling(accelerator: Any, set_attr: Callable[[Any, str, Any], None] = setattr) -> Any:
+    """What accelerate sets up in fp16 on a GPU without bf16 (fp16 mixed precision, its GradScaler), which it
+    refuses on a CPU although torch runs fp16 autocast and loss scaling there. DeepSpeed scales the loss
+    itself. `set_attr`: pytest's `monkeypatch.setattr` in-process, where accelerate's state is shared."""
+    import torch
+
+    if accelerator.state.deepspeed_plugin is None:
+        set_attr(accelerator.state, "_mixed_precision", "fp16")
+        accelerator.native_amp, accelerator.scaler = True, torch.amp.GradScaler("cpu")
+    return accelerator

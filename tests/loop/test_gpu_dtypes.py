@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import torch
-from helpers import write_project
+from helpers import with_fp16_loss_scaling, write_project
 from typer.testing import CliRunner
 
 from r1tune.cli import app
@@ -42,10 +42,7 @@ def gpu_dtypes(request, monkeypatch) -> str:
                         GpuDtypesOnCpu("cpu", "fp32" if precision == "fp32" else compute, "sdpa"))
     if compute == "fp16":
         def fp16_runtime(precision: str) -> Runtime:  # accelerate's GPU set-up: fp16 with its GradScaler
-            accelerator = Accelerator(cpu=True)
-            monkeypatch.setattr(accelerator.state, "_mixed_precision", "fp16")
-            accelerator.native_amp, accelerator.scaler = True, torch.amp.GradScaler("cpu")
-            return Runtime(accelerator)
+            return Runtime(with_fp16_loss_scaling(Accelerator(cpu=True), monkeypatch.setattr))
 
         monkeypatch.setattr(distributed, "start_runtime", fp16_runtime)
     return compute

@@ -20,7 +20,7 @@ from accelerate import Accelerator, PartialState
 from accelerate.utils import DeepSpeedPlugin, DistributedType, FullyShardedDataParallelPlugin
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
-from helpers import product_records  # noqa: E402
+from helpers import product_records, with_fp16_loss_scaling  # noqa: E402
 
 from r1tune import models  # noqa: E402
 from r1tune.config import ModelConfig, TrainConfig  # noqa: E402
@@ -54,15 +54,6 @@ def deepspeed_accelerator(stage: int, precision: str) -> Accelerator:
     for state in (accelerator.state, PartialState()):  # on a CPU accelerate counts one process here
         state.num_processes, state.process_index = dist.get_world_size(), dist.get_rank()
         state.local_process_index = state.process_index
-    return accelerator
-
-
-def with_fp16_loss_scaling(accelerator: Accelerator) -> Accelerator:
-    """What accelerate sets up in fp16 on a GPU (fp16 mixed precision, its GradScaler), which it refuses on a
-    CPU although torch runs fp16 autocast and loss scaling there. DeepSpeed scales the loss itself."""
-    if accelerator.state.deepspeed_plugin is None:
-        accelerator.state._mixed_precision = "fp16"
-        accelerator.native_amp, accelerator.scaler = True, torch.amp.GradScaler("cpu")
     return accelerator
 
 

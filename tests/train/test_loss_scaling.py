@@ -13,7 +13,7 @@ import shutil
 
 import pytest
 import torch
-from helpers import product_records
+from helpers import product_records, with_fp16_loss_scaling
 
 from r1tune import models
 from r1tune.config import ModelConfig, TrainConfig
@@ -45,10 +45,7 @@ def fp16_on_cpu(monkeypatch) -> StepCounter:
     steps = StepCounter()
 
     def fp16_runtime(precision: str) -> Runtime:
-        accelerator = Accelerator(cpu=True)
-        monkeypatch.setattr(accelerator.state, "_mixed_precision", "fp16")  # shared state: restored after
-        accelerator.native_amp, accelerator.scaler = True, torch.amp.GradScaler("cpu")
-        return Runtime(accelerator)
+        return Runtime(with_fp16_loss_scaling(Accelerator(cpu=True), monkeypatch.setattr))
 
     def objective_overflowing_once(*args):
         built = real_objective(*args)
