@@ -207,7 +207,7 @@ def test_a_loop_killed_while_training_leaves_the_registry_alone_and_a_rerun_fini
 
     config, registry = project
     _serve_and_correct(config)
-    slow = [*QUICK, "train.epochs=60", "train.save_every=3"]
+    slow = [*QUICK, "train.max_steps=30", "train.save_every=3"]  # killed at step 3, long before step 30
     child = subprocess.Popen([sys.executable, "-m", "r1tune", "loop", str(config), *slow],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": "src"})
     runs_dir = load_config(config).project.runs_dir

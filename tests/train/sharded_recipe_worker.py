@@ -2,10 +2,9 @@
 accelerate the way `r1tune train --gpus 2 --strategy fsdp|zero2|zero3` shards it on GPUs: FSDP2 from the fsdp
 section of the accelerate config r1tune writes, DeepSpeed (its CPU accelerator) from the DeepSpeed config r1tune
 writes. accelerate runs neither on a CPU, so this worker hands the recipe the Accelerator state a GPU launch
-gives it: the sharding type and plugin, and the process ranks. Arguments: the model folder, the output
-folder, the strategy (or "single", run without torchrun), the precision (fp32, bf16 or fp16, the last with
-accelerate's loss scaling as on a GPU without bf16), then "resume" to continue from the output folder's newest
-checkpoint, and TrainConfig settings as key=value (`method=full`, `init_from=ADAPTER`)."""
+gives it: the sharding type and plugin, and the process ranks. Arguments: the model folder and a JSON
+file listing the runs to make, one after another (see `run_job`): each run's precision is
+fp32, bf16 or fp16, the last with accelerate's loss scaling as on a GPU without bf16."""
 
 from __future__ import annotations
 
@@ -57,31 +56,42 @@ def deepspeed_accelerator(stage: int, precision: str) -> Accelerator:
     return accelerator
 
 
-def main(model_dir: str, out: Path, strategy: str, precision: str, resume: bool, **overrides: str) -> None:
-    """`strategy` "single": one process, unlaunched, accumulating both processes' micro-batches."""
-    def runtime(precision: str) -> distributed.Runtime:
-        if strategy == "single":
-            accelerator = Accelerator(cpu=True)
-        elif strategy == "fsdp":
-            accelerator = fsdp_accelerator(precision)
-        else:
-            accelerator = deepspeed_accelerator(int(strategy[-1]), precision)
-        return distributed.Runtime(with_fp16_loss_scaling(accelerator) if precision == "fp16" else accelerator)
-
-    settings = {**SETTINGS, "precision": precision, **overrides}
+def run_job(model_dir: str, job: dict) -> None:
+    """One training run. `job`: its output folder, strategy ("single": one process, unlaunched, accumulating
+    both processes' micro-batches), precision, whether it resumes, and TrainConfig overrides."""
+    strategy, precision, out = job["strategy"], job["precision"], Path(job["out"])
+    if strategy == "single":
+        accelerator = Accelerator(cpu=True)
+    elif strategy == "fsdp":
+        accelerator = fsdp_accelerator(precision)
+    else:
+        accelerator = deepspeed_accelerator(int(strategy[-1]), precision)
+    started = distributed.Runtime(with_fp16_loss_scaling(accelerator) if precision == "fp16" else accelerator)
+    settings = {**SETTINGS, "precision": precision, **job.get("overrides", {})}
     if strategy == "single":
         settings["grad_accum"] = 4
-    recipe.resolve_precision = lambda setting: setting  # fp16 on a CPU: r1tune's device plan refuses it
-    torch.set_num_threads(1)
-    started = runtime(precision)  # before the weights load, as loop/pipeline.train_stage starts it
-    loaded = models.load(ModelConfig(name=model_dir))
+    loaded = models.load(ModelConfig(name=model_dir))  # after the runtime starts, as in loop/pipeline.train_stage
     first = next(loaded.model.parameters())
+    out.parent.mkdir(parents=True, exist_ok=True)
     (out.parent / f"{out.name}-loaded-rank{started.rank}.json").write_text(
         json.dumps({"partitioned": hasattr(first, "ds_id"), "local_elements": first.numel()}))
     train(TrainConfig(**settings), loaded.model, loaded.renderer, product_records(16), [], out, seed=5,
-          default_target_modules=loaded.target_modules, show_progress=False, resume=resume, runtime=started)
+          default_target_modules=loaded.target_modules, show_progress=False, resume=job.get("resume", False),
+          runtime=started)
+
+
+def main(model_dir: str, jobs: list[dict]) -> None:
+    """The jobs one after another in the same processes (each process starts torch, transformers and peft
+    once): accelerate's shared state is reset between them, as a new process would have it."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    recipe.resolve_precision = lambda setting: setting  # fp16 on a CPU: r1tune's device plan refuses it
+    torch.set_num_threads(1)
+    for job in jobs:
+        run_job(model_dir, job)
+        AcceleratorState._reset_state(reset_partial_state=True)
+        GradientState._reset_state()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4], "resume" in sys.argv[5:],
-         **dict(arg.split("=", 1) for arg in sys.argv[5:] if "=" in arg))
+    main(sys.argv[1], json.loads(Path(sys.argv[2]).read_text()))

@@ -3,8 +3,9 @@
 fp32, bf16 and fp16 with loss scaling (FSDP2 only: DeepSpeed's CPU accelerator has no fp16), follows the
 trajectory of one process with the same global batch, saves its optimiser (and fp16's loss scale) in the
 strategy's own layout, and a run resumed from step 3 ends where the uninterrupted run ends, bit for bit.
-A sharded full fine-tune saves the whole model one process saves. DeepSpeed is the optional extra `r1tune[deepspeed]`, absent from the default install and CI: there its cases
-are skipped."""
+A sharded full fine-tune saves the whole model one process saves, and a sharded run continues an adapter as
+one process does. DeepSpeed is the optional extra `r1tune[deepspeed]`, absent from the default install and
+CI: there its cases are skipped."""
 
 from __future__ import annotations
 
@@ -20,16 +21,24 @@ import pytest
 import torch
 
 WORKER = Path(__file__).with_name("sharded_recipe_worker.py")
-NO_DEEPSPEED = pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None,
-                                  reason="DeepSpeed is the optional extra r1tune[deepspeed]")
+HAS_DEEPSPEED = importlib.util.find_spec("deepspeed") is not None
+NO_DEEPSPEED = pytest.mark.skipif(not HAS_DEEPSPEED, reason="DeepSpeed is the optional extra r1tune[deepspeed]")
+PRECISIONS = {"fsdp": ("fp32", "bf16", "fp16"), "zero2": ("fp32", "bf16"), "zero3": ("fp32", "bf16")}
+SAVES_FULL, CONTINUES = ("fsdp", "zero2", "zero3"), ("fsdp", "zero3")
 
 
-def _launch(model_dir: Path, out: Path, *args: str) -> None:
+def _run(model_dir: Path, jobs: list[dict], jobs_file: Path, launched: bool) -> None:
+    """The jobs in one worker invocation: two processes under torchrun, or one plain process."""
+    jobs_file.write_text(json.dumps(jobs))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "DS_ACCELERATOR": "cpu"}
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           str(WORKER), str(model_dir), str(out), *args],
-                          env=env, capture_output=True, text=True, timeout=600)
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"] if launched else []
+    done = subprocess.run([sys.executable, *launcher, str(WORKER), str(model_dir), str(jobs_file)],
+                          env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-4000:]
+
+
+def _job(out: Path, strategy: str, precision: str = "fp32", resume: bool = False, **overrides: str) -> dict:
+    return {"out": str(out), "strategy": strategy, "precision": precision, "resume": resume, "overrides": overrides}
 
 
 # How far a sharded run's loss may be from one process's: fp32 sharding only reorders float sums; in bf16,
@@ -39,22 +48,38 @@ TOLERANCE = {"fp32": {"abs": 1e-5}, "bf16": {"rel": 1e-3}, "fp16": {"rel": 1e-3}
 
 
 @pytest.fixture(scope="module")
-def single_process_run(tiny_llama_dir, tmp_path_factory):
-    """The same run in one process, which accumulates both processes' micro-batches of each step, per
-    precision and method: its output folder."""
-    runs: dict[tuple[str, ...], Path] = {}
+def runs(tiny_llama_dir, tmp_path_factory) -> Path:
+    """Every run the tests compare, made once (each worker invocation starts its libraries once; a run never
+    shares a process with the run that resumes it). `single/`: one process accumulating both processes'
+    micro-batches of each step, per precision, `full` and `continued` (from single/fp32's adapter); per
+    strategy: `PRECISION/whole` (checkpoints every 3 steps), `PRECISION/resumed` (from whole's step 3),
+    `full` and `continued`."""
+    root = tmp_path_factory.mktemp("sharded")
+    single = root / "single"
+    _run(tiny_llama_dir, [*(_job(single / precision, "single", precision) for precision in PRECISIONS["fsdp"]),
+                          _job(single / "full", "single", method="full"),
+                          _job(single / "continued", "single", init_from=str(single / "fp32" / "adapter"))],
+         root / "single.json", launched=False)
+    for strategy in ("fsdp", "zero2", "zero3") if HAS_DEEPSPEED else ("fsdp",):
+        folder = root / strategy
+        whole = [_job(folder / precision / "whole", strategy, precision) for precision in PRECISIONS[strategy]]
+        whole += [_job(folder / "full", strategy, method="full")] if strategy in SAVES_FULL else []
+        whole += ([_job(folder / "continued", strategy, init_from=str(single / "fp32" / "adapter"))]
+                  if strategy in CONTINUES else [])
+        _run(tiny_llama_dir, whole, root / f"{strategy}-whole.json", launched=True)
+        for precision in PRECISIONS[strategy]:
+            _copy_step3(folder / precision / "whole", folder / precision / "resumed")
+        _run(tiny_llama_dir, [_job(folder / precision / "resumed", strategy, precision, resume=True)
+                              for precision in PRECISIONS[strategy]], root / f"{strategy}-resumed.json", launched=True)
+    return root
 
-    def run(precision: str, *method: str) -> Path:
-        if (precision, *method) not in runs:
-            out = tmp_path_factory.mktemp(f"single-{precision}") / "run"
-            env = {**os.environ, "OMP_NUM_THREADS": "1"}
-            done = subprocess.run([sys.executable, str(WORKER), str(tiny_llama_dir), str(out), "single", precision,
-                                   *method], env=env, capture_output=True, text=True, timeout=600)
-            assert done.returncode == 0, done.stderr[-4000:]
-            runs[(precision, *method)] = out
-        return runs[(precision, *method)]
 
-    return run
+def _copy_step3(whole: Path, resumed: Path) -> None:
+    """A run folder as a run killed after its last step leaves it, with step 3 its newest checkpoint."""
+    step3 = whole / "checkpoints" / "step-000003"
+    (resumed / "checkpoints").mkdir(parents=True)
+    shutil.copytree(step3, resumed / "checkpoints" / step3.name)
+    shutil.copy(whole / "train_metrics.jsonl", resumed / "train_metrics.jsonl")
 
 
 def _losses(out: Path) -> dict[int, float]:
@@ -81,39 +106,29 @@ CASES = [pytest.param(strategy, precision, marks=[*([] if strategy == "fsdp" els
 
 
 @pytest.mark.parametrize(("strategy", "precision"), CASES)
-def test_a_sharded_run_resumed_from_its_checkpoint_ends_like_the_uninterrupted_run(strategy, precision, tiny_llama_dir,
-                                                                                   tmp_path, single_process_run):
-    whole = tmp_path / "whole"
-    _launch(tiny_llama_dir, whole, strategy, precision)
+def test_a_sharded_run_resumed_from_its_checkpoint_ends_like_the_uninterrupted_run(strategy, precision, runs):
+    whole, resumed = runs / strategy / precision / "whole", runs / strategy / precision / "resumed"
     step3 = whole / "checkpoints" / "step-000003"
     assert _optimizer_files(step3) == _expected_optimizer_files(strategy, precision)
     assert (step3 / "loss_scaler.pt").is_file() == (precision == "fp16")  # DeepSpeed's would be in its own files
-    loaded = [json.loads((tmp_path / f"whole-loaded-rank{rank}.json").read_text()) for rank in (0, 1)]
+    loaded = [json.loads((whole.parent / f"whole-loaded-rank{rank}.json").read_text()) for rank in (0, 1)]
     assert all(load["partitioned"] == (strategy == "zero3") for load in loaded)  # ZeRO-3: no process held it whole
     assert strategy != "zero3" or all(load["local_elements"] == 0 for load in loaded)
-    resumed = tmp_path / "resumed"
-    (resumed / "checkpoints").mkdir(parents=True)
-    shutil.copytree(step3, resumed / "checkpoints" / step3.name)
-    shutil.copy(whole / "train_metrics.jsonl", resumed / "train_metrics.jsonl")
-    _launch(tiny_llama_dir, resumed, strategy, precision, "resume")
     uninterrupted = _losses(whole)
     assert sorted(uninterrupted) == list(range(1, 7))
-    for step, loss in _losses(single_process_run(precision)).items():
+    for step, loss in _losses(runs / "single" / precision).items():
         assert uninterrupted[step] == pytest.approx(loss, **TOLERANCE[precision])
     assert _losses(resumed) == uninterrupted  # steps 4-6 again, bit for bit (5 and 6 need AdamW's moments)
 
 
 @pytest.mark.parametrize("strategy", ["fsdp", pytest.param("zero2", marks=NO_DEEPSPEED),
                                       pytest.param("zero3", marks=NO_DEEPSPEED)])
-def test_a_sharded_full_fine_tune_saves_the_model_one_process_saves(strategy, tiny_llama_dir, tmp_path,
-                                                                     single_process_run):
+def test_a_sharded_full_fine_tune_saves_the_model_one_process_saves(strategy, runs):
     """`method: full` sharded: the whole model gathered from every process (on the main one only under ZeRO-3,
     whose base was partitioned as it loaded), without a tied head's duplicate, equals one process's result."""
     from safetensors.torch import load_file
 
-    sharded = tmp_path / "sharded"
-    _launch(tiny_llama_dir, sharded, strategy, "fp32", "method=full")
-    single = single_process_run("fp32", "method=full")
+    sharded, single = runs / strategy / "full", runs / "single" / "full"
     assert _losses(sharded) == pytest.approx(_losses(single), abs=1e-5)
     mine, theirs = (load_file(run / "model" / "model.safetensors") for run in (sharded, single))
     assert mine.keys() == theirs.keys()
@@ -121,13 +136,9 @@ def test_a_sharded_full_fine_tune_saves_the_model_one_process_saves(strategy, ti
 
 
 @pytest.mark.parametrize("strategy", ["fsdp", pytest.param("zero3", marks=NO_DEEPSPEED)])
-def test_a_sharded_run_continues_an_adapter_as_one_process_does(strategy, tiny_llama_dir, tmp_path,
-                                                                single_process_run):
+def test_a_sharded_run_continues_an_adapter_as_one_process_does(strategy, runs):
     """`train.init_from`, as the improvement loop's retrain uses it: the earlier adapter loads onto the base
     (under ZeRO-3 a base partitioned as it loaded) and training goes on from it, as in one process."""
-    adapter = single_process_run("fp32") / "adapter"
-    sharded = tmp_path / "sharded"
-    _launch(tiny_llama_dir, sharded, strategy, "fp32", f"init_from={adapter}")
-    continued = _losses(single_process_run("fp32", f"init_from={adapter}"))
-    assert _losses(sharded) == pytest.approx(continued, abs=1e-5)
-    assert continued[1] < _losses(single_process_run("fp32"))[1] - 1  # it started from the trained adapter
+    continued = _losses(runs / "single" / "continued")
+    assert _losses(runs / strategy / "continued") == pytest.approx(continued, abs=1e-5)
+    assert continued[1] < _losses(runs / "single" / "fp32")[1] - 1  # it started from the trained adapter
