@@ -8,7 +8,9 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 from helpers import write_project
 from typer.testing import CliRunner
 
@@ -21,15 +23,23 @@ def _invoke(*args: str):
     return CliRunner().invoke(app, list(args))
 
 
-def test_statuses_are_true_and_runs_lists_them_newest_first(tiny_llama_dir, tmp_path):
-    config = write_project(tmp_path, tiny_llama_dir)
+@pytest.fixture(scope="module")
+def two_runs(tiny_llama_dir, tmp_path_factory) -> tuple[Path, RunDir, RunDir]:
+    """One project's runs folder: a run only prepared, then a whole run logging to TensorBoard (made once:
+    the tests below read different things from it)."""
+    folder = tmp_path_factory.mktemp("runs_project")
+    config = write_project(folder, tiny_llama_dir)
     assert _invoke("prepare", str(config)).exit_code == 0
-    prepared = RunDir(next((tmp_path / "runs").iterdir()))
-    assert prepared.status() == ("prepared", None)
-
-    result = _invoke("run", str(config), "train.max_steps=2", "eval.redteam=[]", "--no-progress")
+    prepared = RunDir(next((folder / "runs").iterdir()))
+    result = _invoke("run", str(config), "train.max_steps=2", "train.trackers=[tensorboard]", "eval.redteam=[]",
+                     "--no-progress")
     assert result.exit_code == 0, result.output
-    done = RunDir(max((tmp_path / "runs").iterdir()))
+    return config, prepared, RunDir(max((folder / "runs").iterdir()))
+
+
+def test_statuses_are_true_and_runs_lists_them_newest_first(two_runs):
+    config, prepared, done = two_runs
+    assert prepared.status() == ("prepared", None)
     assert done.status() == ("done", None)
 
     (prepared.data / "train.jsonl").unlink()  # training this run must now fail, and say so
@@ -37,14 +47,14 @@ def test_statuses_are_true_and_runs_lists_them_newest_first(tiny_llama_dir, tmp_
     status, error = prepared.status()
     assert status == "failed" and error.startswith("train: ") and "train.jsonl" in error
 
-    rows = list_runs(tmp_path / "runs")
+    rows = list_runs(done.path.parent)
     assert [r.run_id for r in rows] == [done.run_id, prepared.run_id]
     assert rows[0].status == "done" and rows[0].method == "lora" and rows[0].train_records > 0
     assert rows[0].perplexity_change_pct is not None and rows[0].rougeL_delta is not None
     assert rows[0].verdict in ("better", "worse", "unclear") and rows[1].verdict is None
     listing = json.loads(_invoke("runs", str(config), "--json").output)
     assert [(r["run_id"], r["status"]) for r in listing] == [(done.run_id, "done"), (prepared.run_id, "failed")]
-    assert _invoke("runs", str(tmp_path / "runs")).exit_code == 0  # the table, from the runs folder itself
+    assert _invoke("runs", str(done.path.parent)).exit_code == 0  # the table, from the runs folder itself
 
 
 def test_a_run_whose_process_died_is_not_left_running(tmp_path):
@@ -62,14 +72,10 @@ def test_a_run_whose_process_died_is_not_left_running(tmp_path):
     assert json.loads((run.path / "run.json").read_text())["status"] == "trained"
 
 
-def test_eval_metrics_reach_tensorboard_beside_the_loss(tiny_llama_dir, tmp_path):
+def test_eval_metrics_reach_tensorboard_beside_the_loss(two_runs):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    config = write_project(tmp_path, tiny_llama_dir)
-    result = _invoke("run", str(config), "train.max_steps=2", "train.trackers=[tensorboard]", "eval.redteam=[]",
-                     "--no-progress")
-    assert result.exit_code == 0, result.output
-    run = RunDir(next((tmp_path / "runs").iterdir()))
+    run = two_runs[2]
     events = EventAccumulator(str(run.train / "tensorboard"))
     events.Reload()
     tags = set(events.Tags()["scalars"])
@@ -79,12 +85,10 @@ def test_eval_metrics_reach_tensorboard_beside_the_loss(tiny_llama_dir, tmp_path
     assert tuned[-1].step == 2 and abs(tuned[-1].value - metrics.tuned.perplexity) < 1e-3 * metrics.tuned.perplexity
 
 
-def test_every_typed_artefact_loads_from_a_real_run(tiny_llama_dir, tmp_path):
+def test_every_typed_artefact_loads_from_a_real_run(two_runs, tmp_path):
     from r1tune.artifacts import ExportProvenance, read_artifact
 
-    config = write_project(tmp_path, tiny_llama_dir)
-    assert _invoke("run", str(config), "train.max_steps=2", "eval.redteam=[]", "--no-progress").exit_code == 0
-    run = RunDir(next((tmp_path / "runs").iterdir()))
+    run = two_runs[2]
     assert _invoke("export", str(run.path), "--out", str(tmp_path / "exported")).exit_code == 0
     info = run.info()
     assert info.status == "done" and info.method == "lora" and info.run_id == run.run_id
