@@ -70,11 +70,14 @@ def run_job(model_dir: str, job: dict) -> None:
     settings = {**SETTINGS, "precision": precision, **job.get("overrides", {})}
     if strategy == "single":
         settings["grad_accum"] = 4
-    loaded = models.load(ModelConfig(name=model_dir))  # after the runtime starts, as in loop/pipeline.train_stage
+    loaded = models.load(ModelConfig(name=model_dir), with_weights=False)
+    # after the runtime starts and only where it reads weights, as in loop/pipeline.train_stage
+    loaded.model = models.load_model(loaded.source, ModelConfig(name=model_dir),
+                                     empty=not started.reads_weights)
     first = next(loaded.model.parameters())
     out.parent.mkdir(parents=True, exist_ok=True)
-    (out.parent / f"{out.name}-loaded-rank{started.rank}.json").write_text(
-        json.dumps({"partitioned": hasattr(first, "ds_id"), "local_elements": first.numel()}))
+    (out.parent / f"{out.name}-loaded-rank{started.rank}.json").write_text(json.dumps(
+        {"partitioned": hasattr(first, "ds_id"), "local_elements": first.numel(), "read": not first.is_meta}))
     train(TrainConfig(**settings), loaded.model, loaded.renderer, product_records(16), [], out, seed=5,
           default_target_modules=loaded.target_modules, show_progress=False, resume=job.get("resume", False),
           runtime=started)

@@ -15,7 +15,12 @@ from typer.testing import CliRunner
 
 from r1tune.cli import app
 from r1tune.config import TrainConfig
-from r1tune.train.distributed import Launch, torchrun_command, write_launch_config
+from r1tune.train.distributed import (
+    Launch,
+    give_storage_to_meta_trainables,
+    torchrun_command,
+    write_launch_config,
+)
 
 runner = CliRunner()
 
@@ -108,3 +113,15 @@ def test_launch_requests_that_cannot_work_are_refused(launch, message):
 
     with pytest.raises(ConfigError, match=message):
         launch.check(available=2)
+
+
+def test_only_trainable_meta_parameters_get_storage_and_a_tied_pair_keeps_one():
+    """An FSDP process that did not read the weights: its optimiser needs real trainable parameters (the
+    frozen base stays without storage, a tied head and embedding stay one parameter)."""
+    with torch.device("meta"):
+        model = torch.nn.Sequential(torch.nn.Embedding(8, 4), torch.nn.Linear(4, 8, bias=False), torch.nn.Linear(8, 8))
+    model[1].weight = model[0].weight
+    model[2].requires_grad_(False)
+    assert give_storage_to_meta_trainables(model, torch.device("cpu")) == 1
+    assert not model[0].weight.is_meta and model[1].weight is model[0].weight and model[0].weight.requires_grad
+    assert model[2].weight.is_meta and model[2].bias.is_meta

@@ -3,6 +3,8 @@
 fp32, bf16 and fp16 with loss scaling (FSDP2 only: DeepSpeed's CPU accelerator has no fp16), follows the
 trajectory of one process with the same global batch, saves its optimiser (and fp16's loss scale) in the
 strategy's own layout, and a run resumed from step 3 ends where the uninterrupted run ends, bit for bit.
+Under FSDP the second process never reads the weights (rank 0's reach it as the model is sharded); under
+ZeRO-3 no process holds them whole.
 A sharded full fine-tune saves the whole model one process saves, and a sharded run continues an adapter as
 one process does. DeepSpeed is the optional extra `r1tune[deepspeed]`, absent from the default install and
 CI: there its cases are skipped."""
@@ -114,6 +116,7 @@ def test_a_sharded_run_resumed_from_its_checkpoint_ends_like_the_uninterrupted_r
     loaded = [json.loads((whole.parent / f"whole-loaded-rank{rank}.json").read_text()) for rank in (0, 1)]
     assert all(load["partitioned"] == (strategy == "zero3") for load in loaded)  # ZeRO-3: no process held it whole
     assert strategy != "zero3" or all(load["local_elements"] == 0 for load in loaded)
+    assert [load["read"] for load in loaded] == [True, strategy != "fsdp"]  # FSDP: rank 0's weights reach rank 1
     uninterrupted = _losses(whole)
     assert sorted(uninterrupted) == list(range(1, 7))
     for step, loss in _losses(runs / "single" / precision).items():

@@ -171,8 +171,10 @@ def train_stage(cfg: R1TuneConfig, run: RunDir, data: PreparedData | None = None
     # student's weights are then partitioned across the processes as they load.
     runtime = distributed.start_runtime(plan.compute)
     frozen_dtype = training_weights_dtype(cfg, plan)
-    loaded.model = models.load_model(loaded.source, cfg.model, dtype=frozen_dtype,
-                                     attn_implementation=plan.attn_implementation, nf4=cfg.train.method == "qlora")
+    qlora = cfg.train.method == "qlora"  # accelerate hands on no 4-bit weights: every process reads them
+    loaded.model = models.load_model(loaded.source, cfg.model, dtype=frozen_dtype, nf4=qlora,
+                                     attn_implementation=plan.attn_implementation,
+                                     empty=not (runtime.reads_weights or qlora))
     if is_main_process():
         run.update_info(model=loaded.source.display_name, model_location=loaded.source.location,
                         chat_format=loaded.renderer.fmt.name)

@@ -172,15 +172,18 @@ def load_tokenizer(source: ModelSource, cfg: ModelConfig) -> PreTrainedTokenizer
 
 
 def load_model(source: ModelSource, cfg: ModelConfig, dtype: Any = None, plan: Any = None,
-               attn_implementation: str | None = None, nf4: bool = False) -> PreTrainedModel:
+               attn_implementation: str | None = None, nf4: bool = False, empty: bool = False) -> PreTrainedModel:
     """Load causal-LM weights from safetensors only. Without a `plan` (models/device.DevicePlan): fp32 on
     the CPU, as training and merging want them. With one (inference): in the plan's weights dtype, with its
     attention kernel, on its device; spread over every visible GPU (accelerate's `device_map="auto"`) when
     there are several, so a model too large for one GPU still loads. `nf4` (QLoRA): 4-bit NF4 with double
-    quantisation through bitsandbytes, on this process's GPU, computing in `dtype`."""
+    quantisation through bitsandbytes, on this process's GPU, computing in `dtype`. `empty`: the model's
+    shape without its weights (see `empty_model`)."""
     import torch
     from transformers import AutoModelForCausalLM
 
+    if empty:
+        return empty_model(source, cfg, dtype or torch.float32, attn_implementation)
     placement: dict[str, Any] = {"attn_implementation": attn_implementation} if attn_implementation else {}
     if nf4:
         placement.update(_nf4_placement(dtype or torch.bfloat16))
@@ -190,6 +193,23 @@ def load_model(source: ModelSource, cfg: ModelConfig, dtype: Any = None, plan: A
     model = _from_pretrained(AutoModelForCausalLM, source, cfg, dtype=dtype or torch.float32, use_safetensors=True,
                              **placement)
     return _ready(model, plan)
+
+
+def empty_model(source: ModelSource, cfg: ModelConfig, dtype: Any, attn_implementation: str | None) -> PreTrainedModel:
+    """The model built from its config with every parameter on the meta device (no storage, nothing read),
+    buffers such as rotary frequencies computed for real: what the other processes of an FSDP run hold
+    until the sharding hands them rank 0's weights (train/distributed.Runtime.reads_weights)."""
+    from accelerate import init_empty_weights
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = _from_pretrained(AutoConfig, source, cfg)
+    kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    with init_empty_weights(include_buffers=False):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype, trust_remote_code=cfg.trust_remote_code,
+                                                 **kwargs)
+    model.tie_weights()  # from_config leaves a tied head apart under init_empty_weights; from_pretrained ties it
+    model.config.use_cache = False
+    return model
 
 
 def load_gguf_model(folder: Path, gguf_file: str, plan: Any) -> PreTrainedModel:

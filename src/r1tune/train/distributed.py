@@ -73,6 +73,15 @@ class Runtime:
 
         return self.uses_deepspeed or self.accelerator.distributed_type == DistributedType.FSDP
 
+    @property
+    def reads_weights(self) -> bool:
+        """Whether this process reads the base weights from disk. Under FSDP only the main process does (a
+        70B in bf16 is 140 GB, once per machine instead of once per GPU): the others build the model on
+        the meta device and accelerate's sharding hands them rank 0's values (`fsdp_cpu_ram_efficient_loading`)."""
+        from accelerate.utils import DistributedType
+
+        return self.is_main or self.accelerator.distributed_type != DistributedType.FSDP
+
     def prepare(self, module: Any, optimizer: Any) -> tuple[Any, Any]:
         return self.accelerator.prepare(module, optimizer)
 
@@ -153,6 +162,23 @@ class Runtime:
                               hint="resume with the strategy the interrupted run used")
 
 
+def give_storage_to_meta_trainables(model: Any, device: Any) -> int:
+    """On a process that did not read the weights (Runtime.reads_weights), the trainable parameters get
+    storage of their own before the optimiser is built: accelerate finds each optimiser parameter's sharded
+    successor by its storage address, which every meta tensor shares (0). Their values do not matter: the
+    sharding overwrites them with rank 0's. Frozen weights stay on the meta device. Returns how many."""
+    import torch
+
+    given: dict[int, torch.nn.Parameter] = {}
+    for module in model.modules():
+        for name, param in list(module._parameters.items()):
+            if param is not None and param.is_meta and param.requires_grad:
+                if id(param) not in given:  # a tied parameter gets one storage, still shared
+                    given[id(param)] = torch.nn.Parameter(torch.empty_like(param, device=device))
+                module._parameters[name] = given[id(param)]
+    return len(given)
+
+
 def start_runtime(precision: str = "fp32") -> Runtime:
     """fp16 training hands loss scaling to accelerate (its GradScaler: scaled backward, unscaled clipping,
     steps skipped on overflow); bf16 and fp32 need none, and the recipe's own autocast covers bf16."""
@@ -212,7 +238,7 @@ def accelerate_config(launch: Launch, precision: str, deepspeed_file: Path | Non
         config["fsdp_config"] = {
             "fsdp_version": 2, "fsdp_auto_wrap_policy": "TRANSFORMER_BASED_WRAP",  # the model's block class
             "fsdp_state_dict_type": "FULL_STATE_DICT", "fsdp_reshard_after_forward": True,
-            "fsdp_cpu_ram_efficient_loading": False, "fsdp_offload_params": False,
+            "fsdp_cpu_ram_efficient_loading": True, "fsdp_offload_params": False,  # see Runtime.reads_weights
         }
     else:
         config["distributed_type"] = "DEEPSPEED"

@@ -24,6 +24,12 @@ class AnswerObjective(torch.nn.Module):
         nll, _ = summed_token_nll(self.model, batch, self.label_smoothing)
         return nll
 
+    def tie_weights(self) -> None:
+        """accelerate calls this after moving the module to the meta device to shard it (FSDP handing rank
+        0's weights on): a tied head must be the embedding again, or the two would train apart."""
+        if hasattr(self.model, "tie_weights"):
+            self.model.tie_weights()
+
 
 class DistillObjective(AnswerObjective):
     """Logit distillation: `alpha` x the answer NLL + (1 - alpha) x the divergence from a frozen teacher's

@@ -132,6 +132,8 @@ def train(
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()
+    if not runtime.reads_weights:  # an FSDP process without the weights: rank 0's arrive as it shards
+        distributed.give_storage_to_meta_trainables(model, runtime.device)
 
     # 3. The batch plan: packed (or length-grouped) micro-batches, in curriculum order when asked.
     difficulties = None
