@@ -120,17 +120,20 @@ class Runtime:
         bf16 and fp32, and under DeepSpeed, whose engine keeps its own scaler in its own checkpoint."""
         return self.accelerator.scaler
 
-    def optimizer_step(self, optimizer: Any) -> bool:
-        """Step the optimiser; True when fp16's overflow check skipped the update (the learning-rate schedule
-        must then wait). Read from the scale, which backs off exactly when inf/NaN gradients were found:
-        accelerate's `optimizer_step_was_skipped` misses it for fused AdamW, which takes the overflow flag
-        into its own kernel and so is always called. DeepSpeed reports its own engine's overflow."""
+    def optimizer_step(self, optimizer: Any) -> tuple[bool, float | None]:
+        """Step the optimiser; returns whether fp16's overflow check skipped the update (the learning-rate
+        schedule must then wait) and fp16's loss scale after it (None without a GradScaler). The skip is read
+        from the scale, which backs off exactly when inf/NaN gradients were found: accelerate's
+        `optimizer_step_was_skipped` misses it for fused AdamW, which takes the overflow flag into its own
+        kernel and so is always called. DeepSpeed reports its own engine's overflow."""
         scaler = self.loss_scaler
-        before = scaler.get_scale() if scaler is not None else 0.0
+        if scaler is None:
+            optimizer.step()
+            return bool(self.accelerator.optimizer_step_was_skipped), None
+        before = scaler.get_scale()
         optimizer.step()
-        if scaler is not None:
-            return scaler.get_scale() < before
-        return bool(self.accelerator.optimizer_step_was_skipped)
+        after = scaler.get_scale()
+        return after < before, after
 
     def sum(self, value: float) -> float:
         if self.world_size == 1:

@@ -236,7 +236,10 @@ def _optimizer_step(objective, optimizer, scheduler, plan: BatchPlan, feed: Step
     step_units = step_targets if feed.units is None else len(in_step)  # SFT: per answer token; else per unit
     # DDP averages gradients over processes and DeepSpeed divides by its accumulation steps: undo both.
     scale = runtime.world_size * (cfg.grad_accum if runtime.uses_deepspeed else 1) / max(step_units, 1)
-    nll_sum, real_tokens = 0.0, 0
+    import torch
+
+    nll_sum = torch.zeros((), device=runtime.device)  # read once a step: no GPU sync after every micro-batch
+    real_tokens = 0
     share = _share_of_step(step_batches, runtime.rank, cfg.grad_accum,
                            fill=runtime.world_size > 1 or runtime.uses_deepspeed)
     for index, (batch, weight) in enumerate(share):
@@ -245,10 +248,10 @@ def _optimizer_step(objective, optimizer, scheduler, plan: BatchPlan, feed: Step
         with runtime.sync_gradients_on(objective, sync=last), autocast(precision, runtime.device.type):
             nll = objective(tensors)
             runtime.backward(nll * scale * weight)
-        nll_sum += float(nll.detach()) * weight
+        nll_sum += nll.detach().float() * weight
         real_tokens += int(weight) * sum(len(plan.examples[i].input_ids) for row in batch for i in row)
     grad_norm = runtime.clip_grad_norm(objective, cfg.max_grad_norm)
-    skipped = runtime.optimizer_step(optimizer)
+    skipped, loss_scale = runtime.optimizer_step(optimizer)
     if not skipped:  # fp16 overflow: the weights did not move, so neither does the schedule
         scheduler.step()
     optimizer.zero_grad(set_to_none=True)
@@ -258,20 +261,19 @@ def _optimizer_step(objective, optimizer, scheduler, plan: BatchPlan, feed: Step
     state.real_tokens += real_tokens
     state.compute_seconds += seconds
     return {
-        "step": state.step + 1, "loss": runtime.sum(nll_sum) / max(step_units, 1),
+        "step": state.step + 1, "loss": runtime.sum(float(nll_sum)) / max(step_units, 1),
         "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm, "tokens_per_s": real_tokens / seconds,
         "trained_tokens_per_s": step_targets / seconds, "trained_tokens": state.trained_tokens,
-        **_loss_scaling(runtime, skipped, precision),
+        **_loss_scaling(skipped, loss_scale, precision),
     }
 
 
-def _loss_scaling(runtime: Runtime, skipped: bool, precision: str) -> dict[str, Any]:
-    """fp16's loss scale after the step (DeepSpeed keeps its own) and whether overflow skipped the step;
-    nothing in bf16 and fp32."""
+def _loss_scaling(skipped: bool, loss_scale: float | None, precision: str) -> dict[str, Any]:
+    """fp16's loss scale after the step (None under DeepSpeed, which keeps its own) and whether overflow
+    skipped the step; nothing in bf16 and fp32."""
     if precision != "fp16":
         return {}
-    scaler = runtime.loss_scaler
-    return {"skipped": skipped, **({} if scaler is None else {"loss_scale": scaler.get_scale()})}
+    return {"skipped": skipped, **({} if loss_scale is None else {"loss_scale": loss_scale})}
 
 
 SKIPPED_FILE = "skipped_records.jsonl"
