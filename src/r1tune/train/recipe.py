@@ -28,6 +28,7 @@ from r1tune.errors import ConfigError, DataError
 from r1tune.models.attention import training_attention
 from r1tune.models.chat_format import ChatRenderer, Rendered
 from r1tune.models.cpu_allocator import keep_freed_memory
+from r1tune.models.device import on_device
 from r1tune.models.precision import adapter_input_casts_skipped, autocast, resolve_precision
 from r1tune.models.scoring import answer_loss
 from r1tune.train import checkpoint as ckpt
@@ -243,7 +244,7 @@ def _optimizer_step(objective, optimizer, scheduler, plan: BatchPlan, feed: Step
     share = _share_of_step(step_batches, runtime.rank, cfg.grad_accum,
                            fill=runtime.world_size > 1 or runtime.uses_deepspeed)
     for index, (batch, weight) in enumerate(share):
-        tensors = {name: value.to(runtime.device) for name, value in feed.collate(batch).items()}
+        tensors = on_device(feed.collate(batch), runtime.device)
         last = index == len(share) - 1
         with runtime.sync_gradients_on(objective, sync=last), autocast(precision, runtime.device.type):
             nll = objective(tensors)
