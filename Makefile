@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: venv demo demo-loop test browser postgres lint bench bench-pii bench-data bench-train bench-serve bench-health bench-export bench-merge bench-reasoning bench-peer peer-llamafactory gpu-carry gpu-check clean
+.PHONY: venv demo demo-loop test browser postgres lint bench bench-pii bench-data bench-train bench-serve bench-health bench-export bench-merge bench-fsdp-load bench-reasoning bench-peer peer-llamafactory gpu-carry gpu-check clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,7 +57,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 
 ## bench: every benchmark, each against a baseline measured in the same run (JSON + table in bench-results/)
-bench: bench-pii bench-data bench-train bench-serve bench-health bench-export bench-merge
+bench: bench-pii bench-data bench-train bench-serve bench-health bench-export bench-merge bench-fsdp-load
 
 bench-pii: $(STAMP)
 	$(BIN)/python benchmarks/pii_eval.py
@@ -90,6 +90,11 @@ bench-export: $(STAMP)
 bench-merge: $(STAMP)
 	$(BIN)/python benchmarks/bench_merge.py --shard-mb 40
 	$(BIN)/python benchmarks/bench_merge.py --shard-mb 40 --gguf q8_0
+
+## bench-fsdp-load: an FSDP run over two CPU processes on the embedded model with only the main process reading
+## the base vs every process reading it (baseline, same run): which process read it, build seconds, peak RSS
+bench-fsdp-load: $(STAMP)
+	$(BIN)/python benchmarks/bench_fsdp_load.py
 
 ## bench-reasoning: the shop example on the embedded model in ChatML with a think block, tuned with empty think
 ## blocks vs with the base model's own reasoning traces: answer quality, closed non-empty think blocks, probes

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -71,16 +73,26 @@ def run_job(model_dir: str, job: dict) -> None:
     if strategy == "single":
         settings["grad_accum"] = 4
     loaded = models.load(ModelConfig(name=model_dir), with_weights=False)
-    # after the runtime starts and only where it reads weights, as in loop/pipeline.train_stage
+    # after the runtime starts and only where it reads weights, as in loop/pipeline.train_stage (or, with
+    # `every_process_reads`, in every process: the baseline of benchmarks/bench_fsdp_load.py)
+    started_loading = time.perf_counter()
     loaded.model = models.load_model(loaded.source, ModelConfig(name=model_dir),
-                                     empty=not started.reads_weights)
+                                     dtype=getattr(torch, job.get("weights_dtype", "float32")),
+                                     empty=not (started.reads_weights or job.get("every_process_reads")))
     first = next(loaded.model.parameters())
-    out.parent.mkdir(parents=True, exist_ok=True)
-    (out.parent / f"{out.name}-loaded-rank{started.rank}.json").write_text(json.dumps(
-        {"partitioned": hasattr(first, "ds_id"), "local_elements": first.numel(), "read": not first.is_meta}))
+    facts = {"partitioned": hasattr(first, "ds_id"), "local_elements": first.numel(), "read": not first.is_meta,
+             "load_seconds": time.perf_counter() - started_loading, "peak_rss_loaded_mib": _peak_rss_mib()}
     train(TrainConfig(**settings), loaded.model, loaded.renderer, product_records(16), [], out, seed=5,
           default_target_modules=loaded.target_modules, show_progress=False, resume=job.get("resume", False),
           runtime=started)
+    facts["peak_rss_mib"] = _peak_rss_mib()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    (out.parent / f"{out.name}-loaded-rank{started.rank}.json").write_text(json.dumps(facts))
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak resident memory so far (over every job it ran)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main(model_dir: str, jobs: list[dict]) -> None:
