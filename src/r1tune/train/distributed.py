@@ -75,9 +75,10 @@ class Runtime:
 
     @property
     def reads_weights(self) -> bool:
-        """Whether this process reads the base weights from disk. Under FSDP only the main process does (a
-        70B in bf16 is 140 GB, once per machine instead of once per GPU): the others build the model on
-        the meta device and accelerate's sharding hands them rank 0's values (`fsdp_cpu_ram_efficient_loading`)."""
+        """Whether this process reads the base weights. Under FSDP only the main process does: the others
+        build the model on the meta device and accelerate's sharding hands them rank 0's values
+        (`fsdp_cpu_ram_efficient_loading`), so a base converted as it loads (an fp32 checkpoint held in bf16)
+        is not a private copy in every process (`make bench-fsdp-load`)."""
         from accelerate.utils import DistributedType
 
         return self.is_main or self.accelerator.distributed_type != DistributedType.FSDP

@@ -230,6 +230,8 @@ def train(
 def _optimizer_step(objective, optimizer, scheduler, plan: BatchPlan, feed: StepFeed, state: TrainState,
                     runtime: Runtime, cfg: TrainConfig, precision: str) -> dict[str, Any]:
     """Accumulate this process's share of the step's micro-batches, then clip and update."""
+    import torch
+
     started = time.perf_counter()
     step_batches = plan.step(state.step)
     in_step = [i for batch in step_batches for row in batch for i in row]
@@ -237,8 +239,6 @@ def _optimizer_step(objective, optimizer, scheduler, plan: BatchPlan, feed: Step
     step_units = step_targets if feed.units is None else len(in_step)  # SFT: per answer token; else per unit
     # DDP averages gradients over processes and DeepSpeed divides by its accumulation steps: undo both.
     scale = runtime.world_size * (cfg.grad_accum if runtime.uses_deepspeed else 1) / max(step_units, 1)
-    import torch
-
     nll_sum = torch.zeros((), device=runtime.device)  # read once a step: no GPU sync after every micro-batch
     real_tokens = 0
     share = _share_of_step(step_batches, runtime.rank, cfg.grad_accum,
@@ -256,13 +256,14 @@ def _optimizer_step(objective, optimizer, scheduler, plan: BatchPlan, feed: Step
     if not skipped:  # fp16 overflow: the weights did not move, so neither does the schedule
         scheduler.step()
     optimizer.zero_grad(set_to_none=True)
+    nll_total = float(nll_sum)  # waits for all of the step's GPU work, so its time below includes it
     seconds = time.perf_counter() - started
     real_tokens = int(runtime.sum(real_tokens))
     state.trained_tokens += step_targets
     state.real_tokens += real_tokens
     state.compute_seconds += seconds
     return {
-        "step": state.step + 1, "loss": runtime.sum(float(nll_sum)) / max(step_units, 1),
+        "step": state.step + 1, "loss": runtime.sum(nll_total) / max(step_units, 1),
         "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm, "tokens_per_s": real_tokens / seconds,
         "trained_tokens_per_s": step_targets / seconds, "trained_tokens": state.trained_tokens,
         **_loss_scaling(skipped, loss_scale, precision),
