@@ -82,9 +82,12 @@ def run_job(model_dir: str, job: dict) -> None:
     first = next(loaded.model.parameters())
     facts = {"partitioned": hasattr(first, "ds_id"), "local_elements": first.numel(), "read": not first.is_meta,
              "load_seconds": time.perf_counter() - started_loading, "peak_rss_loaded_mib": _peak_rss_mib()}
+    # distillation: the teacher (here the same random model) loads whole in every process, no strategy shards it
+    teacher_cfg = ModelConfig(name=settings.get("distill_teacher") or model_dir)
+    teacher = models.load_model(models.resolve_model_source(teacher_cfg), teacher_cfg) if "distill_teacher" in settings else None
     train(TrainConfig(**settings), loaded.model, loaded.renderer, product_records(16), [], out, seed=5,
           default_target_modules=loaded.target_modules, show_progress=False, resume=job.get("resume", False),
-          runtime=started)
+          teacher_model=teacher, runtime=started)
     facts["peak_rss_mib"] = _peak_rss_mib()
     out.parent.mkdir(parents=True, exist_ok=True)
     (out.parent / f"{out.name}-loaded-rank{started.rank}.json").write_text(json.dumps(facts))

@@ -6,7 +6,7 @@ strategy's own layout, and a run resumed from step 3 ends where the uninterrupte
 Under FSDP the second process never reads the weights (rank 0's reach it as the model is sharded); under
 ZeRO-3 no process holds them whole.
 A sharded full fine-tune saves the whole model one process saves, a sharded run continues an adapter as
-one process does, and DoRA and `freeze` train under FSDP as in one process. DeepSpeed is the optional extra `r1tune[deepspeed]`, absent from the default install and
+one process does, and DoRA, `freeze` and distillation train under FSDP as in one process. DeepSpeed is the optional extra `r1tune[deepspeed]`, absent from the default install and
 CI: there its cases are skipped."""
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ HAS_DEEPSPEED = importlib.util.find_spec("deepspeed") is not None
 NO_DEEPSPEED = pytest.mark.skipif(not HAS_DEEPSPEED, reason="DeepSpeed is the optional extra r1tune[deepspeed]")
 PRECISIONS = {"fsdp": ("fp32", "bf16", "fp16"), "zero2": ("fp32", "bf16"), "zero3": ("fp32", "bf16")}
 SAVES_FULL, CONTINUES = ("fsdp", "zero2", "zero3"), ("fsdp", "zero3")
-OTHER_METHODS = ("dora", "freeze")  # under FSDP, whose other process builds them without reading the weights
+# under FSDP, whose other process builds the model without reading the weights; the teacher is the model itself
+OTHER_METHODS = {"dora": {"method": "dora"}, "freeze": {"method": "freeze"}, "distill": {"distill_teacher": "MODEL"}}
 
 
 def _run(model_dir: Path, jobs: list[dict], jobs_file: Path, launched: bool) -> None:
@@ -61,7 +62,7 @@ def runs(tiny_llama_dir, tmp_path_factory) -> Path:
     single = root / "single"
     _run(tiny_llama_dir, [*(_job(single / precision, "single", precision) for precision in PRECISIONS["fsdp"]),
                           _job(single / "full", "single", method="full"),
-                          *(_job(single / method, "single", method=method) for method in OTHER_METHODS),
+                          *(_job(single / name, "single", **_other(name, tiny_llama_dir)) for name in OTHER_METHODS),
                           _job(single / "continued", "single", init_from=str(single / "fp32" / "adapter"))],
          root / "single.json", launched=False)
     for strategy in ("fsdp", "zero2", "zero3") if HAS_DEEPSPEED else ("fsdp",):
@@ -70,13 +71,18 @@ def runs(tiny_llama_dir, tmp_path_factory) -> Path:
         whole += [_job(folder / "full", strategy, method="full")] if strategy in SAVES_FULL else []
         whole += ([_job(folder / "continued", strategy, init_from=str(single / "fp32" / "adapter"))]
                   if strategy in CONTINUES else [])
-        whole += [_job(folder / method, strategy, method=method) for method in OTHER_METHODS] if strategy == "fsdp" else []
+        whole += ([_job(folder / name, strategy, **_other(name, tiny_llama_dir)) for name in OTHER_METHODS]
+                  if strategy == "fsdp" else [])
         _run(tiny_llama_dir, whole, root / f"{strategy}-whole.json", launched=True)
         for precision in PRECISIONS[strategy]:
             _copy_step3(folder / precision / "whole", folder / precision / "resumed")
         _run(tiny_llama_dir, [_job(folder / precision / "resumed", strategy, precision, resume=True)
                               for precision in PRECISIONS[strategy]], root / f"{strategy}-resumed.json", launched=True)
     return root
+
+
+def _other(name: str, model_dir: Path) -> dict[str, str]:
+    return {key: str(model_dir) if value == "MODEL" else value for key, value in OTHER_METHODS[name].items()}
 
 
 def _copy_step3(whole: Path, resumed: Path) -> None:
@@ -150,10 +156,13 @@ def test_a_sharded_run_continues_an_adapter_as_one_process_does(strategy, runs):
     assert continued[1] < _losses(runs / "single" / "fp32")[1] - 1  # it started from the trained adapter
 
 
-@pytest.mark.parametrize("method", OTHER_METHODS)
+@pytest.mark.parametrize("method", list(OTHER_METHODS))
 def test_other_methods_train_under_fsdp_as_in_one_process(method, runs):
-    """DoRA (whose magnitudes start from the base weights' norms) and `freeze` (base layers trainable), with
-    the second process building the model without reading the weights."""
+    """DoRA (whose magnitudes start from the base weights' norms), `freeze` (base layers trainable) and logit
+    distillation (a teacher every process loads whole), with the second process building the student without
+    reading its weights."""
     assert _losses(runs / "fsdp" / method) == pytest.approx(_losses(runs / "single" / method), abs=1e-5)
     loaded = [json.loads((runs / "fsdp" / f"{method}-loaded-rank{rank}.json").read_text()) for rank in (0, 1)]
     assert [load["read"] for load in loaded] == [True, False]
+    if method == "distill":  # half the loss is the divergence from the teacher, 0 while the student is the base
+        assert _losses(runs / "single" / method)[1] == pytest.approx(_losses(runs / "single" / "fp32")[1] / 2)
