@@ -72,19 +72,21 @@ def run_job(model_dir: str, job: dict) -> None:
     settings = {**SETTINGS, "precision": precision, **job.get("overrides", {})}
     if strategy == "single":
         settings["grad_accum"] = 4
-    loaded = models.load(ModelConfig(name=model_dir), with_weights=False)
+    model_cfg = ModelConfig(name=model_dir)
+    loaded = models.load(model_cfg, with_weights=False)
     # after the runtime starts and only where it reads weights, as in loop/pipeline.train_stage (or, with
     # `every_process_reads`, in every process: the baseline of benchmarks/bench_fsdp_load.py)
     started_loading = time.perf_counter()
-    loaded.model = models.load_model(loaded.source, ModelConfig(name=model_dir),
+    loaded.model = models.load_model(loaded.source, model_cfg,
                                      dtype=getattr(torch, job.get("weights_dtype", "float32")),
                                      empty=not (started.reads_weights or job.get("every_process_reads")))
     first = next(loaded.model.parameters())
     facts = {"partitioned": hasattr(first, "ds_id"), "local_elements": first.numel(), "read": not first.is_meta,
              "load_seconds": time.perf_counter() - started_loading, "peak_rss_loaded_mib": _peak_rss_mib()}
-    # distillation: the teacher (here the same random model) loads whole in every process, no strategy shards it
-    teacher_cfg = ModelConfig(name=settings.get("distill_teacher") or model_dir)
-    teacher = models.load_model(models.resolve_model_source(teacher_cfg), teacher_cfg) if "distill_teacher" in settings else None
+    teacher = None
+    if "distill_teacher" in settings:  # loaded whole in every process: no strategy shards the teacher
+        teacher_cfg = ModelConfig(name=settings["distill_teacher"])
+        teacher = models.load_model(models.resolve_model_source(teacher_cfg), teacher_cfg)
     train(TrainConfig(**settings), loaded.model, loaded.renderer, product_records(16), [], out, seed=5,
           default_target_modules=loaded.target_modules, show_progress=False, resume=job.get("resume", False),
           teacher_model=teacher, runtime=started)

@@ -6,8 +6,8 @@ strategy's own layout, and a run resumed from step 3 ends where the uninterrupte
 Under FSDP the second process never reads the weights (rank 0's reach it as the model is sharded); under
 ZeRO-3 no process holds them whole.
 A sharded full fine-tune saves the whole model one process saves, a sharded run continues an adapter as
-one process does, and DoRA, `freeze` and distillation train under FSDP as in one process. DeepSpeed is the optional extra `r1tune[deepspeed]`, absent from the default install and
-CI: there its cases are skipped."""
+one process does, and DoRA, `freeze` and distillation train under FSDP as in one process. DeepSpeed is the
+optional extra `r1tune[deepspeed]`, absent from the default install and CI: there its cases are skipped."""
 
 from __future__ import annotations
 
@@ -27,8 +27,7 @@ HAS_DEEPSPEED = importlib.util.find_spec("deepspeed") is not None
 NO_DEEPSPEED = pytest.mark.skipif(not HAS_DEEPSPEED, reason="DeepSpeed is the optional extra r1tune[deepspeed]")
 PRECISIONS = {"fsdp": ("fp32", "bf16", "fp16"), "zero2": ("fp32", "bf16"), "zero3": ("fp32", "bf16")}
 SAVES_FULL, CONTINUES = ("fsdp", "zero2", "zero3"), ("fsdp", "zero3")
-# under FSDP, whose other process builds the model without reading the weights; the teacher is the model itself
-OTHER_METHODS = {"dora": {"method": "dora"}, "freeze": {"method": "freeze"}, "distill": {"distill_teacher": "MODEL"}}
+OTHER_METHODS = ("dora", "freeze", "distill")  # under FSDP, whose other process reads no weights
 
 
 def _run(model_dir: Path, jobs: list[dict], jobs_file: Path, launched: bool) -> None:
@@ -82,7 +81,8 @@ def runs(tiny_llama_dir, tmp_path_factory) -> Path:
 
 
 def _other(name: str, model_dir: Path) -> dict[str, str]:
-    return {key: str(model_dir) if value == "MODEL" else value for key, value in OTHER_METHODS[name].items()}
+    """TrainConfig settings of one of OTHER_METHODS; distillation's teacher is the model itself."""
+    return {"distill_teacher": str(model_dir)} if name == "distill" else {"method": name}
 
 
 def _copy_step3(whole: Path, resumed: Path) -> None:
@@ -91,6 +91,11 @@ def _copy_step3(whole: Path, resumed: Path) -> None:
     (resumed / "checkpoints").mkdir(parents=True)
     shutil.copytree(step3, resumed / "checkpoints" / step3.name)
     shutil.copy(whole / "train_metrics.jsonl", resumed / "train_metrics.jsonl")
+
+
+def _loaded(run: Path) -> list[dict]:
+    """What each of a sharded run's two processes reported of its model once built (the worker's file)."""
+    return [json.loads((run.parent / f"{run.name}-loaded-rank{rank}.json").read_text()) for rank in (0, 1)]
 
 
 def _losses(out: Path) -> dict[int, float]:
@@ -122,7 +127,7 @@ def test_a_sharded_run_resumed_from_its_checkpoint_ends_like_the_uninterrupted_r
     step3 = whole / "checkpoints" / "step-000003"
     assert _optimizer_files(step3) == _expected_optimizer_files(strategy, precision)
     assert (step3 / "loss_scaler.pt").is_file() == (precision == "fp16")  # DeepSpeed's would be in its own files
-    loaded = [json.loads((whole.parent / f"whole-loaded-rank{rank}.json").read_text()) for rank in (0, 1)]
+    loaded = _loaded(whole)
     assert all(load["partitioned"] == (strategy == "zero3") for load in loaded)  # ZeRO-3: no process held it whole
     assert strategy != "zero3" or all(load["local_elements"] == 0 for load in loaded)
     assert [load["read"] for load in loaded] == [True, strategy != "fsdp"]  # FSDP: rank 0's weights reach rank 1
@@ -156,13 +161,12 @@ def test_a_sharded_run_continues_an_adapter_as_one_process_does(strategy, runs):
     assert continued[1] < _losses(runs / "single" / "fp32")[1] - 1  # it started from the trained adapter
 
 
-@pytest.mark.parametrize("method", list(OTHER_METHODS))
+@pytest.mark.parametrize("method", OTHER_METHODS)
 def test_other_methods_train_under_fsdp_as_in_one_process(method, runs):
     """DoRA (whose magnitudes start from the base weights' norms), `freeze` (base layers trainable) and logit
     distillation (a teacher every process loads whole), with the second process building the student without
     reading its weights."""
     assert _losses(runs / "fsdp" / method) == pytest.approx(_losses(runs / "single" / method), abs=1e-5)
-    loaded = [json.loads((runs / "fsdp" / f"{method}-loaded-rank{rank}.json").read_text()) for rank in (0, 1)]
-    assert [load["read"] for load in loaded] == [True, False]
+    assert [load["read"] for load in _loaded(runs / "fsdp" / method)] == [True, False]
     if method == "distill":  # half the loss is the divergence from the teacher, 0 while the student is the base
         assert _losses(runs / "single" / method)[1] == pytest.approx(_losses(runs / "single" / "fp32")[1] / 2)
