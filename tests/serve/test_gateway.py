@@ -105,3 +105,38 @@ def test_the_vllm_child_command_serves_loopback_with_runtime_lora():
     joined = " ".join(command)
     assert "--host 127.0.0.1 --port 8100" in joined and "--enable-lora" in joined
     assert "--tensor-parallel-size 4" in joined and "--served-model-name r1-7b" in joined
+
+
+def test_a_request_waiting_for_an_upstream_worker_holds_its_adapter():
+    """An adapter is detached only when unused: a request queued behind busy workers uses it too."""
+    import threading
+    import time
+
+    from r1tune.serve.engine import EngineRequest, Finished, SamplingParams
+    from r1tune.serve.upstream import UpstreamEngine
+
+    engine = UpstreamEngine("http://127.0.0.1:9/v1", "base", [0], max_concurrent=1)
+    release = threading.Event()
+
+    def held(request):
+        assert release.wait(30)
+        request.emit(Finished("stop", 1, 0))
+
+    engine._stream = held  # type: ignore[method-assign]
+    engine.start()
+    try:
+        done = [threading.Event(), threading.Event()]
+        for adapter, finished in zip(("shop", "clinic"), done, strict=True):
+            engine.submit(EngineRequest([1], SamplingParams(max_tokens=1), lambda _e, f=finished: f.set(),
+                                        adapter=adapter))
+        assert engine.adapters_in_use() == {"shop", "clinic"}  # whether or not the worker has started
+        deadline = time.monotonic() + 30
+        while engine.num_running < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert engine.num_running == 1 and engine.num_waiting == 1
+        assert engine.adapters_in_use() == {"shop", "clinic"}
+        release.set()
+        assert all(event.wait(30) for event in done)
+        assert engine.adapters_in_use() == set()
+    finally:
+        engine.stop()

@@ -29,7 +29,7 @@ from typing import Any
 from r1tune.config import ADAPTER_NAME_PATTERN
 from r1tune.errors import R1TuneError
 from r1tune.rundir import RunDir
-from r1tune.serve.engine import BASE_ADAPTER, Engine
+from r1tune.serve.engine import BASE_ADAPTER, Engine, EngineRequest
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,14 @@ def router_prompts(run_dir: Path | None, router_data: Path | None, limit: int = 
 
 
 class AdapterRegistry:
-    """The adapters attached to the engine's model, by model id."""
+    """The adapters attached to the engine's model, by model id.
+
+    Two locks: `_lock` serialises the admin operations (load, swap, canary, unload), which may hold it
+    for seconds while weights attach; `_handover` is held only while a request picks its weights and
+    enters the engine's queue (`submit`) and while an admin operation changes which weights a name
+    picks. So a request either reaches the engine before old weights are retired, where the retirement
+    sees it and waits, or picks the new weights; without that, a request picked between a swap's check
+    and its detach ran on weights that were gone."""
 
     def __init__(self, engine: Engine, allowed_roots: list[Path] | None = None) -> None:
         self.engine = engine
@@ -184,6 +191,7 @@ class AdapterRegistry:
         self.adapters: dict[str, AdapterInfo] = {}
         self._unloading: set[str] = set()
         self._lock = threading.Lock()
+        self._handover = threading.Lock()
         self._swaps = 0
         self.canaries: dict[str, tuple[AdapterInfo, float]] = {}
 
@@ -220,7 +228,8 @@ class AdapterRegistry:
             if old is None or name in self._unloading:
                 raise AdapterError(f"no adapter named {name!r} is loaded", status=404)
             info = self._attach_fresh(name, path, check_roots, with_router_prompts=True)
-            self.adapters[name] = info
+            with self._handover:
+                self.adapters[name] = info
         self._detach_when_unused(old.engine_name, timeout)
         log.info("adapter %s now serves version %s (was %s)", name, info.version, old.version)
         return info
@@ -231,14 +240,16 @@ class AdapterRegistry:
         with self._lock:
             if name not in self.adapters or name in self._unloading:
                 raise AdapterError(f"no adapter named {name!r} is loaded", status=404)
-            ended = self.canaries.pop(name, None)
+            with self._handover:
+                ended = self.canaries.pop(name, None)
         if ended is not None:
             self._detach_when_unused(ended[0].engine_name, timeout)
         if share == 0 or path is None:
             return None
         with self._lock:
             info = self._attach_fresh(name, path, check_roots=True, with_router_prompts=False)
-            self.canaries[name] = (info, share)
+            with self._handover:
+                self.canaries[name] = (info, share)
         return info
 
     def _attach_fresh(self, name: str, path: Path, check_roots: bool, with_router_prompts: bool) -> AdapterInfo:
@@ -255,8 +266,23 @@ class AdapterRegistry:
         attach = getattr(self.engine, "attach_adapter", None) or self._attach  # a gateway's upstream holds it
         self.engine.call(lambda: attach(engine_name, adapter_dir)).result()
 
-    def pick(self, name: str, user: str | None) -> AdapterInfo | None:
-        """The weights that answer this request for `name`: the canary for its share of the traffic (the
+    def submit(self, request: EngineRequest, name: str | None, user: str | None) -> AdapterInfo | None:
+        """Queue `request` on the engine, on the weights that answer `name` now (None: the base model);
+        returns those weights' info. Raises AdapterError (404) for a name that is not, or no longer, served,
+        and the engine's EngineBusy when its queue is full."""
+        if name is None:
+            self.engine.submit(request)
+            return None
+        with self._handover:
+            info = self._pick(name, user)
+            if info is None:
+                raise AdapterError(f"no adapter named {name!r} is loaded", status=404, param="model")
+            request.adapter = info.engine_name
+            self.engine.submit(request)
+        return info
+
+    def _pick(self, name: str, user: str | None) -> AdapterInfo | None:
+        """The weights that answer a request for `name`: the canary for its share of the traffic (the
         same user always gets the same side), else the live ones."""
         live = self.get(name)
         canary = self.canaries.get(name)
@@ -267,13 +293,22 @@ class AdapterRegistry:
         return info if draw < share else live
 
     def _detach_when_unused(self, engine_name: str, timeout: float) -> None:
+        """Detach `engine_name` once no queued or running request holds it. The check and the detach run
+        as one command on the engine thread, between two steps: during a step, requests being admitted are
+        in neither the queue nor the running batch, and a check from outside missed them."""
+        detach = getattr(self.engine, "detach_adapter", None) or self._detach
+
+        def detach_if_unused() -> bool:
+            if engine_name in self.engine.adapters_in_use():
+                return False
+            detach(engine_name)
+            return True
+
         deadline = time.monotonic() + timeout
-        while engine_name in self.engine.adapters_in_use():
+        while not self.engine.call(detach_if_unused).result():
             if time.monotonic() > deadline:
                 raise AdapterError(f"the old weights of {engine_name!r} are still busy after {timeout:.0f}s", status=409)
             time.sleep(0.05)
-        detach = getattr(self.engine, "detach_adapter", None) or self._detach
-        self.engine.call(lambda: detach(engine_name)).result()
 
     def unload(self, name: str, timeout: float = 60.0) -> AdapterInfo:
         """Stop routing new requests to `name`, wait for its running requests, then detach it."""
@@ -281,7 +316,8 @@ class AdapterRegistry:
             info = self.adapters.get(name)
             if info is None or name in self._unloading:
                 raise AdapterError(f"no adapter named {name!r} is loaded", status=404)
-            self._unloading.add(name)
+            with self._handover:
+                self._unloading.add(name)
         try:
             self._detach_when_unused(info.engine_name, timeout)
             canary = self.canaries.pop(name, None)

@@ -277,11 +277,14 @@ def _model_cards(runtime: ServeRuntime) -> list[dict[str, Any]]:
 async def _complete(runtime: ServeRuntime, body: ChatCompletionRequest, request: Request, who: Caller) -> Response:
     job = await run_in_threadpool(prepare_job, runtime, body, asyncio.get_running_loop())
     try:
-        runtime.engine.submit(job.engine_request)
+        info = runtime.registry.submit(job.engine_request, job.adapter, body.user)
     except EngineBusy as err:
         _observe(runtime, job, "overloaded")
         raise ApiError(503, f"the server is busy ({err}); retry later", "server_error",
                        code="overloaded") from None
+    except AdapterError as err:  # unloaded since the request was validated
+        raise ApiError(404, str(err), param="model", code="model_not_found") from None
+    job.adapter_version = info.version if info else None
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(_stream(runtime, job, include_usage, who), media_type="text/event-stream",

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from r1tune.serve.adapters import AdapterError
 from r1tune.serve.engine import EngineBusy, EngineRequest, Finished, TextDelta
 from r1tune.serve.protocol import ApiError, CompletionRequest, now
 from r1tune.serve.runtime import ServeRuntime
@@ -27,12 +28,14 @@ async def raw_completion(runtime: ServeRuntime, body: CompletionRequest) -> Any:
     queue: asyncio.Queue = asyncio.Queue()
     loop = asyncio.get_running_loop()
     request = EngineRequest(prompt, _params(runtime, body, len(prompt)),
-                            lambda event: loop.call_soon_threadsafe(queue.put_nowait, event), adapter=adapter,
+                            lambda event: loop.call_soon_threadsafe(queue.put_nowait, event),
                             deadline=_deadline(runtime))
     try:
-        runtime.engine.submit(request)
+        runtime.registry.submit(request, adapter, user=None)  # a canary takes its share at random
     except EngineBusy as err:
         raise ApiError(503, f"the server is busy ({err}); retry later", "server_error", code="overloaded") from None
+    except AdapterError as err:  # unloaded since the request was validated
+        raise ApiError(404, str(err), param="model", code="model_not_found") from None
     head = {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": now(), "model": body.model}
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -58,10 +61,9 @@ def _deadline(runtime: ServeRuntime) -> float:
 def _adapter(runtime: ServeRuntime, model: str) -> str | None:
     if model == runtime.base_id and runtime.serve.serve_base:
         return None
-    info = runtime.registry.get(model)
-    if info is None:
+    if runtime.registry.get(model) is None:
         raise ApiError(404, f"no model named {model!r} (see /v1/models)", param="model", code="model_not_found")
-    return info.engine_name
+    return model
 
 
 def _prompt_ids(runtime: ServeRuntime, prompt: list[int] | str) -> list[int]:

@@ -202,7 +202,8 @@ class Engine:
         return len(self._waiting)
 
     def adapters_in_use(self) -> set[str]:
-        """Adapters of running or waiting requests (an adapter is unloaded only when unused)."""
+        """Adapters of running or waiting requests. Complete only between steps (call it through `call`):
+        during a step, requests being admitted are in neither list."""
         with self._wake:
             waiting = {r.adapter for r in self._waiting}
         running = {s.request.adapter for s in list(self._running)}

@@ -32,7 +32,7 @@ class Job:
     created: int
     model_id: str
     adapter: str | None
-    adapter_version: str | None
+    adapter_version: str | None  # set when the request is queued on the weights that answer it
     messages: list[Message]
     route: dict | None
     engine_request: EngineRequest
@@ -89,11 +89,10 @@ def prepare_job(runtime: ServeRuntime, body: ChatCompletionRequest, loop: asynci
     def emit(event: Any) -> None:
         loop.call_soon_threadsafe(queue.put_nowait, event)
 
-    info = runtime.registry.pick(adapter, body.user) if adapter else None  # a canary takes its share
-    engine_request = EngineRequest(prompt, params, emit, adapter=info.engine_name if info else None,
-                                   deadline=time.monotonic() + runtime.serve.request_timeout_s)
+    # The adapter's weights (a canary's or the live ones) are picked as the request is queued.
+    engine_request = EngineRequest(prompt, params, emit, deadline=time.monotonic() + runtime.serve.request_timeout_s)
     return Job(id=f"chatcmpl-{uuid.uuid4().hex}", created=now(), model_id=model_id, adapter=adapter,
-               adapter_version=info.version if info else None, messages=messages, route=route,
+               adapter_version=None, messages=messages, route=route,
                engine_request=engine_request, queue=queue, started=time.perf_counter(), prompt_tokens=len(prompt),
                functions=functions)
 

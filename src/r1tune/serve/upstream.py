@@ -51,6 +51,7 @@ class UpstreamEngine:
         self._lock = threading.Lock()
         self._running: dict[int, str | None] = {}
         self._queued = 0
+        self._holding: dict[int, str | None] = {}  # the adapter of every queued or running request
         self._adapters: dict[str, str] = {}
 
     @property
@@ -80,6 +81,7 @@ class UpstreamEngine:
             if self._queued >= self.max_waiting:
                 raise EngineBusy(f"{self._queued} requests are already waiting")
             self._queued += 1
+            self._holding[request.id] = request.adapter
         self._pool.submit(self._serve, request)
 
     def call(self, fn: Any) -> Future:
@@ -92,7 +94,9 @@ class UpstreamEngine:
         return done
 
     def adapters_in_use(self) -> set[str]:
-        return {a for a in self._running.values() if a}
+        """Adapters of queued or running requests (a queued one waits for a worker in neither count)."""
+        with self._lock:
+            return {a for a in self._holding.values() if a}
 
     def attach_adapter(self, name: str, adapter_dir: Any) -> None:
         """The adapter must be served upstream under `name` (vLLM: `--lora-modules name=path`, or loaded at
@@ -142,6 +146,7 @@ class UpstreamEngine:
         finally:
             with self._lock:
                 self._running.pop(request.id, None)
+                self._holding.pop(request.id, None)
 
     def _stream(self, request: EngineRequest) -> None:
         import httpx
