@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from r1tune.models.head_loss import block_rows, frozen_head_cross_entropy, is_frozen_plain_head
-from r1tune.models.scoring import labelled_logits, summed_token_nll
+from r1tune.models.scoring import labelled_logits, summed_token_nll, with_label_index
 
 
 def _problem(width=32, vocab=50_000):
@@ -70,7 +70,8 @@ def test_a_lora_model_trains_through_it_with_the_plain_gradients(tiny_llama_dir)
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_llama_dir),
                            LoraConfig(r=4, target_modules=["q_proj", "up_proj"], init_lora_weights=False))
     ids = torch.tensor([[5, 6, 7, 8, 9, 10], [11, 12, 13, 14, 0, 0]])
-    batch = {"input_ids": ids, "attention_mask": (ids > 0).long(), "labels": ids.masked_fill(ids == 0, -100)}
+    batch = with_label_index({"input_ids": ids, "attention_mask": (ids > 0).long(),
+                              "labels": ids.masked_fill(ids == 0, -100)})
     trainable = [p for p in model.parameters() if p.requires_grad]
     ours, count = summed_token_nll(model, batch)
     grads_ours = torch.autograd.grad(ours, trainable)

@@ -45,12 +45,13 @@ def test_a_student_taught_by_its_own_copy_pays_only_the_weighted_nll(tiny_llama_
 
     from transformers import AutoModelForCausalLM
 
+    from r1tune.models.scoring import with_label_index
     from r1tune.train.objective import AnswerObjective, DistillObjective
 
     model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
     ids = torch.tensor([[1, 20, 300, 4000, 50, 7, 88]])
-    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids),
-             "labels": torch.tensor([[-100, -100, -100, 4000, 50, 7, 88]])}
+    batch = with_label_index({"input_ids": ids, "attention_mask": torch.ones_like(ids),
+                              "labels": torch.tensor([[-100, -100, -100, 4000, 50, 7, 88]])})
     nll = AnswerObjective(model)(batch)
     distilled = DistillObjective(model, copy.deepcopy(model), 0.3, "forward_kl", 1.0)(batch)
     assert float(distilled) == pytest.approx(0.3 * float(nll), rel=1e-4)

@@ -29,8 +29,8 @@ MODEL_INPUTS = ("input_ids", "attention_mask", "position_ids")
 
 
 def collate(examples: Sequence[Rendered], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad a batch; returns input_ids, attention_mask and labels (answer tokens only), on the CPU:
-    whoever feeds it to a model moves it there (`models.device.on_device`)."""
+    """Right-pad a batch; returns input_ids, attention_mask, labels (answer tokens only) and their
+    `label_index`, on the CPU: whoever feeds it to a model moves it there (`models.device.on_device`)."""
     import torch
 
     width = max(len(e.input_ids) for e in examples)
@@ -40,11 +40,21 @@ def collate(examples: Sequence[Rendered], pad_id: int) -> dict[str, torch.Tensor
         ids.append(e.input_ids + [pad_id] * pad)
         attention.append([1] * len(e.input_ids) + [0] * pad)
         labels.append(example_labels(e) + [IGNORE_INDEX] * pad)
-    return {
+    return with_label_index({
         "input_ids": torch.tensor(ids),
         "attention_mask": torch.tensor(attention),
         "labels": torch.tensor(labels),
-    }
+    })
+
+
+def with_label_index(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`batch` (on the CPU) plus `label_index`: the flat (B*T) positions whose next token is a label, in
+    row-major order. Taken here from the CPU labels because selecting them on a GPU with a boolean mask
+    makes the host wait for the forward pass queued before it, once per micro-batch."""
+    labels = batch["labels"]
+    follows_label = labels[:, 1:] != IGNORE_INDEX
+    rows, columns = follows_label.nonzero(as_tuple=True)
+    return {**batch, "label_index": rows * labels.size(1) + columns}
 
 
 def example_labels(example: Rendered) -> list[int]:
@@ -72,27 +82,31 @@ def decoder_and_head(model: Any) -> tuple[Any, Any] | None:
 
 def labelled_logits(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor,
                                                                                  torch.Tensor]:
-    """(logits at labelled positions (N, V), their target ids (N,), the (B, T-1) mask of which positions
-    those are). The one place that lines logits up with labels: position t predicts token t+1."""
-    hidden, head, targets, keep = labelled_hidden(model, batch)
-    return (hidden if head is None else head(hidden)), targets, keep
+    """(logits at labelled positions (N, V), their target ids (N,), the batch row of each (N,)). The one
+    place that lines logits up with labels: position t predicts token t+1."""
+    hidden, head, targets, rows = labelled_hidden(model, batch)
+    return (hidden if head is None else head(hidden)), targets, rows
 
 
 def labelled_hidden(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, Any,
                                                                                      torch.Tensor, torch.Tensor]:
-    """(the decoder's hidden states at labelled positions (N, H), the LM head, targets, mask), or, for a
-    model whose logits must come from its own forward, (its logits there (N, V), None, targets, mask)."""
+    """(the decoder's hidden states at labelled positions (N, H), the LM head, targets, rows), or, for a
+    model whose logits must come from its own forward, (its logits there (N, V), None, targets, rows).
+    Positions come from the batch's `label_index` (see `with_label_index`), so nothing here waits for the
+    device."""
     inputs = {k: batch[k] for k in MODEL_INPUTS if k in batch}
-    targets = batch["labels"][:, 1:]
-    keep = targets != IGNORE_INDEX
+    labels, index = batch["labels"], batch["label_index"]
+    width = labels.size(1)
+    targets, rows = labels.reshape(-1).index_select(0, index + 1), index.div(width, rounding_mode="floor")
     parts = decoder_and_head(model)
     if parts is not None:
         decoder, head = parts
         hidden = decoder(**inputs, use_cache=False).last_hidden_state  # (B, T, H)
-        return hidden[:, :-1][keep], head, targets[keep], keep
-    logits = model(**inputs, use_cache=False).logits
-    logits = logits[:, -targets.size(1) - 1 : -1][keep]  # prompt tuning prepends virtual positions
-    return logits, None, targets[keep], keep
+        return hidden.reshape(-1, hidden.size(-1)).index_select(0, index), head, targets, rows
+    logits = model(**inputs, use_cache=False).logits  # prompt tuning prepends virtual positions
+    virtual = logits.size(1) - width
+    at = index + rows * virtual + virtual
+    return logits.reshape(-1, logits.size(-1)).index_select(0, at), None, targets, rows
 
 
 def summed_token_nll(
@@ -105,12 +119,12 @@ def summed_token_nll(
 
     from r1tune.models.head_loss import frozen_head_cross_entropy, is_frozen_plain_head
 
-    hidden, head, targets, keep = labelled_hidden(model, batch)
+    hidden, head, targets, _ = labelled_hidden(model, batch)
     if head is not None and is_frozen_plain_head(head):
-        return frozen_head_cross_entropy(hidden, head.weight, targets, label_smoothing), int(keep.sum())
+        return frozen_head_cross_entropy(hidden, head.weight, targets, label_smoothing), targets.numel()
     logits = hidden if head is None else head(hidden)
     nll = F.cross_entropy(logits.float(), targets, reduction="sum", label_smoothing=label_smoothing)
-    return nll, int(keep.sum())
+    return nll, targets.numel()
 
 
 def summed_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor, divergence: str = "forward_kl",
@@ -155,11 +169,11 @@ def row_nll(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> tuple[tor
     import torch
     import torch.nn.functional as F
 
-    logits, targets, keep = labelled_logits(model, batch)
+    logits, targets, rows = labelled_logits(model, batch)
     token_nll = F.cross_entropy(logits.float(), targets, reduction="none")
-    rows = keep.nonzero()[:, 0]
-    summed = torch.zeros(keep.size(0), device=token_nll.device, dtype=token_nll.dtype).index_add(0, rows, token_nll)
-    return summed, keep.sum(dim=1)
+    batch_size = batch["labels"].size(0)
+    summed = torch.zeros(batch_size, device=token_nll.device, dtype=token_nll.dtype).index_add(0, rows, token_nll)
+    return summed, torch.bincount(rows, minlength=batch_size)
 
 
 def per_example_nll(

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from r1tune.models.chat_format import Rendered
-from r1tune.models.scoring import IGNORE_INDEX, collate, example_labels
+from r1tune.models.scoring import IGNORE_INDEX, collate, example_labels, with_label_index
 
 if TYPE_CHECKING:
     import torch
@@ -202,8 +202,8 @@ def collate_packed(rows: Sequence[Sequence[Rendered]], pad_id: int) -> dict[str,
         out_ids.append(ids + [pad_id] * pad)
         out_pos.append(positions + list(range(pad)))
         out_labels.append(labels + [IGNORE_INDEX] * pad)
-    return {
+    return with_label_index({
         "input_ids": torch.tensor(out_ids),
         "position_ids": torch.tensor(out_pos),
         "labels": torch.tensor(out_labels),
-    }
+    })
