@@ -107,13 +107,14 @@ class Runtime:
     def backward(self, loss: Any) -> None:
         self.accelerator.backward(loss)
 
-    def clip_grad_norm(self, module: Any, max_norm: float) -> float:
-        """Unscale fp16 gradients, clip, and return the norm before clipping. Hands accelerate all of the
-        prepared module's parameters (frozen ones have no gradient and are skipped): under FSDP accelerate
-        unscales first and clips only a list equal to the module's parameters; any other list falls through
-        to its general branch, which unscales again and fails in fp16."""
-        norm = self.accelerator.clip_grad_norm_(list(module.parameters()), max_norm)
-        return float(norm) if norm is not None else float("nan")
+    def clip_grad_norm(self, module: Any, max_norm: float) -> Any:
+        """Unscale fp16 gradients, clip, and return the norm before clipping: a tensor on the device, read
+        by the caller once the step's work is done (reading it here would make the host wait for the
+        backward pass before it queues the update), or None where the engine clips (DeepSpeed). Hands
+        accelerate all of the prepared module's parameters (frozen ones have no gradient and are skipped):
+        under FSDP accelerate unscales first and clips only a list equal to the module's parameters; any
+        other list falls through to its general branch, which unscales again and fails in fp16."""
+        return self.accelerator.clip_grad_norm_(list(module.parameters()), max_norm)
 
     @property
     def loss_scaler(self) -> Any:
