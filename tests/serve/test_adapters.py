@@ -103,3 +103,25 @@ def test_a_request_for_an_unknown_or_unloading_adapter_is_refused_before_it_is_q
     with pytest.raises(AdapterError, match="nope"):
         registry.submit(request, "nope", user=None)
     assert engine.num_waiting == 0 and engine.num_running == 0
+
+
+def test_commands_that_attach_nothing_leave_the_adapter_setup_alone(served, monkeypatch):
+    """A swap waiting for a long answer checks every 50 ms on the engine thread; only a command that
+    attaches or detaches makes the next step set the adapters up again (peft walks every layer to do so)."""
+    engine, registry, prompt, expected = served
+    switches: list[str] = []
+    original = engine.model.set_adapter
+    monkeypatch.setattr(engine.model, "set_adapter", lambda name: (switches.append(name), original(name)))
+
+    def answer() -> str:
+        collector = Collector()
+        engine.submit(EngineRequest(prompt, SamplingParams(max_tokens=TOKENS), collector, adapter="shop"))
+        collector.wait()
+        return collector.text
+
+    assert answer() == expected and switches == ["shop"]
+    for _ in range(3):
+        engine.call(lambda: engine.adapters_in_use()).result(30)
+    assert answer() == expected and switches == ["shop"]
+    registry.unload("clinic")
+    assert answer() == expected and switches == ["shop", "shop"]

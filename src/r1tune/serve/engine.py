@@ -262,12 +262,19 @@ class Engine:
                 if not self._commands:
                     return
                 fn, future = self._commands.popleft()
-            self._adapter_state = None  # a command may load or unload adapters: set the PeftModel up afresh
+            before = self._adapters_attached()
             if future.set_running_or_notify_cancel():
                 try:
                     future.set_result(fn())
                 except BaseException as err:
                     future.set_exception(err)
+            if self._adapters_attached() != before:  # loaded or unloaded: set the PeftModel up afresh
+                self._adapter_state = None
+
+    def _adapters_attached(self) -> tuple[int, tuple[str, ...]]:
+        """The model object and its adapters' names: what a command must change for `_adapter_mode` to
+        set the PeftModel up again (a swap's in-use checks, every 50 ms, change nothing)."""
+        return id(self.model), tuple(getattr(self.model, "peft_config", {}))
 
     # -- admission and prefill ----------------------------------------------------------------------------
 
