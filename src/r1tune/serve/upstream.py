@@ -49,7 +49,7 @@ class UpstreamEngine:
         self.uses_adapters = False
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
-        self._running: dict[int, str | None] = {}
+        self._running: set[int] = set()  # ids of the requests a worker is serving
         self._queued = 0
         self._holding: dict[int, str | None] = {}  # the adapter of every queued or running request
         self._adapters: dict[str, str] = {}
@@ -137,7 +137,7 @@ class UpstreamEngine:
     def _serve(self, request: EngineRequest) -> None:
         with self._lock:
             self._queued -= 1
-            self._running[request.id] = request.adapter
+            self._running.add(request.id)
         try:
             self._stream(request)
         except Exception:
@@ -145,7 +145,7 @@ class UpstreamEngine:
             request.emit(Finished("error", len(request.prompt_ids), 0, INTERNAL_ERROR))
         finally:
             with self._lock:
-                self._running.pop(request.id, None)
+                self._running.discard(request.id)
                 self._holding.pop(request.id, None)
 
     def _stream(self, request: EngineRequest) -> None:
