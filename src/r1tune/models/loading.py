@@ -184,7 +184,7 @@ def load_model(source: ModelSource, cfg: ModelConfig, dtype: Any = None, plan: A
 
     if empty:
         return empty_model(source, cfg, dtype or torch.float32, attn_implementation)
-    placement: dict[str, Any] = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    placement = _attention(attn_implementation)
     if nf4:
         placement.update(_nf4_placement(dtype or torch.bfloat16))
     if plan is not None:
@@ -203,10 +203,9 @@ def empty_model(source: ModelSource, cfg: ModelConfig, dtype: Any, attn_implemen
     from transformers import AutoConfig, AutoModelForCausalLM
 
     config = _from_pretrained(AutoConfig, source, cfg)
-    kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
     with init_empty_weights(include_buffers=False):
         model = AutoModelForCausalLM.from_config(config, dtype=dtype, trust_remote_code=cfg.trust_remote_code,
-                                                 **kwargs)
+                                                 **_attention(attn_implementation))
     model.tie_weights()  # from_config leaves a tied head apart under init_empty_weights; from_pretrained ties it
     model.config.use_cache = False
     return model
@@ -228,6 +227,11 @@ def _ready(model: PreTrainedModel, plan: Any) -> PreTrainedModel:
         model.to("mps")
     model.config.use_cache = False
     return model
+
+
+def _attention(attn_implementation: str | None) -> dict[str, Any]:
+    """The attention keyword for transformers, or none to keep its default."""
+    return {"attn_implementation": attn_implementation} if attn_implementation else {}
 
 
 def _plan_placement(plan: Any) -> dict[str, Any]:
