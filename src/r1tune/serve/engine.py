@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from r1tune.models.decoding import TextStream
 from r1tune.models.device import model_device
+from r1tune.serve import batch_cache
 from r1tune.serve.logprobs import TokenLogprob
 from r1tune.serve.sampling import SamplingParams, sample_tokens, seeded_generator
 
@@ -363,18 +364,11 @@ class Engine:
 
     def _merge(self, seqs: list[_Sequence], cache: Any, mask: torch.Tensor) -> None:
         """Append freshly prefilled rows to the running batch, left-padding whichever side is shorter."""
-        import torch
-
         if not self._running:
             self._running, self._cache, self._mask = seqs, cache, mask
             return
         assert self._mask is not None
-        old_len, new_len = self._mask.shape[1], mask.shape[1]
-        width = max(old_len, new_len)
-        for old_layer, new_layer in zip(self._cache.layers, cache.layers, strict=True):
-            old_layer.keys = torch.cat([_pad_time(old_layer.keys, width), _pad_time(new_layer.keys, width)])
-            old_layer.values = torch.cat([_pad_time(old_layer.values, width), _pad_time(new_layer.values, width)])
-        self._mask = torch.cat([_pad_mask(self._mask, width), _pad_mask(mask, width)])
+        self._mask = batch_cache.join_rows(self._cache, self._mask, cache, mask)
         self._running = self._running + seqs
 
     # -- decoding -----------------------------------------------------------------------------------------
@@ -393,8 +387,7 @@ class Engine:
             logits = self._decode_rows(seqs, mask)
         except Exception:
             log.exception("decode step of %d sequence(s) failed; retrying in halves", len(seqs))
-            for layer in self._cache.layers:  # layers that ran before the failure appended a column
-                layer.keys, layer.values = layer.keys[:, :, :old_len], layer.values[:, :, :old_len]
+            batch_cache.cut_columns(self._cache, old_len)
             self._decode_in_halves(mask)
         else:
             self._mask = mask
@@ -418,12 +411,11 @@ class Engine:
         the halves that succeeded; the rows of a failed half are finished with `INTERNAL_ERROR`."""
         import torch
 
-        full = [(layer.keys, layer.values) for layer in self._cache.layers]
-        kept: list[tuple[list[int], list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]] = []
+        full = batch_cache.layer_tensors(self._cache)
+        kept: list[tuple[list[int], batch_cache.LayerTensors, torch.Tensor]] = []
         for rows in _halves(list(range(len(self._running)))):
             index = torch.tensor(rows, device=self.device)
-            for layer, (keys, values) in zip(self._cache.layers, full, strict=True):
-                layer.keys, layer.values = keys[index], values[index]
+            batch_cache.show_rows(self._cache, full, index)
             group = [self._running[i] for i in rows]
             try:
                 logits = self._decode_rows(group, mask[index])
@@ -431,7 +423,7 @@ class Engine:
                 log.exception("decode retry of %d sequence(s) failed", len(group))
                 self._fail_sequences(group)
                 continue
-            kept.append((rows, [(layer.keys, layer.values) for layer in self._cache.layers], logits))
+            kept.append((rows, batch_cache.layer_tensors(self._cache), logits))
         self._rebuild_from(kept, mask)
 
     def _rebuild_from(self, kept: list, mask: torch.Tensor) -> None:
@@ -441,9 +433,7 @@ class Engine:
             self._running, self._cache, self._mask = [], None, None
             return
         rows = [i for group_rows, _, _ in kept for i in group_rows]
-        for n, layer in enumerate(self._cache.layers):
-            layer.keys = torch.cat([tensors[n][0] for _, tensors, _ in kept])
-            layer.values = torch.cat([tensors[n][1] for _, tensors, _ in kept])
+        batch_cache.stack_rows(self._cache, [tensors for _, tensors, _ in kept])
         seqs = [self._running[i] for i in rows]
         self._running, self._mask = seqs, mask[torch.tensor(rows, device=self.device)]
         self._finish_step(seqs, torch.cat([logits for _, _, logits in kept]))
@@ -525,8 +515,6 @@ class Engine:
 
     def _drop_finished(self) -> None:
         """Finish and remove rows that are done, cancelled or past their deadline; trim dead padding."""
-        import torch
-
         now = time.monotonic()
         keep: list[int] = []
         for i, seq in enumerate(self._running):
@@ -549,13 +537,7 @@ class Engine:
             self._running, self._cache, self._mask = [], None, None
             return
         assert self._mask is not None
-        index = torch.tensor(keep, device=self.device)
-        mask = self._mask[index]
-        start = int(mask.any(dim=0).nonzero()[0])  # columns before this are padding in every remaining row
-        self._mask = mask[:, start:]
-        for layer in self._cache.layers:
-            layer.keys = layer.keys[index, :, start:]
-            layer.values = layer.values[index, :, start:]
+        self._mask = batch_cache.keep_rows(self._cache, self._mask, keep)
         self._running = [self._running[i] for i in keep]
 
     def _fail_all(self, reason: FinishReason, message: str) -> None:
@@ -580,22 +562,3 @@ def _halves(items: list) -> list[list]:
     middle = (len(items) + 1) // 2
     return [part for part in (items[:middle], items[middle:]) if part]
 
-
-def _pad_time(tensor: torch.Tensor, width: int) -> torch.Tensor:
-    """Left-pad `[batch, heads, time, dim]` with zeros along time to `width` (masked out anyway)."""
-    import torch
-
-    missing = width - tensor.shape[2]
-    if missing == 0:
-        return tensor
-    pad = torch.zeros(tensor.shape[0], tensor.shape[1], missing, tensor.shape[3], dtype=tensor.dtype, device=tensor.device)
-    return torch.cat([pad, tensor], dim=2)
-
-
-def _pad_mask(mask: torch.Tensor, width: int) -> torch.Tensor:
-    import torch
-
-    missing = width - mask.shape[1]
-    if missing == 0:
-        return mask
-    return torch.cat([torch.zeros(mask.shape[0], missing, dtype=mask.dtype, device=mask.device), mask], dim=1)
