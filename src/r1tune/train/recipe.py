@@ -251,13 +251,13 @@ def _optimizer_step(objective, optimizer, scheduler, plan: BatchPlan, feed: Step
             runtime.backward(nll * scale * weight)
         nll_sum += nll.detach().float() * weight
         real_tokens += int(weight) * sum(len(plan.examples[i].input_ids) for row in batch for i in row)
-    grad_norm = runtime.clip_grad_norm(objective, cfg.max_grad_norm)  # read below, with the loss
+    norm = runtime.clip_grad_norm(objective, cfg.max_grad_norm)  # read below, with the loss
     skipped, loss_scale = runtime.optimizer_step(optimizer)
     if not skipped:  # fp16 overflow: the weights did not move, so neither does the schedule
         scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     nll_total = float(nll_sum)  # waits for all of the step's GPU work, so its time below includes it
-    grad_norm = float("nan") if grad_norm is None else float(grad_norm)
+    grad_norm = float("nan") if norm is None else float(norm)
     seconds = time.perf_counter() - started
     real_tokens = int(runtime.sum(real_tokens))
     state.trained_tokens += step_targets
