@@ -123,6 +123,23 @@ def test_full_queue_refuses_new_requests(tiny):
         _submit(engine, prompt)
 
 
+def test_an_engine_whose_thread_has_died_reports_it_and_a_stopped_one_does_not(tiny, monkeypatch):
+    """`/health` answers 503 with this reason: a load balancer stops sending requests nothing would answer."""
+    engine = Engine(tiny.model, tiny.tokenizer, [])
+    monkeypatch.setattr(engine, "_loop", lambda: None)  # the thread ends at once, as after a fatal error
+    engine.start()
+    engine._thread.join(10)
+    assert engine.problem() == "the generation thread has stopped"
+    engine.stop()
+    assert engine.problem() is None
+    healthy = Engine(tiny.model, tiny.tokenizer, [])
+    healthy.start()
+    try:
+        assert healthy.problem() is None
+    finally:
+        healthy.stop()
+
+
 def test_a_failing_forward_fails_its_requests_and_the_engine_keeps_serving(tiny, monkeypatch):
     engine = Engine(tiny.model, tiny.tokenizer, tiny.renderer.stop_token_ids)
     real_forward = engine._forward

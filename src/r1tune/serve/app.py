@@ -30,6 +30,7 @@ from r1tune.serve.adapters import AdapterError
 from r1tune.serve.engine import EngineBusy, Finished, TextDelta
 from r1tune.serve.jobs import Job, prepare_job
 from r1tune.serve.protocol import (
+    FAILED,
     ApiError,
     BodyModel,
     CanaryRequest,
@@ -40,6 +41,7 @@ from r1tune.serve.protocol import (
     UnloadAdapterRequest,
     chunk,
     error_body,
+    failure_error,
     now,
     parse_body,
     validation_error,
@@ -110,11 +112,17 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
     _install_error_handlers(app)
 
     @app.get("/health")
-    async def health() -> dict[str, Any]:
-        health = {"status": "ok", "running": runtime.engine.num_running, "waiting": runtime.engine.num_waiting}
+    async def health() -> JSONResponse:
+        """200 while requests can be answered; 503 with the reason while they cannot (a gateway's upstream
+        is down, the vLLM child exited), so that a load balancer or Kubernetes' probes stop sending here."""
+        problem = await run_in_threadpool(runtime.engine.problem)  # a gateway may ask its upstream
+        health = {"status": "unavailable" if problem else "ok", "running": runtime.engine.num_running,
+                  "waiting": runtime.engine.num_waiting}
+        if problem:
+            health["reason"] = problem
         if not runtime.keys.enabled:  # without keys everything is open anyway; with keys, ask /v1/models
             health["models"] = runtime.model_ids()
-        return health
+        return JSONResponse(health, status_code=503 if problem else 200)
 
     @app.get("/metrics")
     async def metrics(_who: CallerDep) -> Response:
@@ -294,11 +302,9 @@ async def _complete(runtime: ServeRuntime, body: ChatCompletionRequest, request:
             pass
     finally:
         job.engine_request.cancel()  # no-op when finished; stops generation if this handler is cancelled
-    if job.finish_reason in ("timeout", "error", "cancelled"):
-        status, code = {"timeout": (504, "timeout"), "error": (500, "generation_failed"),
-                        "cancelled": (499, "client_closed")}[job.finish_reason]
+    if job.finish_reason in FAILED:
         _observe(runtime, job, job.finish_reason)
-        raise ApiError(status, _failure_message(job), "server_error", code=code)
+        raise failure_error(job.finish_reason, _failure_message(job))
     message: dict[str, Any] = {"role": "assistant", "content": job.content}
     if job.functions and job.finish_reason != "content_filter":
         content, calls = parse_tool_calls(job.content, job.functions)
@@ -443,9 +449,9 @@ async def _stream(runtime: ServeRuntime, job: Job, include_usage: bool, who: Cal
         if calls_stream is not None and job.finish_reason in ("stop", "length"):
             for delta in _tool_call_deltas(job, calls_stream):
                 yield _sse(chunk(job.id, job.created, job.model_id, delta))
-        if job.finish_reason in ("timeout", "error", "cancelled"):
+        if job.finish_reason in FAILED:
             _observe(runtime, job, job.finish_reason)
-            yield _sse(error_body(_failure_message(job), "server_error", code=job.finish_reason))
+            yield _sse(error_body(_failure_message(job), "server_error", code=FAILED[job.finish_reason][1]))
             yield "data: [DONE]\n\n"
             return
         await _record(runtime, job, who)

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from r1tune.serve.adapters import AdapterError
 from r1tune.serve.engine import EngineBusy, EngineRequest, Finished, TextDelta
-from r1tune.serve.protocol import ApiError, CompletionRequest, now
+from r1tune.serve.protocol import FAILED, ApiError, CompletionRequest, error_body, failure_error, now
 from r1tune.serve.runtime import ServeRuntime
 from r1tune.serve.sampling import SamplingParams
 
@@ -105,8 +105,8 @@ async def _sse(queue: asyncio.Queue, head: dict, include_usage: bool, request: E
             yield _chunk({**head, "choices": [{"index": 0, "text": event.text, "finish_reason": None}]})
             continue
         if event.reason not in _REASONS:
-            yield _chunk({"error": {"message": event.message or f"generation ended: {event.reason}",
-                                    "type": "server_error", "code": event.reason}})
+            message = event.message or f"generation ended: {event.reason}"
+            yield _chunk(error_body(message, "server_error", code=FAILED[event.reason][1]))
             break
         yield _chunk({**head, "choices": [{"index": 0, "text": "", "finish_reason": _REASONS[event.reason]}]})
         if include_usage:
@@ -126,6 +126,4 @@ def _usage(finished: Finished) -> dict[str, int]:
 def _raise_on_failure(finished: Finished) -> None:
     if finished.reason in _REASONS:
         return
-    status = {"timeout": 504, "cancelled": 499}.get(finished.reason, 500)
-    raise ApiError(status, finished.message or f"generation ended: {finished.reason}", "server_error",
-                   code=finished.reason)
+    raise failure_error(finished.reason, finished.message or f"generation ended: {finished.reason}")

@@ -52,7 +52,8 @@ BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed batch
 # What a client hears when a forward pass failed: the cause is logged, never sent, because the batch it
 # failed in held other clients' requests.
 INTERNAL_ERROR = "generation failed because of a server error; the details are in the server log"
-FinishReason = Literal["stop", "length", "cancelled", "timeout", "error"]
+# "unavailable": the model server behind a gateway could not be reached or was overloaded (serve/upstream.py)
+FinishReason = Literal["stop", "length", "cancelled", "timeout", "error", "unavailable"]
 
 
 @dataclass
@@ -201,6 +202,12 @@ class Engine:
     @property
     def num_waiting(self) -> int:
         return len(self._waiting)
+
+    def problem(self) -> str | None:
+        """Why this engine cannot answer now (`/health` says so with a 503), or None."""
+        if self._thread is not None and not self._thread.is_alive() and not self._stopping:
+            return "the generation thread has stopped"
+        return None
 
     def adapters_in_use(self) -> set[str]:
         """Adapters of running or waiting requests. Complete only between steps (call it through `call`):

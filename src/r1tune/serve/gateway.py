@@ -30,13 +30,14 @@ def upstream_engine(cfg: Any, target: Any, loaded: Any, base_id: str) -> tuple[U
         if not serve.upstream_url:
             raise ConfigError("serve.engine: openai needs serve.upstream_url",
                               hint="e.g. serve.upstream_url: http://10.0.0.7:8000/v1")
-        url, stop_hook = serve.upstream_url, None
+        url, child = serve.upstream_url, None
     else:
-        url, stop_hook = _start_vllm(cfg, target, loaded, base_id)
+        url, child = _start_vllm(cfg, target, loaded, base_id)
     engine = UpstreamEngine(url, base_id, loaded.renderer.stop_token_ids, serve.upstream_api_key_env,
                             max_concurrent=serve.max_batch_size, max_waiting=serve.max_waiting,
                             send_stop_ids=serve.engine == "vllm", loads_adapters=serve.engine == "vllm")
-    engine.on_stop = stop_hook
+    if child is not None:
+        engine.on_stop, engine.exit_code = (lambda: _stop(child)), child.poll
     models = engine.upstream_models()  # an unreachable upstream fails at start-up, with its address
     if base_id not in models:
         engine.base_model = models[0] if models else base_id
@@ -61,7 +62,8 @@ def vllm_command(location: str, base_id: str, port: int, gpus: int, max_lora_ran
             "--max-lora-rank", str(max_lora_rank), "--tensor-parallel-size", str(max(gpus, 1))]
 
 
-def _start_vllm(cfg: Any, target: Any, loaded: Any, base_id: str) -> tuple[str, Any]:
+def _start_vllm(cfg: Any, target: Any, loaded: Any, base_id: str) -> tuple[str, subprocess.Popen]:
+    """vLLM's server as a child process, once it is healthy: (its /v1 URL, the process)."""
     import torch
 
     check_vllm_runnable()
@@ -72,7 +74,7 @@ def _start_vllm(cfg: Any, target: Any, loaded: Any, base_id: str) -> tuple[str, 
     child = subprocess.Popen(command, env=env)
     url = f"http://127.0.0.1:{cfg.serve.vllm_port}"
     _wait_healthy(child, url)
-    return f"{url}/v1", lambda: _stop(child)
+    return f"{url}/v1", child
 
 
 def _wait_healthy(child: subprocess.Popen, url: str) -> None:

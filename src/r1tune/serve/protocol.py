@@ -44,6 +44,19 @@ class ApiError(Exception):
 BodyModel = TypeVar("BodyModel", bound=BaseModel)
 
 
+# A request that ended without an answer, by its finish reason: (HTTP status, the error's `code`).
+FAILED = {"timeout": (504, "timeout"), "error": (500, "generation_failed"), "cancelled": (499, "client_closed"),
+          "unavailable": (503, "upstream_unavailable")}
+RETRY_AFTER_S = "5"  # what a 503 asks a client to wait
+
+
+def failure_error(reason: str, message: str) -> ApiError:
+    """The error a request that ended with `reason` (a key of FAILED) is answered with."""
+    status, code = FAILED[reason]
+    headers = {"Retry-After": RETRY_AFTER_S} if status == 503 else None
+    return ApiError(status, message, "server_error", code=code, headers=headers)
+
+
 def error_body(message: str, type: str = "invalid_request_error", param: str | None = None,
                code: str | int | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type, "param": param, "code": code}}

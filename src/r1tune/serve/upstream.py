@@ -7,7 +7,10 @@ upstream model name (vLLM serves each LoRA adapter under its own name). r1tune k
 keys, rate limits, guards, PII scrub, the store, routing and metrics. A slow or failing upstream affects
 only the requests it is answering: each runs in its own worker, with the request's deadline as timeout,
 and a client's cancellation closes that request's upstream stream. Upstream error details go to the log,
-never to another client.
+never to another client; the client whose request the upstream refused (4xx) gets the upstream's reason.
+An upstream that cannot be reached, drops the stream or is overloaded ends the request as `unavailable`
+(503 with Retry-After), and `/health` answers 503 while it does not answer or the vLLM child has exited, so
+a load balancer or Kubernetes stops sending traffic here.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from r1tune.serve.engine import INTERNAL_ERROR, EngineBusy, EngineRequest, Finis
 
 log = logging.getLogger(__name__)
 _FINISH = {"stop": "stop", "length": "length", "eos": "stop", "abort": "cancelled"}
+UNAVAILABLE = "the model server behind this gateway cannot be reached or is overloaded; retry later"
+OVERLOADED_STATUSES = {429, 502, 503, 504}  # the upstream's way of saying "not now"
+HEALTH_PROBE_S = 5.0  # /health asks the upstream for its models at most this often
 
 
 class UpstreamEngine:
@@ -45,6 +51,8 @@ class UpstreamEngine:
         self.send_stop_ids = send_stop_ids  # vLLM's `stop_token_ids` extension; others may refuse unknown fields
         self.loads_adapters = loads_adapters
         self.on_stop: Any = None  # e.g. stopping the vLLM child process r1tune started
+        self.exit_code: Any = None  # the vLLM child's `poll`: its exit code once it has exited, else None
+        self._health: tuple[float, str | None] = (0.0, None)  # (when to ask again, the last answer)
         self.model = None
         self.uses_adapters = False
         self._pool: ThreadPoolExecutor | None = None
@@ -61,6 +69,22 @@ class UpstreamEngine:
     @property
     def num_waiting(self) -> int:
         return self._queued
+
+    def problem(self) -> str | None:
+        """Why requests cannot be answered now (`/health` says so with a 503), or None."""
+        code = self.exit_code() if self.exit_code is not None else None
+        if code is not None:
+            return f"the vLLM server this gateway started has exited (code {code})"
+        ask_at, answer = self._health
+        if time.monotonic() >= ask_at:
+            try:
+                self.upstream_models(timeout=2)
+                answer = None
+            except R1TuneError as err:
+                log.warning("health: %s", err)
+                answer = "the model server behind this gateway does not answer"
+            self._health = (time.monotonic() + HEALTH_PROBE_S, answer)
+        return answer
 
     def start(self) -> None:
         if self._pool is None:
@@ -121,11 +145,11 @@ class UpstreamEngine:
         if reply.status_code != 200:
             raise R1TuneError(f"the upstream refused {endpoint} ({reply.status_code}): {reply.text[:300]}")
 
-    def upstream_models(self) -> list[str]:
+    def upstream_models(self, timeout: float = 10) -> list[str]:
         import httpx
 
         try:
-            reply = httpx.get(f"{self.base_url}/models", headers=self._headers(), timeout=10)
+            reply = httpx.get(f"{self.base_url}/models", headers=self._headers(), timeout=timeout)
             reply.raise_for_status()
             return [m["id"] for m in reply.json().get("data", [])]
         except (httpx.HTTPError, ValueError, KeyError) as err:
@@ -135,11 +159,18 @@ class UpstreamEngine:
     # -- one request, on a worker ---------------------------------------------------------------------------
 
     def _serve(self, request: EngineRequest) -> None:
+        import httpx
+
         with self._lock:
             self._queued -= 1
             self._running.add(request.id)
         try:
             self._stream(request)
+        except httpx.ReadTimeout:  # the request's own deadline is the read timeout
+            request.emit(Finished("timeout", len(request.prompt_ids), 0))
+        except httpx.TransportError as err:  # refused, unreachable, or the stream broke off
+            log.error("upstream %s failed request %s: %r", self.base_url, request.id, err)
+            request.emit(Finished("unavailable", len(request.prompt_ids), 0, UNAVAILABLE))
         except Exception:
             log.exception("upstream request %s failed", request.id)
             request.emit(Finished("error", len(request.prompt_ids), 0, INTERNAL_ERROR))
@@ -156,8 +187,7 @@ class UpstreamEngine:
         with httpx.stream("POST", f"{self.base_url}/completions", json=self._body(request), headers=self._headers(),
                           timeout=httpx.Timeout(timeout, connect=10)) as reply:
             if reply.status_code != 200:
-                log.error("upstream answered %s: %s", reply.status_code, reply.read()[:500])
-                request.emit(Finished("error", len(request.prompt_ids), 0, INTERNAL_ERROR))
+                request.emit(_refusal(request, reply.status_code, reply.read()))
                 return
             usage: dict[str, Any] = {}
             for chunk in sse_payloads(reply.iter_lines()):
@@ -195,6 +225,28 @@ class UpstreamEngine:
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+
+def _refusal(request: EngineRequest, status: int, body: bytes) -> Finished:
+    """How a request the upstream answered with an error status ends."""
+    log.error("upstream answered %s to request %s: %s", status, request.id, body[:500])
+    if status in OVERLOADED_STATUSES:
+        return Finished("unavailable", len(request.prompt_ids), 0, UNAVAILABLE)
+    if 400 <= status < 500:
+        return Finished("error", len(request.prompt_ids), 0,
+                        f"the model server behind this gateway refused the request ({status}): {_reason(body)}")
+    return Finished("error", len(request.prompt_ids), 0, INTERNAL_ERROR)
+
+
+def _reason(body: bytes) -> str:
+    """The upstream's own error message (OpenAI's {"error": {"message"}} or a plain text), shortened."""
+    try:
+        payload = json.loads(body)
+        error = payload.get("error", payload) if isinstance(payload, dict) else payload
+        text = error.get("message", error) if isinstance(error, dict) else error
+    except ValueError:
+        text = body.decode("utf-8", "replace")
+    return str(text).strip()[:300] or "no reason given"
 
 
 def sse_payloads(lines: Any) -> Any:
