@@ -336,6 +336,7 @@ def test_timeouts_and_overload_are_reported_in_openai_format(server, monkeypatch
     monkeypatch.setattr(engine, "max_waiting", 0)
     busy = httpx.post(server.url + "/v1/chat/completions", json=body, timeout=60)
     assert busy.status_code == 503 and busy.json()["error"]["code"] == "overloaded"
+    assert busy.headers["retry-after"] == "5"
 
 
 def test_stop_sequences_and_seeds(server, monkeypatch):

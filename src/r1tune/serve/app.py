@@ -39,6 +39,7 @@ from r1tune.serve.protocol import (
     FeedbackRequest,
     LoadAdapterRequest,
     UnloadAdapterRequest,
+    busy_error,
     chunk,
     error_body,
     failure_error,
@@ -288,8 +289,7 @@ async def _complete(runtime: ServeRuntime, body: ChatCompletionRequest, request:
         info = runtime.registry.submit(job.engine_request, job.adapter, body.user)
     except EngineBusy as err:
         _observe(runtime, job, "overloaded")
-        raise ApiError(503, f"the server is busy ({err}); retry later", "server_error",
-                       code="overloaded") from None
+        raise busy_error(err) from None
     except AdapterError as err:  # unloaded since the request was validated
         raise ApiError(404, str(err), param="model", code="model_not_found") from None
     job.adapter_version = info.version if info else None

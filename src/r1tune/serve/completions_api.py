@@ -15,7 +15,15 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from r1tune.serve.adapters import AdapterError
 from r1tune.serve.engine import EngineBusy, EngineRequest, Finished, TextDelta
-from r1tune.serve.protocol import FAILED, ApiError, CompletionRequest, error_body, failure_error, now
+from r1tune.serve.protocol import (
+    FAILED,
+    ApiError,
+    CompletionRequest,
+    busy_error,
+    error_body,
+    failure_error,
+    now,
+)
 from r1tune.serve.runtime import ServeRuntime
 from r1tune.serve.sampling import SamplingParams
 
@@ -33,7 +41,7 @@ async def raw_completion(runtime: ServeRuntime, body: CompletionRequest) -> Any:
     try:
         runtime.registry.submit(request, adapter, user=None)  # a canary takes its share at random
     except EngineBusy as err:
-        raise ApiError(503, f"the server is busy ({err}); retry later", "server_error", code="overloaded") from None
+        raise busy_error(err) from None
     except AdapterError as err:  # unloaded since the request was validated
         raise ApiError(404, str(err), param="model", code="model_not_found") from None
     head = {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": now(), "model": body.model}

@@ -57,6 +57,12 @@ def failure_error(reason: str, message: str) -> ApiError:
     return ApiError(status, message, "server_error", code=code, headers=headers)
 
 
+def busy_error(reason: object) -> ApiError:
+    """The 503 for a request the engine's full queue refused."""
+    return ApiError(503, f"the server is busy ({reason}); retry later", "server_error", code="overloaded",
+                    headers={"Retry-After": RETRY_AFTER_S})
+
+
 def error_body(message: str, type: str = "invalid_request_error", param: str | None = None,
                code: str | int | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
