@@ -322,7 +322,7 @@ def gateway_serving(ctx: dict) -> dict:
 
     write_jsonl(ctx["val"], ctx["work"] / "serve-data.jsonl")
     with contextlib.ExitStack() as stack:
-        upstream_url, upstream = _serve(stack, ctx, {})
+        upstream_url, upstream = _serve(stack, ctx, {"engine": "builtin"})
         gateway_url, gateway = _serve(stack, ctx, {"engine": "openai", "upstream_url": f"{upstream_url}/v1"})
         prompt = ctx["val"][0].messages[0].content
         direct = _chat(upstream_url, upstream.base_id, prompt, stream=False)

@@ -102,3 +102,23 @@ def test_the_walk_finds_a_constructor_that_bypasses_the_device(tmp_path):
     module = tmp_path / "bad.py"
     module.write_text("import torch\ndef step(model, ids):\n    return model(torch.tensor(ids))\n")
     assert _bypassing_constructors(module) == ["bad.py:3 torch.tensor in step"]
+
+
+def test_engine_choice_by_setting_device_and_package(monkeypatch):
+    """eval.engine and serve.engine: `auto` is vLLM only on CUDA with the package; an explicit `vllm` that
+    cannot run is refused by option name; `builtin` and `openai` are taken as they are."""
+    import importlib.util
+
+    from r1tune.models.device import choose_engine
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert choose_engine("auto", "cpu") == "builtin" and choose_engine("builtin", "cuda") == "builtin"
+    assert choose_engine("auto", "cuda", "serve.engine") == "builtin"  # no vllm installed
+    assert choose_engine("openai", "cpu", "serve.engine") == "openai"
+    with pytest.raises(ConfigError, match="eval.engine: vllm needs a CUDA GPU"):
+        choose_engine("vllm", "cpu")
+    with pytest.raises(ConfigError, match="serve.engine: vllm needs the vllm package"):
+        choose_engine("vllm", "cuda", "serve.engine")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
+    assert choose_engine("auto", "cuda") == "vllm" and choose_engine("vllm", "cuda", "serve.engine") == "vllm"
+    assert choose_engine("auto", "cpu", "serve.engine") == "builtin"

@@ -97,6 +97,15 @@ def test_engine_openai_without_url_and_vllm_without_gpu_are_refused(tiny_llama_d
             build_project_runtime(tmp_path / "b", tiny_llama_dir, "serve: {engine: vllm}")
 
 
+def test_serve_engine_auto_is_the_builtin_engine_on_a_machine_without_cuda(tiny_llama_dir, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: auto picks vLLM where it is installed")
+    runtime = build_project_runtime(tmp_path, tiny_llama_dir)  # serve.engine left at its default, auto
+    assert runtime.serve.engine == "auto" and runtime.engine.name == "builtin" and runtime.loaded.model is not None
+
+
 def test_the_vllm_child_command_serves_loopback_with_runtime_lora():
     from r1tune.serve.gateway import vllm_command
 

@@ -83,12 +83,13 @@ class GuardsConfig(_Section):
 class ServeConfig(_Section):
     host: str = Field("127.0.0.1", description="Bind address (loopback by default).")
     port: int = Field(8000, gt=0, lt=65536, description="TCP port.")
-    engine: Literal["builtin", "vllm", "openai"] = Field(
-        "builtin", description="Who generates: `builtin` (r1tune's continuous batching, any device); `vllm` "
+    engine: Literal["auto", "builtin", "vllm", "openai"] = Field(
+        "auto", description="Who generates: `builtin` (r1tune's continuous batching, any device); `vllm` "
         "(starts `vllm serve` as a child process on this machine's GPUs, `pip install vllm`); `openai` (any "
-        "OpenAI-compatible server already running at `upstream_url`: vLLM, SGLang, llama.cpp, TGI). With "
-        "`vllm`/`openai` r1tune stays the front (keys, limits, guards, PII scrub, store, routing, metrics) "
-        "and sends the upstream its own rendering as token ids to `/v1/completions`."
+        "OpenAI-compatible server already running at `upstream_url`: vLLM, SGLang, llama.cpp, TGI); `auto`: "
+        "vllm on a CUDA machine that has it, else builtin. With `vllm`/`openai` r1tune stays the front (keys, "
+        "limits, guards, PII scrub, store, routing, metrics) and sends the upstream its own rendering as token "
+        "ids to `/v1/completions`; JSON grammars and logprobs need `builtin`."
     )
     upstream_url: str | None = Field(
         None, description="`engine: openai`: the upstream's base URL, e.g. `http://10.0.0.7:8000/v1`."

@@ -10,13 +10,12 @@ Perplexity is always computed by r1tune's scorer on its own loaded model.
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from r1tune.errors import ConfigError
+from r1tune.models.device import choose_engine
 from r1tune.models.generation import Generation, decode_generation, generate
 
 
@@ -62,22 +61,6 @@ class VllmEngine:
         seconds = (time.perf_counter() - start) / max(len(prompts), 1)
         return [decode_generation(list(out.outputs[0].token_ids), loaded.renderer, seconds, stop_strings)
                 for out in outputs]
-
-
-def choose_engine(setting: str, device: str) -> str:
-    """`auto`: vLLM on CUDA when it is installed, else builtin; `vllm` where it cannot run fails by name,
-    before any weights load."""
-    has_vllm = importlib.util.find_spec("vllm") is not None
-    if setting == "builtin":
-        return "builtin"
-    if setting == "vllm":
-        if device != "cuda":
-            raise ConfigError("eval.engine: vllm needs a CUDA GPU, and this machine has none",
-                              hint="use eval.engine: builtin (or auto) on this machine")
-        if not has_vllm:
-            raise ConfigError("eval.engine: vllm needs the vllm package", hint="pip install 'r1tune[vllm]'")
-        return "vllm"
-    return "vllm" if device == "cuda" and has_vllm else "builtin"
 
 
 def make_engine(setting: str, plan: Any, loaded: Any, adapter: Path | None) -> Engine:

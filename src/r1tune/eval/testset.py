@@ -57,9 +57,8 @@ def load_schema(value: dict | Path | None) -> tuple[dict | None, str | None]:
 
 def check_eval_config(cfg: EvalConfig) -> None:
     """Fail before any training when eval inputs are unusable (schema, probe files), naming the problem."""
-    from r1tune.eval.engines import choose_engine
     from r1tune.eval.redteam import load_probes
-    from r1tune.models.device import current_plan
+    from r1tune.models.device import choose_engine, current_plan
 
     choose_engine(cfg.engine, current_plan().device)
     _, error = load_schema(cfg.json_schema)

@@ -197,7 +197,9 @@ def eval_stage(cfg: R1TuneConfig, run: RunDir, data: PreparedData | None = None,
     themselves, so the base is loaded a second time beside it."""
     from r1tune import models
     from r1tune.eval import evaluate
-    from r1tune.eval.engines import choose_engine, make_engine
+    from r1tune.eval.engines import make_engine
+    from r1tune.models.device import choose_engine
+
     data = data or load_prepared(run.data)
     plan = models.inference_plan(cfg.train.precision, cfg.model)
     choose_engine(cfg.eval.engine, plan.device)  # a vLLM request this machine cannot honour fails before loading

@@ -124,6 +124,22 @@ def current_plan(precision: str = "auto", attention: str = "auto") -> DevicePlan
     return decide(Hardware.detect(), precision, attention)
 
 
+def choose_engine(setting: str, device: str, option: str = "eval.engine") -> str:
+    """Who generates for `option` (`eval.engine` or `serve.engine`): `auto` is vLLM on a CUDA machine that
+    has the vllm package, else builtin; `vllm` where it cannot run fails by name, before any weights load;
+    any other setting (`builtin`, `openai`) is taken as it is."""
+    has_vllm = importlib.util.find_spec("vllm") is not None
+    if setting == "vllm":
+        if device != "cuda":
+            raise ConfigError(f"{option}: vllm needs a CUDA GPU, and this machine has none",
+                              hint=f"use {option}: builtin (or auto) on this machine")
+        if not has_vllm:
+            raise ConfigError(f"{option}: vllm needs the vllm package", hint="pip install 'r1tune[vllm]'")
+    if setting == "auto":
+        return "vllm" if device == "cuda" and has_vllm else "builtin"
+    return setting
+
+
 def model_device(model: Any) -> Any:
     """Where a model's inputs must live: the device of its input embeddings (the first shard of a model
     spread over several GPUs with `device_map`)."""

@@ -154,6 +154,7 @@ class Engine:
         self._mask: torch.Tensor | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self.name = "builtin"  # as serve.engine resolved
         self.steps = 0
         self.prefills = 0  # prefill forward passes; fewer per request means arrivals were batched
         self.tokens_generated = 0

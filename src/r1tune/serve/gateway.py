@@ -8,7 +8,6 @@ upstream gets r1tune's token ids (serve/upstream.py) and r1tune keeps the front.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import subprocess
@@ -23,10 +22,12 @@ log = logging.getLogger(__name__)
 VLLM_START_TIMEOUT_S = 1200  # a 70B model takes minutes to load
 
 
-def upstream_engine(cfg: Any, target: Any, loaded: Any, base_id: str) -> tuple[UpstreamEngine, int | None]:
-    """The engine for `cfg.serve.engine`, and the model's context length as the upstream reports it."""
+def upstream_engine(cfg: Any, target: Any, loaded: Any, base_id: str,
+                    name: str) -> tuple[UpstreamEngine, int | None]:
+    """The engine `name` (`openai` or `vllm`, as `serve.engine` resolved), and the model's context length as
+    the upstream reports it."""
     serve = cfg.serve
-    if serve.engine == "openai":
+    if name == "openai":
         if not serve.upstream_url:
             raise ConfigError("serve.engine: openai needs serve.upstream_url",
                               hint="e.g. serve.upstream_url: http://10.0.0.7:8000/v1")
@@ -35,7 +36,7 @@ def upstream_engine(cfg: Any, target: Any, loaded: Any, base_id: str) -> tuple[U
         url, child = _start_vllm(cfg, target, loaded, base_id)
     engine = UpstreamEngine(url, base_id, loaded.renderer.stop_token_ids, serve.upstream_api_key_env,
                             max_concurrent=serve.max_batch_size, max_waiting=serve.max_waiting,
-                            send_stop_ids=serve.engine == "vllm", loads_adapters=serve.engine == "vllm")
+                            name=name, send_stop_ids=name == "vllm", loads_adapters=name == "vllm")
     if child is not None:
         engine.on_stop, engine.exit_code = (lambda: _stop(child)), child.poll
     models = engine.upstream_models()  # an unreachable upstream fails at start-up, with its address
@@ -43,16 +44,6 @@ def upstream_engine(cfg: Any, target: Any, loaded: Any, base_id: str) -> tuple[U
         engine.base_model = models[0] if models else base_id
         log.info("the upstream serves %s; base requests go to %s", models, engine.base_model)
     return engine, None
-
-
-def check_vllm_runnable() -> None:
-    import torch
-
-    if not torch.cuda.is_available():
-        raise ConfigError("serve.engine: vllm needs a CUDA GPU, and this machine has none",
-                          hint="use serve.engine: builtin here, or point serve.engine: openai at a GPU server")
-    if importlib.util.find_spec("vllm") is None:
-        raise ConfigError("serve.engine: vllm needs the vllm package", hint="pip install 'r1tune[vllm]'")
 
 
 def vllm_command(location: str, base_id: str, port: int, gpus: int, max_lora_rank: int = 64) -> list[str]:
@@ -66,7 +57,6 @@ def _start_vllm(cfg: Any, target: Any, loaded: Any, base_id: str) -> tuple[str, 
     """vLLM's server as a child process, once it is healthy: (its /v1 URL, the process)."""
     import torch
 
-    check_vllm_runnable()
     location = str(target.weights_dir or loaded.source.location)
     env = {**os.environ, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}
     command = vllm_command(location, base_id, cfg.serve.vllm_port, torch.cuda.device_count(), cfg.serve.max_lora_rank)

@@ -144,7 +144,7 @@ def logprobs_setting(runtime: ServeRuntime, body: ChatCompletionRequest) -> int 
     if not body.logprobs:
         return None
     if not getattr(runtime.engine, "local", True):
-        raise ApiError(400, f"logprobs are not available with serve.engine: {runtime.serve.engine}",
+        raise ApiError(400, f"logprobs are not available with serve.engine: {runtime.engine.name}",
                        param="logprobs", code="unsupported_parameter")
     if runtime.guards.scrubs:
         raise ApiError(400, "logprobs are not available while this server masks personal data in answers "
@@ -162,7 +162,7 @@ def output_grammar(runtime: ServeRuntime, body: ChatCompletionRequest, functions
                        "cannot both shape one answer", param="tool_choice", code="invalid_value")
     if (forced or wants_json) and not getattr(runtime.engine, "local", True):
         raise ApiError(400, f"grammar-constrained output (a JSON response_format or a forced tool call) is not "
-                       f"available with serve.engine: {runtime.serve.engine}", param="response_format",
+                       f"available with serve.engine: {runtime.engine.name}", param="response_format",
                        code="unsupported_parameter")
     if forced:
         return runtime.structured.compile_tool_call(list(functions))

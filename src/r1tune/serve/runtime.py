@@ -187,14 +187,13 @@ def load_serving_model(source, model_cfg, plan, pack_weights: bool = True):
     return model
 
 
-def _local_engine(cfg: R1TuneConfig, target: ServeTarget, loaded: Any) -> tuple[Engine, int | None]:
+def _local_engine(cfg: R1TuneConfig, target: ServeTarget, loaded: Any, plan: Any) -> tuple[Engine, int | None]:
     """The model in this process, placed by the device plan, and the continuous-batching engine over it."""
     from r1tune import models
 
     serve = cfg.serve
     source = models.weights_source(cfg.model, target.weights_dir) if target.weights_dir else loaded.source
-    loaded.model = model = load_serving_model(source, cfg.model, models.inference_plan(serve.precision, cfg.model),
-                                               serve.pack_weights)
+    loaded.model = model = load_serving_model(source, cfg.model, plan, serve.pack_weights)
     max_context = getattr(model.config, "max_position_embeddings", None)
     engine = Engine(model, loaded.tokenizer, loaded.renderer.stop_token_ids, max_batch_size=serve.max_batch_size,
                     max_waiting=serve.max_waiting, prefill_token_budget=serve.prefill_token_budget,
@@ -205,6 +204,8 @@ def _local_engine(cfg: R1TuneConfig, target: ServeTarget, loaded: Any) -> tuple[
 def build_runtime(target: ServeTarget) -> ServeRuntime:
     """Load the model and every configured adapter; nothing is started yet (see `ServeRuntime.start`)."""
     from r1tune import models
+    from r1tune.models.device import choose_engine
+
     cfg = target.cfg
     serve = cfg.serve
     if cfg.model.trust_remote_code:
@@ -217,12 +218,15 @@ def build_runtime(target: ServeTarget) -> ServeRuntime:
     loaded = models.load(cfg.model, cfg.train.reasoning, with_weights=False)
     served_name = cfg.project.name if target.weights_dir else loaded.source.display_name.rstrip("/").split("/")[-1]
     base_id = serve.base_model_id or _adapter_id(served_name)
-    if serve.engine == "builtin":
-        engine, max_context = _local_engine(cfg, target, loaded)
+    plan = models.inference_plan(serve.precision, cfg.model)
+    engine_name = choose_engine(serve.engine, plan.device, "serve.engine")
+    if engine_name == "builtin":
+        engine, max_context = _local_engine(cfg, target, loaded, plan)
     else:
         from r1tune.serve.gateway import upstream_engine
 
-        engine, max_context = upstream_engine(cfg, target, loaded, base_id)
+        engine, max_context = upstream_engine(cfg, target, loaded, base_id, engine_name)
+    log.info("serve.engine: %s (%s)", engine_name, serve.engine)
     roots = serve.adapter_dirs or [cfg.project.runs_dir]
     registry = AdapterRegistry(engine, allowed_roots=roots)
     runtime = ServeRuntime(cfg, base_id, loaded, engine, registry, Guards(serve.guards), store, keys,

@@ -39,10 +39,11 @@ class UpstreamEngine:
     local = False  # no model in this process: no grammar-constrained decoding or logprobs here
 
     def __init__(self, base_url: str, base_model: str, stop_token_ids: list[int], api_key_env: str | None = None,
-                 max_concurrent: int = 16, max_waiting: int = 256, send_stop_ids: bool = False,
+                 max_concurrent: int = 16, max_waiting: int = 256, name: str = "openai", send_stop_ids: bool = False,
                  loads_adapters: bool = False) -> None:
         """`loads_adapters`: the upstream is vLLM started by r1tune with run-time LoRA loading, so an adapter
         it does not list yet is loaded into it (`/v1/load_lora_adapter`); otherwise it must already be there."""
+        self.name = name  # what serve.engine resolved to: openai, or vllm (the child r1tune started)
         self.base_url = base_url.rstrip("/")
         self.base_model = base_model
         self.stop_token_ids = list(stop_token_ids)
