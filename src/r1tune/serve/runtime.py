@@ -211,6 +211,8 @@ def build_runtime(target: ServeTarget) -> ServeRuntime:
     if cfg.model.trust_remote_code:
         raise ConfigError("the server does not run models that need trust_remote_code",
                           hint="set model.trust_remote_code: false (export a model in standard format first)")
+    plan = models.inference_plan(serve.precision, cfg.model)
+    engine_name = choose_engine(serve.engine, plan.device, "serve.engine")  # vLLM without CUDA fails first
     keys = ApiKeys.load(serve.api_keys_file, serve.api_keys_env, serve.allow_weak_keys)
     check_security(serve, keys)
     # opened before the model loads, so a wrong database URL fails in seconds, not after a 70B load
@@ -218,8 +220,6 @@ def build_runtime(target: ServeTarget) -> ServeRuntime:
     loaded = models.load(cfg.model, cfg.train.reasoning, with_weights=False)
     served_name = cfg.project.name if target.weights_dir else loaded.source.display_name.rstrip("/").split("/")[-1]
     base_id = serve.base_model_id or _adapter_id(served_name)
-    plan = models.inference_plan(serve.precision, cfg.model)
-    engine_name = choose_engine(serve.engine, plan.device, "serve.engine")
     if engine_name == "builtin":
         engine, max_context = _local_engine(cfg, target, loaded, plan)
     else:
