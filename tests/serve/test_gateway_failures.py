@@ -169,3 +169,14 @@ def test_health_probes_the_upstream_at_most_every_few_seconds(upstream_state, ti
         assert calls == [2]
         stop_upstream()
         assert httpx.get(f"{url}/health").status_code == 200  # the last answer holds until it is due again
+
+
+def test_an_upstream_that_is_not_openai_shaped_is_unhealthy_not_a_crash():
+    """A /v1/models that answers something else (here a bare list) is a named problem, not a 500."""
+    from r1tune.serve.upstream import UpstreamEngine
+
+    app = FastAPI()
+    app.get("/v1/models")(lambda: ["base"])
+    with serving_in_thread(app) as url:
+        engine = UpstreamEngine(f"{url}/v1", "base", [0])
+        assert engine.problem() == "the model server behind this gateway does not answer"

@@ -153,7 +153,7 @@ class UpstreamEngine:
             reply = httpx.get(f"{self.base_url}/models", headers=self._headers(), timeout=timeout)
             reply.raise_for_status()
             return [m["id"] for m in reply.json().get("data", [])]
-        except (httpx.HTTPError, ValueError, KeyError) as err:
+        except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as err:  # not OpenAI-shaped too
             raise R1TuneError(f"cannot list the upstream's models at {self.base_url}/models: {err}",
                               hint="check serve.upstream_url and that the upstream server is running") from None
 
