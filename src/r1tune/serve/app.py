@@ -451,7 +451,7 @@ async def _stream(runtime: ServeRuntime, job: Job, include_usage: bool, who: Cal
                 yield _sse(chunk(job.id, job.created, job.model_id, delta))
         if job.finish_reason in FAILED:
             _observe(runtime, job, job.finish_reason)
-            yield _sse(error_body(_failure_message(job), "server_error", code=FAILED[job.finish_reason][1]))
+            yield _sse(failure_error(job.finish_reason, _failure_message(job)).body())
             yield "data: [DONE]\n\n"
             return
         await _record(runtime, job, who)

@@ -16,11 +16,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from r1tune.serve.adapters import AdapterError
 from r1tune.serve.engine import EngineBusy, EngineRequest, Finished, TextDelta
 from r1tune.serve.protocol import (
-    FAILED,
     ApiError,
     CompletionRequest,
     busy_error,
-    error_body,
     failure_error,
     now,
 )
@@ -113,8 +111,7 @@ async def _sse(queue: asyncio.Queue, head: dict, include_usage: bool, request: E
             yield _chunk({**head, "choices": [{"index": 0, "text": event.text, "finish_reason": None}]})
             continue
         if event.reason not in _REASONS:
-            message = event.message or f"generation ended: {event.reason}"
-            yield _chunk(error_body(message, "server_error", code=FAILED[event.reason][1]))
+            yield _chunk(failure_error(event.reason, event.message or f"generation ended: {event.reason}").body())
             break
         yield _chunk({**head, "choices": [{"index": 0, "text": "", "finish_reason": _REASONS[event.reason]}]})
         if include_usage:
