@@ -1,15 +1,18 @@
 """A gateway (`serve.engine: openai`) whose upstream fails: each way of failing reaches the client as its own
 answer (503 with Retry-After while the upstream is down, dropped or overloaded; the upstream's reason when it
 refuses a request; no upstream internals when it crashes), and `/health` answers 503 while the upstream does
-not answer or the vLLM child has exited. The upstream is a small OpenAI-shaped app on 127.0.0.1 whose
+not answer or the vLLM child is down. The upstream is a small OpenAI-shaped app on 127.0.0.1 whose
 behaviour each test sets."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
+import os
+import signal
 import sys
+import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,10 +21,12 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from serve_helpers import build_project_runtime, running_server
 
 from r1tune.serve import upstream as upstream_module
-from r1tune.serve.server import serving_in_thread
+from r1tune.serve.server import free_port, serving_in_thread
+from r1tune.serve.supervised import SupervisedServer
 
 MESSAGES = [{"role": "user", "content": "Where is my parcel?"}]
 SECRET = "/srv/internal/cuda-kernels.py"
+FAKE_VLLM = Path(__file__).with_name("fake_vllm.py")
 
 
 def fake_upstream(state: dict) -> FastAPI:
@@ -147,14 +152,27 @@ def test_a_stopped_upstream_makes_requests_and_health_503(gateway):
         **health.json(), "status": "unavailable", "reason": "the model server behind this gateway does not answer"}
 
 
-def test_health_is_503_once_the_vllm_child_has_exited(gateway):
+def test_health_is_503_while_the_vllm_child_is_down(gateway):
+    """The vLLM child's supervisor (serve/supervised.py) wired as serve/gateway.py wires it; a child that is
+    left down (here: no restarts allowed) keeps /health at 503 with the reason."""
     url, runtime, _ = gateway
-    child = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
-    child.wait(30)
-    runtime.engine.exit_code = child.poll  # as serve/gateway.py wires the vLLM child it started
-    health = httpx.get(f"{url}/health")
-    assert health.status_code == 503 and health.json()["reason"] == (
-        "the vLLM server this gateway started has exited (code 3)")
+    port = free_port()
+    child = SupervisedServer([sys.executable, str(FAKE_VLLM), str(port)], f"http://127.0.0.1:{port}",
+                             max_restarts=0, first_delay_s=0.05)
+    child.start()
+    runtime.engine.child_problem = child.problem
+    try:
+        assert httpx.get(f"{url}/health").status_code == 200
+        os.kill(child.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while child.problem() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        health = httpx.get(f"{url}/health")
+        assert health.status_code == 503 and health.json()["reason"] == (
+            "the vLLM server this gateway started has exited (code -9) and is left down: it exited 1 time "
+            "within 10 minutes")
+    finally:
+        child.stop()
 
 
 def test_health_probes_the_upstream_at_most_every_few_seconds(upstream_state, tiny_llama_dir, tmp_path):

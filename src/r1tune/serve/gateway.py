@@ -2,24 +2,23 @@
 
 `openai` points at an OpenAI-compatible server that is already running (`serve.upstream_url`). `vllm`
 starts vLLM's OpenAI server as a child process on 127.0.0.1 (the base model, `--enable-lora` with runtime
-adapter loading, tensor parallel over this machine's GPUs) and stops it with the server. Either way the
-upstream gets r1tune's token ids (serve/upstream.py) and r1tune keeps the front.
+adapter loading, tensor parallel over this machine's GPUs), starts it again if it dies (serve/supervised.py)
+and stops it with the server. Either way the upstream gets r1tune's token ids (serve/upstream.py) and r1tune
+keeps the front.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import sys
-import time
 from typing import Any
 
 from r1tune.errors import ConfigError
+from r1tune.serve.supervised import SupervisedServer
 from r1tune.serve.upstream import UpstreamEngine
 
 log = logging.getLogger(__name__)
-VLLM_START_TIMEOUT_S = 1200  # a 70B model takes minutes to load
 
 
 def upstream_engine(cfg: Any, target: Any, loaded: Any, base_id: str,
@@ -38,7 +37,7 @@ def upstream_engine(cfg: Any, target: Any, loaded: Any, base_id: str,
                             max_concurrent=serve.max_batch_size, max_waiting=serve.max_waiting,
                             name=name, send_stop_ids=name == "vllm", loads_adapters=name == "vllm")
     if child is not None:
-        engine.on_stop, engine.exit_code = (lambda: _stop(child)), child.poll
+        engine.on_stop, engine.child_problem, child.on_restart = child.stop, child.problem, engine.reload_adapters
     models = engine.upstream_models()  # an unreachable upstream fails at start-up, with its address
     if base_id not in models:
         engine.base_model = models[0] if models else base_id
@@ -53,40 +52,14 @@ def vllm_command(location: str, base_id: str, port: int, gpus: int, max_lora_ran
             "--max-lora-rank", str(max_lora_rank), "--tensor-parallel-size", str(max(gpus, 1))]
 
 
-def _start_vllm(cfg: Any, target: Any, loaded: Any, base_id: str) -> tuple[str, subprocess.Popen]:
-    """vLLM's server as a child process, once it is healthy: (its /v1 URL, the process)."""
+def _start_vllm(cfg: Any, target: Any, loaded: Any, base_id: str) -> tuple[str, SupervisedServer]:
+    """vLLM's server as a supervised child process, once it is healthy: (its /v1 URL, its supervisor)."""
     import torch
 
     location = str(target.weights_dir or loaded.source.location)
     env = {**os.environ, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}
     command = vllm_command(location, base_id, cfg.serve.vllm_port, torch.cuda.device_count(), cfg.serve.max_lora_rank)
-    log.info("starting vLLM: %s", " ".join(command))
-    child = subprocess.Popen(command, env=env)
     url = f"http://127.0.0.1:{cfg.serve.vllm_port}"
-    _wait_healthy(child, url)
+    child = SupervisedServer(command, url, env)
+    child.start()
     return f"{url}/v1", child
-
-
-def _wait_healthy(child: subprocess.Popen, url: str) -> None:
-    import httpx
-
-    deadline = time.monotonic() + VLLM_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if child.poll() is not None:
-            raise ConfigError(f"vLLM exited with code {child.returncode} while starting (its log is above)")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(2)
-    _stop(child)
-    raise ConfigError(f"vLLM did not become healthy within {VLLM_START_TIMEOUT_S} s")
-
-
-def _stop(child: subprocess.Popen) -> None:
-    child.terminate()
-    try:
-        child.wait(30)
-    except subprocess.TimeoutExpired:
-        child.kill()

@@ -9,8 +9,8 @@ only the requests it is answering: each runs in its own worker, with the request
 and a client's cancellation closes that request's upstream stream. Upstream error details go to the log,
 never to another client; the client whose request the upstream refused (4xx) gets the upstream's reason.
 An upstream that cannot be reached, drops the stream or is overloaded ends the request as `unavailable`
-(503 with Retry-After), and `/health` answers 503 while it does not answer or the vLLM child has exited, so
-a load balancer or Kubernetes stops sending traffic here.
+(503 with Retry-After), and `/health` answers 503 while it does not answer or the vLLM child is down (it is
+started again: serve/supervised.py), so a load balancer or Kubernetes stops sending traffic here.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class UpstreamEngine:
         self.send_stop_ids = send_stop_ids  # vLLM's `stop_token_ids` extension; others may refuse unknown fields
         self.loads_adapters = loads_adapters
         self.on_stop: Any = None  # e.g. stopping the vLLM child process r1tune started
-        self.exit_code: Any = None  # the vLLM child's `poll`: its exit code once it has exited, else None
+        self.child_problem: Any = None  # the vLLM child's supervisor's `problem`: why it is down, else None
         self._health: tuple[float, str | None] = (0.0, None)  # (when to ask again, the last answer)
         self.model = None
         self.uses_adapters = False
@@ -62,6 +62,7 @@ class UpstreamEngine:
         self._queued = 0
         self._holding: dict[int, str | None] = {}  # the adapter of every queued or running request
         self._adapters: dict[str, str] = {}
+        self._adapter_dirs: dict[str, str] = {}  # what was loaded into the upstream at run time
 
     @property
     def num_running(self) -> int:
@@ -73,9 +74,9 @@ class UpstreamEngine:
 
     def problem(self) -> str | None:
         """Why requests cannot be answered now (`/health` says so with a 503), or None."""
-        code = self.exit_code() if self.exit_code is not None else None
-        if code is not None:
-            return f"the vLLM server this gateway started has exited (code {code})"
+        down = self.child_problem() if self.child_problem is not None else None
+        if down is not None:
+            return down
         ask_at, answer = self._health
         if time.monotonic() >= ask_at:
             try:
@@ -129,6 +130,7 @@ class UpstreamEngine:
         listed = name in self.upstream_models()
         if not listed and self.loads_adapters:
             self._post("load_lora_adapter", {"lora_name": name, "lora_path": str(adapter_dir)})
+            self._adapter_dirs[name] = str(adapter_dir)
         elif not listed:
             raise R1TuneError(f"the upstream at {self.base_url} serves no model named {name!r}",
                               hint=f"start it with the adapter loaded under that name (vLLM: --lora-modules {name}=PATH)")
@@ -138,6 +140,12 @@ class UpstreamEngine:
         if self.loads_adapters:
             self._post("unload_lora_adapter", {"lora_name": name})
         self._adapters.pop(name, None)
+        self._adapter_dirs.pop(name, None)
+
+    def reload_adapters(self) -> None:
+        """Load every run-time adapter again, into an upstream that was restarted without them."""
+        for name, adapter_dir in dict(self._adapter_dirs).items():
+            self._post("load_lora_adapter", {"lora_name": name, "lora_path": adapter_dir})
 
     def _post(self, endpoint: str, body: dict[str, Any]) -> None:
         import httpx
