@@ -103,3 +103,16 @@ def test_a_child_whose_command_cannot_run_any_more_is_left_down_with_the_reason(
     _kill(child)
     _until(lambda: child.problem() is not None and "cannot be started again" in child.problem())
     assert "No such file or directory" in child.problem()
+
+
+def test_a_restart_whose_adapters_cannot_be_loaded_again_is_retried_then_left_down(child):
+    """on_restart failing (here always) stops the new process; each try counts as an exit."""
+    child.max_restarts = 2
+
+    def reload_fails():
+        raise RuntimeError("the upstream refused load_lora_adapter (400)")
+
+    child.on_restart = reload_fails
+    _kill(child)
+    _until(lambda: child.problem() is not None and "left down" in child.problem())
+    assert child.restarts == 0 and "it exited 3 times" in child.problem()

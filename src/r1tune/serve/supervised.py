@@ -1,13 +1,14 @@
 """A child server process that is started again when it dies: the vLLM server behind `serve.engine: vllm`.
 
 vLLM's server can exit under a running gateway (a CUDA error, the out-of-memory killer, an NCCL timeout with
-tensor parallelism). Without a restart the gateway would answer 503 until an operator or Kubernetes'
-liveness probe restarted the whole pod, which on a bare machine nobody does. A watcher thread notices the
-exit, starts the same command again after a back-off (1, 2, 4 ... up to 30 s), waits for its `/health`, then
-calls `on_restart` (the gateway loads its run-time LoRA adapters into the new process) before traffic flows
-again. While it is down `problem()` says why, so `/health` answers 503 with that reason. A server that keeps
-dying (`max_restarts` exits within `RESTART_WINDOW_S`) is left down, and `problem()` says so for good:
-restarting it forever would hide a fault the operator must see.
+tensor parallelism). Without a restart the gateway would answer 503 until an operator or Kubernetes' liveness
+probe restarted the whole pod, which on a bare machine nobody does. A watcher thread notices the exit, starts
+the same command again after a back-off (1, 2, 4 ... up to 30 s), waits for its `/health`, then calls
+`on_restart` (the gateway loads its run-time LoRA adapters into the new process) before traffic flows again;
+if that fails, the new process is stopped and counts as one more exit. While it is down `problem()` says why,
+so `/health` answers 503 with that reason. A server that keeps dying (more than `max_restarts` exits within
+`RESTART_WINDOW_S`) is left down, and `problem()` says so for good: restarting it forever would hide a fault
+the operator must see.
 """
 
 from __future__ import annotations
@@ -100,9 +101,9 @@ class SupervisedServer:
         try:
             if self.on_restart is not None:
                 self.on_restart()
-        except Exception:  # the server runs, but without what on_restart restores: still a problem
-            log.exception("%s restarted, but restoring its state failed", self.name)
-            self._problem = f"the {self.name} server this gateway started was restarted without its adapters"
+        except Exception:  # it runs without what on_restart restores: stopped, so that the next look retries
+            log.exception("%s restarted, but restoring its state failed; stopping it to try again", self.name)
+            self._kill()
             return
         self.restarts += 1
         self._problem = None
