@@ -114,6 +114,19 @@ def test_the_vllm_child_command_serves_loopback_with_runtime_lora():
     joined = " ".join(command)
     assert "--host 127.0.0.1 --port 8100" in joined and "--enable-lora" in joined
     assert "--tensor-parallel-size 4" in joined and "--served-model-name r1-7b" in joined
+    tuned = vllm_command("/models/r1-7b", "r1-7b", 8100, gpus=1, extra_args=["--max-model-len", "16384"])
+    assert tuned[-2:] == ["--max-model-len", "16384"] and tuned[:-2] == vllm_command("/models/r1-7b", "r1-7b", 8100, 1)
+
+
+@pytest.mark.parametrize("flag", ["--port", "--max-lora-rank=8", "-tp", "--model"])
+def test_vllm_flags_r1tune_sets_itself_are_refused_in_vllm_args(flag):
+    from pydantic import ValidationError
+
+    from r1tune.config.serve import ServeConfig
+
+    with pytest.raises(ValidationError, match=f"{flag.split('=')[0]} is set by r1tune itself"):
+        ServeConfig(vllm_args=["--max-model-len", "8192", flag, "1"])
+    assert ServeConfig(vllm_args=["--max-model-len", "8192"]).vllm_args == ["--max-model-len", "8192"]
 
 
 def test_a_request_waiting_for_an_upstream_worker_holds_its_adapter():

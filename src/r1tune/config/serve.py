@@ -23,6 +23,18 @@ def _compiles(patterns: list[str]) -> list[str]:
 
 
 RegexList = Annotated[list[str], AfterValidator(_compiles)]
+# The vLLM child's flags r1tune sets itself (serve/gateway.py): the gateway depends on each of them.
+VLLM_FLAGS_SET_BY_R1TUNE = ("--model", "--served-model-name", "--host", "--port", "--enable-lora",
+                            "--max-lora-rank", "--tensor-parallel-size", "-tp")
+
+
+def _not_set_by_r1tune(args: list[str]) -> list[str]:
+    for arg in args:
+        flag = arg.split("=", 1)[0]
+        if flag in VLLM_FLAGS_SET_BY_R1TUNE:
+            raise ValueError(f"{flag} is set by r1tune itself (serve.vllm_port, serve.max_lora_rank, the model, "
+                             f"all GPUs); remove it from serve.vllm_args")
+    return args
 
 
 class AdapterSpec(_Section):
@@ -101,6 +113,12 @@ class ServeConfig(_Section):
     max_lora_rank: Literal[8, 16, 32, 64, 128, 256, 320, 512] = Field(
         64, description="`engine: vllm`: the largest LoRA rank the child accepts (vLLM reserves memory for it); "
         "an adapter of higher rank is refused when it is loaded."
+    )
+    vllm_args: Annotated[list[str], AfterValidator(_not_set_by_r1tune)] = Field(
+        default_factory=list,
+        description="`engine: vllm`: more flags for the child `vllm serve`, e.g. `[--max-model-len, \"16384\", "
+        "--gpu-memory-utilization, \"0.85\"]` when the model's full context does not fit the GPU's KV cache. "
+        "Flags r1tune sets itself (model, host, port, LoRA, tensor parallel) are refused.",
     )
     adapters: list[AdapterSpec] = Field(
         default_factory=list,

@@ -45,11 +45,13 @@ def upstream_engine(cfg: Any, target: Any, loaded: Any, base_id: str,
     return engine, None
 
 
-def vllm_command(location: str, base_id: str, port: int, gpus: int, max_lora_rank: int = 64) -> list[str]:
-    """vLLM's OpenAI server for r1tune's gateway: loopback only, every adapter loaded at run time."""
+def vllm_command(location: str, base_id: str, port: int, gpus: int, max_lora_rank: int = 64,
+                 extra_args: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """vLLM's OpenAI server for r1tune's gateway: loopback only, every adapter loaded at run time, then the
+    user's `serve.vllm_args`."""
     return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", location,
             "--served-model-name", base_id, "--host", "127.0.0.1", "--port", str(port), "--enable-lora",
-            "--max-lora-rank", str(max_lora_rank), "--tensor-parallel-size", str(max(gpus, 1))]
+            "--max-lora-rank", str(max_lora_rank), "--tensor-parallel-size", str(max(gpus, 1)), *extra_args]
 
 
 def _start_vllm(cfg: Any, target: Any, loaded: Any, base_id: str) -> tuple[str, SupervisedServer]:
@@ -58,8 +60,10 @@ def _start_vllm(cfg: Any, target: Any, loaded: Any, base_id: str) -> tuple[str, 
 
     location = str(target.weights_dir or loaded.source.location)
     env = {**os.environ, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}
-    command = vllm_command(location, base_id, cfg.serve.vllm_port, torch.cuda.device_count(), cfg.serve.max_lora_rank)
-    url = f"http://127.0.0.1:{cfg.serve.vllm_port}"
+    serve = cfg.serve
+    command = vllm_command(location, base_id, serve.vllm_port, torch.cuda.device_count(), serve.max_lora_rank,
+                           serve.vllm_args)
+    url = f"http://127.0.0.1:{serve.vllm_port}"
     child = SupervisedServer(command, url, env)
     child.start()
     return f"{url}/v1", child
