@@ -14,7 +14,8 @@ e-commerce example's products rendered in the R1 chat format. Each section is ti
 5. Eval generation: r1tune's builtin engine, and vLLM when it is installed, tokens/s on the same prompts.
 6. Serving: r1tune's continuous-batching engine on the GPU answers concurrent requests; and over HTTP, a
    second r1tune in front of that server as the gateway (`serve.engine: openai`) gives the same greedy answer,
-   whole and streamed, as the server itself.
+   whole and streamed, as the server itself; and `serve.engine: vllm` (r1tune starting vLLM's server as its
+   child) when vLLM is installed.
 
 Writes bench-results/gpu_check.json and a table; exits 1 on any device or dtype error. On a machine
 without CUDA it says so and exits 0 without running; `--cpu-smoke` runs every section on the CPU with a
@@ -335,6 +336,31 @@ def gateway_serving(ctx: dict) -> dict:
     return {"requests": 3, "same_answer_through_gateway": True, "gateway_seconds": seconds}
 
 
+def vllm_child_serving(ctx: dict) -> dict:
+    """`serve.engine: vllm`: r1tune starts vLLM's server as its child and fronts it; greedy chat answers,
+    whole and streamed, must agree and not be empty. Small memory share and context: the offline vLLM of the
+    generation section may still hold its share of this GPU."""
+    import contextlib
+
+    from r1tune.data.records import write_jsonl
+    from r1tune.serve.server import free_port
+
+    if ctx["device"] != "cuda" or importlib.util.find_spec("vllm") is None:
+        return {"skipped": "needs CUDA and vllm"}
+    write_jsonl(ctx["val"], ctx["work"] / "serve-data.jsonl")
+    with contextlib.ExitStack() as stack:
+        start = time.perf_counter()
+        url, runtime = _serve(stack, ctx, {"engine": "vllm", "vllm_port": free_port(), "vllm_args": [
+            "--gpu-memory-utilization", "0.3", "--max-model-len", "4096", "--enforce-eager"]})
+        started = time.perf_counter() - start
+        prompt = ctx["val"][0].messages[0].content
+        whole = _chat(url, runtime.base_id, prompt, stream=False)
+        streamed = _chat(url, runtime.base_id, prompt, stream=True)
+    if whole != streamed or not any(whole):
+        raise RuntimeError(f"through the vLLM child {whole!r}, streamed {streamed!r}")
+    return {"requests": 2, "vllm_start_seconds": round(started, 1), "same_answer_streamed": True}
+
+
 def _serve(stack: Any, ctx: dict, serve: dict) -> tuple[str, Any]:
     """An r1tune server for the saved base with these `serve` settings, in a thread until `stack` closes."""
     from r1tune.config import R1TuneConfig
@@ -378,7 +404,8 @@ def _chat(url: str, model: str, prompt: str, stream: bool) -> tuple[str, str]:
 SECTIONS = {"r1tune LoRA padded": lambda c: r1tune_lora(c, False), "r1tune LoRA packed": lambda c: r1tune_lora(c, True),
             "HF Trainer + PEFT (baseline)": hf_trainer_baseline, "QLoRA": qlora, "export: merge + read-back": export_merge,
             "eval generation": generation,
-            "serving": serving, "serving through the gateway": gateway_serving}
+            "serving": serving, "serving through the gateway": gateway_serving,
+            "serving through a vLLM child": vllm_child_serving}
 
 
 def main() -> int:
@@ -400,9 +427,8 @@ def main() -> int:
     if not torch.cuda.is_available() and not args.cpu_smoke:
         print("gpu-check needs a CUDA GPU; this machine has none, so nothing ran (--cpu-smoke runs it tiny on CPU)")
         return 0
-    results = run_sections(args)
     args.out.parent.mkdir(exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, default=str))
+    results = run_sections(args)
     print_table(results)
     return 1 if results["errors"] else 0
 
@@ -430,6 +456,8 @@ def run_sections(args: argparse.Namespace) -> dict:
             except Exception as err:  # every section runs; any failure fails the check
                 results["errors"][name] = f"{type(err).__name__}: {err}"
                 traceback.print_exc()
+            # after every section, so that a run stopped by a time limit keeps what it measured
+            args.out.write_text(json.dumps(results, indent=2, default=str))
     return results
 
 
@@ -439,14 +467,17 @@ def torch_device_name(device: str) -> str:
     return torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
 
 
+NOTED = ("val_loss", "vllm_tokens_per_s", "vllm", "skipped", "requests", "completion_tokens",
+         "same_answer_through_gateway", "same_answer_streamed", "vllm_start_seconds", "merge_seconds",
+         "same_next_token", "max_logit_diff")
+
+
 def print_table(results: dict) -> None:
     print(f"\n{results['gpu']} · {results['precision']} · bf16 matmul peak {results['bf16_matmul_peak_tflops']:.1f} TFLOP/s")
     print("| section | real tok/s | MFU | peak GiB | notes |\n|---|---|---|---|---|")
     for name, row in results["sections"].items():
         tokens = row.get("real_tokens_per_s") or row.get("builtin_tokens_per_s")
-        notes = {k: v for k, v in row.items()
-                 if k in ("val_loss", "vllm_tokens_per_s", "vllm", "skipped", "requests", "completion_tokens",
-                          "same_answer_through_gateway", "merge_seconds", "same_next_token", "max_logit_diff")}
+        notes = {k: v for k, v in row.items() if k in NOTED}
         mfu = f"{100 * row['mfu']:.1f}%" if "mfu" in row else "-"
         memory = f"{row['peak_memory_gib']:.1f}" if row.get("peak_memory_gib") else "-"
         print(f"| {name} | {tokens:.0f} | {mfu} | {memory} | {notes} |" if tokens else f"| {name} | - | - | - | {notes} |")

@@ -37,6 +37,7 @@ def test_cpu_smoke_runs_every_section(tmp_path):
     assert sections["eval generation"]["builtin_tokens_per_s"] > 0
     assert sections["export: merge + read-back"]["same_next_token"] == 1.0
     assert sections["serving through the gateway"]["same_answer_through_gateway"] is True
+    assert sections["serving through a vLLM child"] == {"skipped": "needs CUDA and vllm"}
 
 
 def test_the_carried_bitsandbytes_wheel_keeps_only_the_cuda13_and_cpu_libraries(tmp_path):
