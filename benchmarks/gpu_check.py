@@ -272,6 +272,7 @@ def generation(ctx: dict) -> dict:
     ctx["renderer"].tokenizer.save_pretrained(folder)
     del model
     engine = VllmEngine(str(folder), None, 1, ctx["precision"])
+    engine.reserve(max(map(len, prompts)) + ctx["new_tokens"])  # as evaluate() does
     loaded = type("Loaded", (), {"renderer": ctx["renderer"]})()
     start = time.perf_counter()
     gens = engine.generate("base", loaded, prompts, ctx["new_tokens"])

@@ -57,8 +57,12 @@ def test_vllm_gets_r1tunes_prompt_ids_and_the_adapter_only_when_tuned(fake_vllm,
 
     loaded = models.load(ModelConfig(name=str(tiny_llama_dir)), with_weights=False)
     engine = VllmEngine(str(tiny_llama_dir), tmp_path / "adapter", gpus=2, dtype="bf16")
-    llm = fake_vllm[0]
+    assert fake_vllm == []  # started by reserve, with the context the evaluation needs
+    engine.reserve(300)
+    engine.reserve(900)  # once started, it stays as it is
+    (llm,) = fake_vllm
     assert llm.kwargs["enable_lora"] and llm.kwargs["tensor_parallel_size"] == 2 and llm.kwargs["dtype"] == "bfloat16"
+    assert llm.kwargs["max_model_len"] == 300
     tokenizer = loaded.tokenizer
     llm.reply = tokenizer("Yes, 30 days.", add_special_tokens=False).input_ids + [loaded.renderer.stop_token_ids[0]]
     prompt = loaded.renderer.render_prompt([Message("user", "Can I return it?")])
@@ -78,4 +82,31 @@ def test_make_engine_keeps_builtin_on_cpu_and_for_whole_model_runs(fake_vllm, mo
     assert isinstance(make_engine("auto", decide(Hardware()), loaded, None), BuiltinEngine)
     gpu = decide(Hardware(cuda_devices=1, cuda_bf16=True))
     assert isinstance(make_engine("auto", gpu, loaded, None), BuiltinEngine)  # whole weights: builtin does both
-    assert isinstance(make_engine("auto", gpu, loaded, "adapter"), VllmEngine) and not fake_vllm[0].calls
+    assert isinstance(make_engine("auto", gpu, loaded, "adapter"), VllmEngine) and fake_vllm == []
+
+
+def test_evaluation_reserves_its_longest_prompt_plus_the_answer_budget(tiny_llama_dir, tmp_path):
+    """What evaluate() tells the engine before generating: the longest of its test, red-team and reasoning
+    prompts plus eval.max_new_tokens (vLLM would otherwise reserve KV cache for the model's whole window)."""
+    from r1tune import models
+    from r1tune.config import EvalConfig, ModelConfig
+    from r1tune.data.records import Message, Record
+    from r1tune.eval import evaluate
+
+    class Recording(BuiltinEngine):
+        def __init__(self):
+            self.reserved = []
+
+        def reserve(self, context_tokens):
+            self.reserved.append(context_tokens)
+
+    loaded = models.load(ModelConfig(name=str(tiny_llama_dir)))
+    records = [Record([Message("user", "Can I return it? " * n), Message("assistant", "Yes.")]) for n in (1, 9)]
+    cfg = EvalConfig(max_new_tokens=5, reasoning_probes=2, redteam=[], latency_prompts=0, compare_base=False)
+    engine = Recording()
+    evaluate(cfg, loaded, records, tmp_path, "fp32", 64, False, engine=engine)
+    from r1tune.eval.retention import probe_selection
+
+    prompts = [loaded.renderer.render_prompt(r.prompt_messages) for r in records]
+    prompts += [loaded.renderer.render_prompt([Message("user", p.question)]) for p in probe_selection(2)]
+    assert engine.reserved == [max(map(len, prompts)) + 5]

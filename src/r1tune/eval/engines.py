@@ -20,6 +20,9 @@ from r1tune.models.generation import Generation, decode_generation, generate
 
 
 class Engine(Protocol):
+    def reserve(self, context_tokens: int) -> None:
+        """The longest prompt plus answer any later `generate` call asks for (told once, before them)."""
+
     def generate(self, variant: str, loaded: Any, prompts: list[list[int]], max_new_tokens: int,
                  **kwargs: Any) -> list[Generation]: ...
 
@@ -27,22 +30,44 @@ class Engine(Protocol):
 class BuiltinEngine:
     """transformers' generate on the loaded model (the adapter is switched by the caller)."""
 
+    def reserve(self, context_tokens: int) -> None:
+        pass  # its cache grows with the batch it generates
+
     def generate(self, variant: str, loaded: Any, prompts: list[list[int]], max_new_tokens: int,
                  **kwargs: Any) -> list[Generation]:
         return generate(loaded.model, loaded.renderer, prompts, max_new_tokens, **kwargs)
 
 
 class VllmEngine:
-    """vLLM's offline `LLM` over the base weights, with the run's adapter (if any) as a LoRA request."""
+    """vLLM's offline `LLM` over the base weights, with the run's adapter (if any) as a LoRA request.
+
+    The engine starts at `reserve` (or the first `generate`), with `max_model_len` the evaluation's longest
+    prompt plus its answer budget: left to itself vLLM reserves KV cache for the model's whole window (128k
+    tokens for the R1 distills, 7.5 GB for a 7B), which beside the scoring model's weights does not fit the
+    half of a 24-48 GB GPU this engine takes, and vLLM refuses to start."""
 
     def __init__(self, base: str, adapter: Path | None, gpus: int, dtype: str, max_lora_rank: int = 64,
                  gpu_memory_utilization: float = 0.5) -> None:
+        self.adapter = adapter
+        self.settings = dict(model=base, enable_lora=adapter is not None, max_lora_rank=max_lora_rank,
+                             tensor_parallel_size=max(gpus, 1), gpu_memory_utilization=gpu_memory_utilization,
+                             dtype={"fp16": "float16", "fp32": "float32"}.get(dtype, "bfloat16"), seed=0)
+        self._llm: Any = None
+
+    def reserve(self, context_tokens: int) -> None:
+        if self._llm is None:
+            self._start(context_tokens)
+
+    @property
+    def llm(self) -> Any:
+        if self._llm is None:
+            self._start(None)
+        return self._llm
+
+    def _start(self, context_tokens: int | None) -> None:
         from vllm import LLM
 
-        self.adapter = adapter
-        self.llm = LLM(model=base, enable_lora=adapter is not None, max_lora_rank=max_lora_rank,
-                       tensor_parallel_size=max(gpus, 1), dtype={"fp16": "float16", "fp32": "float32"}.get(dtype, "bfloat16"),
-                       gpu_memory_utilization=gpu_memory_utilization, seed=0)
+        self._llm = LLM(**self.settings, **({"max_model_len": context_tokens} if context_tokens else {}))
 
     def generate(self, variant: str, loaded: Any, prompts: list[list[int]], max_new_tokens: int,
                  temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None,

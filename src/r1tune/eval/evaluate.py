@@ -85,6 +85,8 @@ def evaluate(
     reasoning_probes = probe_selection(cfg.reasoning_probes)
     reasoning_prompts = [loaded.renderer.render_prompt([Message("user", p.question)]) for p in reasoning_probes]
     reasoning_gens: dict[str, list[Generation]] = {}
+    longest = max(map(len, [*test.prompts, *probe_prompts, *reasoning_prompts]), default=0)
+    engine.reserve(longest + cfg.max_new_tokens)
 
     nll: dict[str, list[tuple[float, int]]] = {}
     gens: dict[str, dict[str, list[Generation]]] = {}
