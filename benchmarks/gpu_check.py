@@ -120,8 +120,11 @@ def _reset_peak(device: str) -> None:
 
 
 def lora_flops_per_token(model: Any) -> float:
-    """4 x frozen weights (forward + input gradient, no weight gradient) + 6 x trainable weights."""
-    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    """4 x frozen weights (forward + input gradient, no weight gradient) + 6 x trainable weights, less the
+    input embeddings (a lookup, no matmul) unless they are the tied LM head."""
+    embedding = model.get_input_embeddings().weight
+    tied = embedding is model.get_output_embeddings().weight
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad and (tied or p is not embedding))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return 4 * frozen + 6 * trainable
 

@@ -57,3 +57,19 @@ def test_the_carried_bitsandbytes_wheel_keeps_only_the_cuda13_and_cpu_libraries(
     with zipfile.ZipFile(wheel) as kept:
         assert kept.namelist() == [names[0], names[1], names[3], names[5]]
         assert kept.read(names[3]) == names[3].encode()
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_mfu_counts_no_flops_for_the_input_embedding_lookup(tied):
+    from peft import LoraConfig, get_peft_model
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    sys.path.insert(0, str(SCRIPT.parent))
+    from gpu_check import lora_flops_per_token
+
+    config = Qwen2Config(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, vocab_size=1000, tie_word_embeddings=tied)
+    model = get_peft_model(Qwen2ForCausalLM(config), LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    layers = sum(p.numel() for n, p in model.named_parameters() if ".layers." in n and "lora_" not in n)
+    norm, head, lora = 32, 1000 * 32, sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert lora_flops_per_token(model) == 4 * (layers + norm + head) + 6 * lora
