@@ -1,7 +1,7 @@
 """A stand-in for vLLM's OpenAI server as a child process: /health, /v1/models (the base and the adapters loaded
 into this process) and /v1/load_lora_adapter, so a restarted child starts without the adapters, as vLLM does.
 
-    python fake_vllm.py PORT
+    python fake_vllm.py PORT [broken-models]   (broken-models: /v1/models answers 500)
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/health":
             self._answer({})
+        elif self.path == "/v1/models" and "broken-models" in sys.argv:
+            self._answer({"error": {"message": "engine core died"}}, 500)
         elif self.path == "/v1/models":
             self._answer({"data": [{"id": name} for name in ["base", *LOADED]]})
         else:

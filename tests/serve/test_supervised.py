@@ -116,3 +116,22 @@ def test_a_restart_whose_adapters_cannot_be_loaded_again_is_retried_then_left_do
     _kill(child)
     _until(lambda: child.problem() is not None and "left down" in child.problem())
     assert child.restarts == 0 and "it exited 3 times" in child.problem()
+
+
+def test_a_vllm_child_whose_gateway_cannot_start_is_stopped_with_it(monkeypatch):
+    """serve/gateway.py: the child is healthy but does not list its models, so the gateway's start-up fails,
+    and the child does not outlive it."""
+    from types import SimpleNamespace
+
+    from r1tune.errors import R1TuneError
+    from r1tune.serve import gateway
+
+    port = free_port()
+    child = SupervisedServer([sys.executable, FAKE_VLLM, str(port), "broken-models"], f"http://127.0.0.1:{port}",
+                             first_delay_s=0.05)
+    monkeypatch.setattr(gateway, "_start_vllm", lambda *args: (child.start() or f"{child.url}/v1", child))
+    serve = SimpleNamespace(upstream_api_key_env=None, max_batch_size=2, max_waiting=2)
+    loaded = SimpleNamespace(renderer=SimpleNamespace(stop_token_ids=[0]))
+    with pytest.raises(R1TuneError, match="cannot list the upstream's models"):
+        gateway.upstream_engine(SimpleNamespace(serve=serve), None, loaded, "base", "vllm")
+    assert child._child.poll() is not None

@@ -38,7 +38,11 @@ def upstream_engine(cfg: Any, target: Any, loaded: Any, base_id: str,
                             name=name, send_stop_ids=name == "vllm", loads_adapters=name == "vllm")
     if child is not None:
         engine.on_stop, engine.child_problem, child.on_restart = child.stop, child.problem, engine.reload_adapters
-    models = engine.upstream_models()  # an unreachable upstream fails at start-up, with its address
+    try:
+        models = engine.upstream_models()  # an unreachable upstream fails at start-up, with its address
+    except Exception:
+        engine.stop()  # and takes the vLLM child it started with it
+        raise
     if base_id not in models:
         engine.base_model = models[0] if models else base_id
         log.info("the upstream serves %s; base requests go to %s", models, engine.base_model)
