@@ -175,6 +175,18 @@ def test_health_is_503_while_the_vllm_child_is_down(gateway):
         child.stop()
 
 
+def test_requests_while_the_vllm_child_restarts_are_503s_to_retry(gateway):
+    """Between its restart and its adapters being loaded again, vLLM would answer an adapter's request with a
+    404; the gateway answers 503 to retry until the supervisor says the child is back."""
+    url, runtime, _ = gateway
+    runtime.engine.child_problem = lambda: "the vLLM server this gateway started has exited (code -9); restarting it"
+    reply = _chat(url, runtime.base_id)
+    assert reply.status_code == 503 and reply.json()["error"]["code"] == "upstream_unavailable"
+    assert reply.headers["retry-after"] == "5"
+    runtime.engine.child_problem = lambda: None
+    assert _chat(url, runtime.base_id).status_code == 200
+
+
 def test_health_probes_the_upstream_at_most_every_few_seconds(upstream_state, tiny_llama_dir, tmp_path):
     """Without the test's override: a stopped upstream shows in /health only after HEALTH_PROBE_S, and a
     flood of health checks does not become a flood of upstream calls."""

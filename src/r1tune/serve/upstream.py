@@ -174,6 +174,10 @@ class UpstreamEngine:
             self._queued -= 1
             self._running.add(request.id)
         try:
+            if self.child_problem is not None and self.child_problem() is not None:
+                # down, or up again without its adapters yet: a retry later gets the right model
+                request.emit(Finished("unavailable", len(request.prompt_ids), 0, UNAVAILABLE))
+                return
             self._stream(request)
         except httpx.ReadTimeout:  # the request's own deadline is the read timeout
             request.emit(Finished("timeout", len(request.prompt_ids), 0))
