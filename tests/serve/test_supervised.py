@@ -51,6 +51,7 @@ def test_a_child_that_dies_is_started_again_with_its_adapters(child, tmp_path):
     engine.child_problem, child.on_restart = child.problem, engine.reload_adapters
     engine.attach_adapter("support", tmp_path)
     assert engine.upstream_models() == ["base", "support"]
+    child.first_delay_s = 1.0  # down for a second at least, so that the state in between can be read
     first = _kill(child)
     _until(lambda: child.problem() is not None)
     assert child.problem() == "the vLLM server this gateway started has exited (code -9); restarting it"
