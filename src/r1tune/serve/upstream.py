@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -52,7 +53,8 @@ class UpstreamEngine:
         self.send_stop_ids = send_stop_ids  # vLLM's `stop_token_ids` extension; others may refuse unknown fields
         self.loads_adapters = loads_adapters
         self.on_stop: Any = None  # e.g. stopping the vLLM child process r1tune started
-        self.child_problem: Any = None  # the vLLM child's supervisor's `problem`: why it is down, else None
+        # the vLLM child's supervisor's `problem` (why it is down, else None); no child, no problem
+        self.child_problem: Callable[[], str | None] = lambda: None
         self._health: tuple[float, str | None] = (0.0, None)  # (when to ask again, the last answer)
         self.model = None
         self.uses_adapters = False
@@ -74,7 +76,7 @@ class UpstreamEngine:
 
     def problem(self) -> str | None:
         """Why requests cannot be answered now (`/health` says so with a 503), or None."""
-        down = self.child_problem() if self.child_problem is not None else None
+        down = self.child_problem()
         if down is not None:
             return down
         ask_at, answer = self._health
@@ -174,16 +176,16 @@ class UpstreamEngine:
             self._queued -= 1
             self._running.add(request.id)
         try:
-            if self.child_problem is not None and self.child_problem() is not None:
+            if self.child_problem() is not None:
                 # down, or up again without its adapters yet: a retry later gets the right model
-                request.emit(Finished("unavailable", len(request.prompt_ids), 0, UNAVAILABLE))
+                request.emit(_unavailable(request))
                 return
             self._stream(request)
         except httpx.ReadTimeout:  # the request's own deadline is the read timeout
             request.emit(Finished("timeout", len(request.prompt_ids), 0))
         except httpx.TransportError as err:  # refused, unreachable, or the stream broke off
             log.error("upstream %s failed request %s: %r", self.base_url, request.id, err)
-            request.emit(Finished("unavailable", len(request.prompt_ids), 0, UNAVAILABLE))
+            request.emit(_unavailable(request))
         except Exception:
             log.exception("upstream request %s failed", request.id)
             request.emit(Finished("error", len(request.prompt_ids), 0, INTERNAL_ERROR))
@@ -244,11 +246,16 @@ def _refusal(request: EngineRequest, status: int, body: bytes) -> Finished:
     """How a request the upstream answered with an error status ends."""
     log.error("upstream answered %s to request %s: %s", status, request.id, body[:500])
     if status in OVERLOADED_STATUSES:
-        return Finished("unavailable", len(request.prompt_ids), 0, UNAVAILABLE)
+        return _unavailable(request)
     if 400 <= status < 500:
         return Finished("error", len(request.prompt_ids), 0,
                         f"the model server behind this gateway refused the request ({status}): {_reason(body)}")
     return Finished("error", len(request.prompt_ids), 0, INTERNAL_ERROR)
+
+
+def _unavailable(request: EngineRequest) -> Finished:
+    """The end of a request the upstream cannot answer now: a 503 to retry (protocol.failure_error)."""
+    return Finished("unavailable", len(request.prompt_ids), 0, UNAVAILABLE)
 
 
 def _reason(body: bytes) -> str:
