@@ -323,9 +323,6 @@ def gateway_serving(ctx: dict) -> dict:
     and streamed, must get through the gateway exactly the answer the server gives directly."""
     import contextlib
 
-    from r1tune.data.records import write_jsonl
-
-    write_jsonl(ctx["val"], ctx["work"] / "serve-data.jsonl")
     with contextlib.ExitStack() as stack:
         upstream_url, upstream = _serve(stack, ctx, {"engine": "builtin"})
         gateway_url, gateway = _serve(stack, ctx, {"engine": "openai", "upstream_url": f"{upstream_url}/v1"})
@@ -346,12 +343,10 @@ def vllm_child_serving(ctx: dict) -> dict:
     generation section may still hold its share of this GPU."""
     import contextlib
 
-    from r1tune.data.records import write_jsonl
     from r1tune.serve.server import free_port
 
     if ctx["device"] != "cuda" or importlib.util.find_spec("vllm") is None:
         return {"skipped": "needs CUDA and vllm"}
-    write_jsonl(ctx["val"], ctx["work"] / "serve-data.jsonl")
     with contextlib.ExitStack() as stack:
         start = time.perf_counter()
         url, runtime = _serve(stack, ctx, {"engine": "vllm", "vllm_port": free_port(), "vllm_args": [
@@ -368,10 +363,13 @@ def vllm_child_serving(ctx: dict) -> dict:
 def _serve(stack: Any, ctx: dict, serve: dict) -> tuple[str, Any]:
     """An r1tune server for the saved base with these `serve` settings, in a thread until `stack` closes."""
     from r1tune.config import R1TuneConfig
+    from r1tune.data.records import write_jsonl
     from r1tune.serve import ServeTarget, build_runtime, create_app
     from r1tune.serve.server import serving_in_thread
 
     work = ctx["work"]
+    if not (work / "serve-data.jsonl").is_file():  # the project's data: the val records, written once
+        write_jsonl(ctx["val"], work / "serve-data.jsonl")
     cfg = R1TuneConfig.model_validate({
         "project": {"name": "gpu-check", "runs_dir": str(work / "runs")},
         "data": {"sources": [{"path": str(work / "serve-data.jsonl")}]},
