@@ -1,10 +1,11 @@
-"""Serving test helpers: r1tune's app served in a thread for a runtime, project runtimes, and the
-two tiny chat-format models (ChatML and DeepSeek-R1) served side by side."""
+"""Serving test helpers: r1tune's app served in a thread for a runtime, project runtimes, the two tiny
+chat-format models (ChatML and DeepSeek-R1) served side by side, and waiting for a condition."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from helpers import write_messages_jsonl, write_project
@@ -72,3 +73,13 @@ def make_adapter_run(root: Path, name: str, model_dir: Path, records: list[Recor
     lora = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=list(targets), init_lora_weights=False)
     get_peft_model(model, lora).save_pretrained(run / "train" / "adapter")
     return run
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
+    """Poll `condition` every 50 ms; an AssertionError if it does not hold within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the condition did not hold within {seconds:.0f} s")

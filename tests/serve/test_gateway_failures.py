@@ -11,14 +11,13 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, StreamingResponse
-from serve_helpers import build_project_runtime, running_server
+from serve_helpers import build_project_runtime, running_server, wait_until
 
 from r1tune.serve import upstream as upstream_module
 from r1tune.serve.server import free_port, serving_in_thread
@@ -164,9 +163,7 @@ def test_health_is_503_while_the_vllm_child_is_down(gateway):
     try:
         assert httpx.get(f"{url}/health").status_code == 200
         os.kill(child.pid, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while child.problem() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: child.problem() is not None)
         health = httpx.get(f"{url}/health")
         assert health.status_code == 503 and health.json()["reason"] == (
             "the vLLM server this gateway started has exited (code -9) and is left down: it exited 1 time "

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from serve_helpers import wait_until
 
 from r1tune.errors import ConfigError
 from r1tune.serve.server import free_port
@@ -31,15 +32,6 @@ def child():
     server.stop()
 
 
-def _until(condition, seconds: float = 30.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("the condition did not hold in time")
-
-
 def _kill(server: SupervisedServer) -> int:
     pid = server.pid
     os.kill(pid, signal.SIGKILL)
@@ -53,10 +45,10 @@ def test_a_child_that_dies_is_started_again_with_its_adapters(child, tmp_path):
     assert engine.upstream_models() == ["base", "support"]
     child.first_delay_s = 1.0  # down for a second at least, so that the state in between can be read
     first = _kill(child)
-    _until(lambda: child.problem() is not None)
+    wait_until(lambda: child.problem() is not None)
     assert child.problem() == "the vLLM server this gateway started has exited (code -9); restarting it"
     assert engine.problem() == child.problem()  # /health answers 503 with it
-    _until(lambda: child.problem() is None)
+    wait_until(lambda: child.problem() is None)
     assert child.pid != first and child.restarts == 1
     assert engine.upstream_models() == ["base", "support"]  # loaded again before the problem cleared
 
@@ -64,9 +56,9 @@ def test_a_child_that_dies_is_started_again_with_its_adapters(child, tmp_path):
 def test_a_child_that_keeps_dying_is_left_down(child):
     child.max_restarts = 1
     _kill(child)
-    _until(lambda: child.restarts == 1 and child.problem() is None)
+    wait_until(lambda: child.restarts == 1 and child.problem() is None)
     last = _kill(child)
-    _until(lambda: child.problem() is not None and "left down" in child.problem())
+    wait_until(lambda: child.problem() is not None and "left down" in child.problem())
     assert child.problem() == ("the vLLM server this gateway started has exited (code -9) and is left down: "
                                "it exited 2 times within 10 minutes")
     time.sleep(0.5)
@@ -102,7 +94,7 @@ def test_a_child_that_never_answers_is_stopped_and_named():
 def test_a_child_whose_command_cannot_run_any_more_is_left_down_with_the_reason(child, tmp_path):
     child.command = [str(tmp_path / "removed-venv" / "python"), FAKE_VLLM]
     _kill(child)
-    _until(lambda: child.problem() is not None and "cannot be started again" in child.problem())
+    wait_until(lambda: child.problem() is not None and "cannot be started again" in child.problem())
     assert "No such file or directory" in child.problem()
 
 
@@ -115,7 +107,7 @@ def test_a_restart_whose_adapters_cannot_be_loaded_again_is_retried_then_left_do
 
     child.on_restart = reload_fails
     _kill(child)
-    _until(lambda: child.problem() is not None and "left down" in child.problem())
+    wait_until(lambda: child.problem() is not None and "left down" in child.problem())
     assert child.restarts == 0 and "it exited 3 times" in child.problem()
 
 
