@@ -92,6 +92,7 @@ def test_evaluation_reserves_its_longest_prompt_plus_the_answer_budget(tiny_llam
     from r1tune.config import EvalConfig, ModelConfig
     from r1tune.data.records import Message, Record
     from r1tune.eval import evaluate
+    from r1tune.eval.retention import probe_selection
 
     class Recording(BuiltinEngine):
         def __init__(self):
@@ -105,8 +106,6 @@ def test_evaluation_reserves_its_longest_prompt_plus_the_answer_budget(tiny_llam
     cfg = EvalConfig(max_new_tokens=5, reasoning_probes=2, redteam=[], latency_prompts=0, compare_base=False)
     engine = Recording()
     evaluate(cfg, loaded, records, tmp_path, "fp32", 64, False, engine=engine)
-    from r1tune.eval.retention import probe_selection
-
     prompts = [loaded.renderer.render_prompt(r.prompt_messages) for r in records]
     prompts += [loaded.renderer.render_prompt([Message("user", p.question)]) for p in probe_selection(2)]
     assert engine.reserved == [max(map(len, prompts)) + 5]
