@@ -20,7 +20,8 @@ class Handler(BaseHTTPRequestHandler):
         elif self.path == "/v1/models" and "broken-models" in sys.argv:
             self._answer({"error": {"message": "engine core died"}}, 500)
         elif self.path == "/v1/models":
-            self._answer({"data": [{"id": name} for name in ["base", *LOADED]]})
+            # vLLM's cards carry the context it allocated, the same for the base and each adapter
+            self._answer({"data": [{"id": name, "max_model_len": 40960} for name in ["base", *LOADED]]})
         else:
             self._answer({"error": {"message": "not found"}}, 404)
 

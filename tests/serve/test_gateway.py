@@ -110,7 +110,7 @@ def test_the_vllm_child_command_serves_loopback_with_runtime_lora():
     from r1tune.serve.gateway import vllm_command
 
     command = vllm_command("/models/r1-7b", "r1-7b", 8100, gpus=4)
-    assert command[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
+    assert command[1:4] == ["-m", "vllm.entrypoints.cli.main", "serve"]  # what `vllm serve` runs
     joined = " ".join(command)
     assert "--host 127.0.0.1 --port 8100" in joined and "--enable-lora" in joined
     assert "--tensor-parallel-size 4" in joined and "--served-model-name r1-7b" in joined
@@ -118,7 +118,34 @@ def test_the_vllm_child_command_serves_loopback_with_runtime_lora():
     assert tuned[-2:] == ["--max-model-len", "16384"] and tuned[:-2] == vllm_command("/models/r1-7b", "r1-7b", 8100, 1)
 
 
-@pytest.mark.parametrize("flag", ["--port", "--max-lora-rank=8", "-tp", "--model"])
+@pytest.mark.parametrize(("version", "extra", "context"), [
+    ("0.14.0", [], ["--max-model-len", "auto"]),  # the first vLLM that fits the context itself
+    ("0.15.1rc2", [], ["--max-model-len", "auto"]),
+    ("0.13.2", [], []),  # older ones take no `auto`: they keep the model's window
+    (None, [], []),
+    ("not-a-version", [], []),
+    ("0.14.0", ["--max_model_len=8192"], ["--max_model_len=8192"]),  # the user's, in either spelling, wins
+    ("0.14.0", ["--max-model-len", "16384"], ["--max-model-len", "16384"]),
+])
+def test_the_vllm_child_fits_its_context_to_the_gpu_where_vllm_can(version, extra, context):
+    from r1tune.serve.gateway import vllm_command
+
+    command = vllm_command("/models/r1-7b", "r1-7b", 8100, gpus=1, extra_args=extra, vllm_version=version)
+    base = vllm_command("/models/r1-7b", "r1-7b", 8100, gpus=1)
+    assert command == base + context
+
+
+def test_the_gateway_holds_requests_to_the_context_the_upstream_reports(upstream, gateway):
+    (_, up_runtime), (gw_url, gw_runtime) = upstream, gateway
+    assert gw_runtime.max_context == up_runtime.max_context == 1024  # the tiny model's window, via /v1/models
+    listed = httpx.get(f"{gw_url}/v1/models", timeout=30).json()["data"]
+    assert {m["id"]: m["max_model_len"] for m in listed}[gw_runtime.base_id] == 1024
+    reply = _chat(gw_url, gw_runtime.base_id, max_tokens=1500)
+    assert reply.status_code == 400 and reply.json()["error"]["code"] == "context_length_exceeded"
+    assert "context of 1024 tokens" in reply.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("flag", ["--port", "--max-lora-rank=8", "--max_lora_rank=8", "-tp", "--model"])
 def test_vllm_flags_r1tune_sets_itself_are_refused_in_vllm_args(flag):
     from pydantic import ValidationError
 

@@ -51,6 +51,15 @@ def test_a_child_that_dies_is_started_again_with_its_adapters(child, tmp_path):
     wait_until(lambda: child.problem() is None)
     assert child.pid != first and child.restarts == 1
     assert engine.upstream_models() == ["base", "support"]  # loaded again before the problem cleared
+    assert engine.upstream_contexts() == {"base": 40960, "support": 40960}
+
+
+@pytest.mark.parametrize(("reported", "context"), [(40960, 40960), (None, None), (0, None), (-1, None),
+                                                   ("40960", None), (True, None), (4096.0, None)])
+def test_only_a_positive_whole_context_length_counts(reported, context):
+    from r1tune.serve.upstream import _context_length
+
+    assert _context_length(reported) == context
 
 
 def test_a_child_that_keeps_dying_is_left_down(child):

@@ -28,10 +28,17 @@ VLLM_FLAGS_SET_BY_R1TUNE = ("--model", "--served-model-name", "--host", "--port"
                             "--max-lora-rank", "--tensor-parallel-size", "-tp")
 
 
+def vllm_flag_name(arg: str) -> str:
+    """The flag an argument of `vllm serve` sets, as vLLM's parser reads it: `--max_model_len=8192` and
+    `--max-model-len` are the same flag."""
+    flag = arg.split("=", 1)[0]
+    return "--" + flag[2:].replace("_", "-") if flag.startswith("--") else flag
+
+
 def _not_set_by_r1tune(args: list[str]) -> list[str]:
     for arg in args:
-        flag = arg.split("=", 1)[0]
-        if flag in VLLM_FLAGS_SET_BY_R1TUNE:
+        if vllm_flag_name(arg) in VLLM_FLAGS_SET_BY_R1TUNE:
+            flag = arg.split("=", 1)[0]
             raise ValueError(f"{flag} is set by r1tune itself (serve.vllm_port, serve.max_lora_rank, the model, "
                              f"all GPUs); remove it from serve.vllm_args")
     return args
@@ -117,7 +124,8 @@ class ServeConfig(_Section):
     vllm_args: Annotated[list[str], AfterValidator(_not_set_by_r1tune)] = Field(
         default_factory=list,
         description="`engine: vllm`: more flags for the child `vllm serve`, e.g. `[--max-model-len, \"16384\", "
-        "--gpu-memory-utilization, \"0.85\"]` when the model's full context does not fit the GPU's KV cache. "
+        "--gpu-memory-utilization, \"0.85\"]`. Without `--max-model-len` here, r1tune asks vLLM 0.14+ for "
+        "`auto` (the longest context whose KV cache fits the GPU); older vLLM reserves the model's whole window. "
         "Flags r1tune sets itself (model, host, port, LoRA, tensor parallel) are refused.",
     )
     adapters: list[AdapterSpec] = Field(

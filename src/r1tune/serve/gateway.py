@@ -14,11 +14,13 @@ import os
 import sys
 from typing import Any
 
+from r1tune.config.serve import vllm_flag_name
 from r1tune.errors import ConfigError
 from r1tune.serve.supervised import SupervisedServer
 from r1tune.serve.upstream import UpstreamEngine
 
 log = logging.getLogger(__name__)
+AUTO_CONTEXT_SINCE = (0, 14)
 
 
 def upstream_engine(cfg: Any, target: Any, loaded: Any, base_id: str,
@@ -39,23 +41,53 @@ def upstream_engine(cfg: Any, target: Any, loaded: Any, base_id: str,
     if child is not None:
         engine.on_stop, engine.child_problem, child.on_restart = child.stop, child.problem, engine.reload_adapters
     try:
-        models = engine.upstream_models()  # an unreachable upstream fails at start-up, with its address
+        contexts = engine.upstream_contexts()  # an unreachable upstream fails at start-up, with its address
     except Exception:
         engine.stop()  # and takes the vLLM child it started with it
         raise
-    if base_id not in models:
-        engine.base_model = models[0] if models else base_id
-        log.info("the upstream serves %s; base requests go to %s", models, engine.base_model)
-    return engine, None
+    if base_id not in contexts:
+        engine.base_model = next(iter(contexts), base_id)
+        log.info("the upstream serves %s; base requests go to %s", list(contexts), engine.base_model)
+    context = contexts.get(engine.base_model)
+    log.info("the upstream's context: %s tokens", context or "not reported")
+    return engine, context
 
 
 def vllm_command(location: str, base_id: str, port: int, gpus: int, max_lora_rank: int = 64,
-                 extra_args: list[str] | tuple[str, ...] = ()) -> list[str]:
-    """vLLM's OpenAI server for r1tune's gateway: loopback only, every adapter loaded at run time, then the
-    user's `serve.vllm_args`."""
-    return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", location,
-            "--served-model-name", base_id, "--host", "127.0.0.1", "--port", str(port), "--enable-lora",
-            "--max-lora-rank", str(max_lora_rank), "--tensor-parallel-size", str(max(gpus, 1)), *extra_args]
+                 extra_args: list[str] | tuple[str, ...] = (), vllm_version: str | None = None) -> list[str]:
+    """vLLM's OpenAI server for r1tune's gateway: loopback only, every adapter loaded at run time, the
+    context fitted to the GPU's memory where vLLM can (`vllm_version`, the installed one), then the user's
+    `serve.vllm_args`."""
+    # the module behind `vllm serve` from 0.8 on, run by this Python (so the venv's vLLM, whatever PATH holds);
+    # `vllm.entrypoints.openai.api_server` still starts in 0.34 but is deprecated there
+    command = [sys.executable, "-m", "vllm.entrypoints.cli.main", "serve", "--model", location,
+               "--served-model-name", base_id, "--host", "127.0.0.1", "--port", str(port), "--enable-lora",
+               "--max-lora-rank", str(max_lora_rank), "--tensor-parallel-size", str(max(gpus, 1))]
+    sets_context = any(vllm_flag_name(arg) == "--max-model-len" for arg in extra_args)
+    if not sets_context and _fits_context_itself(vllm_version):
+        command += ["--max-model-len", "auto"]
+    return command + list(extra_args)
+
+
+def _fits_context_itself(vllm_version: str | None) -> bool:
+    """Whether this vLLM takes `--max-model-len auto` (0.14 and later): the longest context whose KV cache
+    fits beside the weights. Without it vLLM reserves the model's whole window (128k tokens for an R1
+    distill) and refuses to start where that does not fit."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return vllm_version is not None and Version(vllm_version).release >= AUTO_CONTEXT_SINCE
+    except InvalidVersion:
+        return False
+
+
+def installed_vllm_version() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vllm")
+    except PackageNotFoundError:
+        return None
 
 
 def _start_vllm(cfg: Any, target: Any, loaded: Any, base_id: str) -> tuple[str, SupervisedServer]:
@@ -66,7 +98,7 @@ def _start_vllm(cfg: Any, target: Any, loaded: Any, base_id: str) -> tuple[str, 
     env = {**os.environ, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}
     serve = cfg.serve
     command = vllm_command(location, base_id, serve.vllm_port, torch.cuda.device_count(), serve.max_lora_rank,
-                           serve.vllm_args)
+                           serve.vllm_args, installed_vllm_version())
     url = f"http://127.0.0.1:{serve.vllm_port}"
     child = SupervisedServer(command, url, env)
     child.start()

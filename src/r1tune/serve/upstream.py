@@ -157,12 +157,17 @@ class UpstreamEngine:
             raise R1TuneError(f"the upstream refused {endpoint} ({reply.status_code}): {reply.text[:300]}")
 
     def upstream_models(self, timeout: float = 10) -> list[str]:
+        return list(self.upstream_contexts(timeout))
+
+    def upstream_contexts(self, timeout: float = 10) -> dict[str, int | None]:
+        """Every model the upstream lists, with the context length it reports (vLLM's `max_model_len`, the
+        window it actually allocated), or None where it reports none (OpenAI's own API, llama.cpp)."""
         import httpx
 
         try:
             reply = httpx.get(f"{self.base_url}/models", headers=self._headers(), timeout=timeout)
             reply.raise_for_status()
-            return [m["id"] for m in reply.json().get("data", [])]
+            return {m["id"]: _context_length(m.get("max_model_len")) for m in reply.json().get("data", [])}
         except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as err:  # not OpenAI-shaped too
             raise R1TuneError(f"cannot list the upstream's models at {self.base_url}/models: {err}",
                               hint="check serve.upstream_url and that the upstream server is running") from None
@@ -278,3 +283,8 @@ def sse_payloads(lines: Any) -> Any:
         if data == "[DONE]":
             return
         yield json.loads(data)
+
+
+def _context_length(value: Any) -> int | None:
+    """A reported context length when it is a positive whole number, else None (unknown)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
