@@ -62,7 +62,9 @@ def test_compose_uses_postgresql_and_the_image_gets_no_data(run_folder, tmp_path
     copied = sorted(str(p.relative_to(tmp_path / "kit" / "run")) for p in (tmp_path / "kit" / "run").rglob("*"))
     assert copied == ["config.yaml", "run.json", "train", "train/adapter", "train/adapter/adapter_config.json"]
     assert "FROM python:3.11-slim" in (tmp_path / "kit" / "Dockerfile.cpu").read_text()
-    assert "vllm-serve.sh" in (tmp_path / "kit" / "Dockerfile.cuda").read_text()
+    cuda = (tmp_path / "kit" / "Dockerfile.cuda").read_text()
+    assert "vllm-serve.sh" in cuda and "FROM vllm/vllm-openai:v0." in cuda and ":latest" not in cuda
+    assert '"--max-model-len", "auto"]' in cuda  # the context fitted to the GPU, not the model's whole window
 
 
 def test_an_untrained_run_or_a_used_folder_is_refused(run_folder, tmp_path):

@@ -22,6 +22,7 @@ from r1tune.rundir import RunDir
 
 PORT = 8000
 RUN_IN_IMAGE = "/srv/run"
+VLLM_IMAGE_TAG = "v0.34.0"  # the newest vLLM release on PyPI on 2026-12-03; it takes `--max-model-len auto`
 QUEUE_METRIC = "r1tune_waiting_requests"
 
 
@@ -75,11 +76,14 @@ CMD ["r1tune", "serve", "{RUN_IN_IMAGE}", "--host", "0.0.0.0", "--port", "{PORT}
 
 def _dockerfile_cuda(name: str) -> str:
     return f"""# vLLM on CUDA over `r1tune export RUN --format vllm --out vllm` (put that folder beside this file).
-FROM vllm/vllm-openai:latest
+# A pinned release, so a rebuild gets the same vLLM; `--max-model-len auto` (vLLM 0.14+) is the longest
+# context whose KV cache fits the GPU, where an R1 distill's 128k window would not and vLLM would not start.
+FROM vllm/vllm-openai:{VLLM_IMAGE_TAG}
 COPY vllm/ /srv/model/
 WORKDIR /srv/model
 EXPOSE {PORT}
-ENTRYPOINT ["sh", "./vllm-serve.sh", "--host", "0.0.0.0", "--port", "{PORT}", "--served-model-name", "{name}"]
+ENTRYPOINT ["sh", "./vllm-serve.sh", "--host", "0.0.0.0", "--port", "{PORT}", "--served-model-name", "{name}", \
+            "--max-model-len", "auto"]
 """
 
 
