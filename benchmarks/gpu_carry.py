@@ -14,7 +14,7 @@ carried folder travel together under the device tool's 64 MiB, which this checks
     .venv/bin/python benchmarks/gpu_carry.py [--out .gpu-carry]
 
 Which packages: those gpu_check.py imported in a `--cpu-smoke` run here, less the H200 image's package list
-(`/work/.library/device/KINDS.md`), and bitsandbytes for the QLoRA section: its wheel (41 MiB) holds a CUDA library
+(`/work/.library/device/KINDS.md`), peft at this venv's version (see PINNED_OVER_MACHINE), and bitsandbytes for the QLoRA section: its wheel (41 MiB) holds a CUDA library
 per toolkit, of which only the CUDA 13 ones (the machine's torch is cu130) and the CPU one are kept (7 MiB).
 jieba (the served answers' PII scrub segments Chinese text with it, and a random model's answers hold CJK
 tokens) is published only as a source archive: its pure-Python wheel (18 MiB, mostly its dictionary) is built
@@ -37,6 +37,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 LIMIT_BYTES = 64 * 2**20
 MISSING_ON_MACHINE = ("pydantic", "pydantic-core", "annotated-types", "typing-inspection", "fastapi", "starlette",
                       "sniffio", "opentelemetry-api", "sqlalchemy", "datasets", "dill", "multiprocess", "uvicorn")
+# The machine has peft, at a version nobody has read: r1tune's fused LoRA layers use peft's experimental
+# custom-layer registration (train/fused_lora.py), so the version the test suite ran against travels too.
+PINNED_OVER_MACHINE = ("peft",)
 BUILT_HERE = ("jieba",)  # source archives only: built into pure-Python wheels
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_24_x86_64", "manylinux_2_17_x86_64",
              "manylinux2014_x86_64", "manylinux1_x86_64")
@@ -109,7 +112,7 @@ def main() -> int:
     args = parser.parse_args()
     from gpu_check import r1_tokenizer
 
-    download_wheels(MISSING_ON_MACHINE, args.out / "wheels")
+    download_wheels(MISSING_ON_MACHINE + PINNED_OVER_MACHINE, args.out / "wheels")
     build_wheels(BUILT_HERE, args.out / "wheels")
     thin_bitsandbytes(args.out / "wheels")
     r1_tokenizer(None).save_pretrained(args.out / "r1-tokenizer")
