@@ -77,7 +77,7 @@ CMD ["r1tune", "serve", "{RUN_IN_IMAGE}", "--host", "0.0.0.0", "--port", "{PORT}
 def _dockerfile_cuda(name: str) -> str:
     return f"""# vLLM on CUDA over `r1tune export RUN --format vllm --out vllm` (put that folder beside this file).
 # A pinned release, so a rebuild gets the same vLLM; `--max-model-len auto` (vLLM 0.14+) is the longest
-# context whose KV cache fits the GPU, where an R1 distill's 128k window would not and vLLM would not start.
+# context whose KV cache fits the GPU: an R1 distill's 128k window may not, and vLLM refuses to start then.
 FROM vllm/vllm-openai:{VLLM_IMAGE_TAG}
 COPY vllm/ /srv/model/
 WORKDIR /srv/model

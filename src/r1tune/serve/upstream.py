@@ -161,7 +161,7 @@ class UpstreamEngine:
 
     def upstream_contexts(self, timeout: float = 10) -> dict[str, int | None]:
         """Every model the upstream lists, with the context length it reports (vLLM's `max_model_len`, the
-        window it actually allocated), or None where it reports none (OpenAI's own API, llama.cpp)."""
+        window it actually allocated), or None where it reports none (servers that do not say)."""
         import httpx
 
         try:
