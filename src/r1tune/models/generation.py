@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from r1tune.models.chat_format import ChatRenderer
 from r1tune.models.decoding import decode_output
@@ -77,46 +77,59 @@ def generate(
     if seed is not None:
         torch.manual_seed(seed)
     stops = [s for s in stop_strings if s]
-    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {
-        "do_sample": False, "temperature": None, "top_p": None, "top_k": None}
-    if stops:
-        sampling.update(stop_strings=stops, tokenizer=renderer.tokenizer)
-
+    sampling = _sampling_kwargs(temperature, top_p, stops, renderer)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     results: list[Generation | None] = [None] * len(prompts)
-    pad_id = renderer.tokenizer.pad_token_id
     model.eval()
     device = model_device(model)
     # bf16 decoding on packed weight copies: the same tokens as plain autocast, made faster (models/packing.py)
     with packed_for_autocast(model, enabled=precision == "bf16" and device.type == "cpu"):
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            batch = [prompts[i] for i in idx]
-            width = max(len(p) for p in batch)
-            input_ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in batch], device=device)
-            attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch], device=device)
-            clock = _StepClock()
-            t0 = time.perf_counter()
-            with torch.no_grad(), autocast(precision, device.type):
-                out = model.generate(
-                    input_ids=input_ids,
-                    attention_mask=attention,
-                    max_new_tokens=max_new_tokens,
-                    eos_token_id=renderer.stop_token_ids,
-                    pad_token_id=pad_id,
-                    use_cache=True,
-                    streamer=clock,
-                    **sampling,
-                )
-            seconds = (time.perf_counter() - t0) / len(batch)
-            for row, i in enumerate(idx):
-                gen = decode_generation(out[row, width:].tolist(), renderer, seconds, stops)
-                gen.first_token_seconds = clock.at_token(t0, 1)
-                gen.finish_seconds = clock.at_token(t0, gen.num_tokens)
+            batch = _generate_batch(model, renderer, [prompts[i] for i in idx], max_new_tokens, precision,
+                                    sampling, stops)
+            for i, gen in zip(idx, batch, strict=True):
                 results[i] = gen
             if on_batch:
-                on_batch(len(batch))
+                on_batch(len(idx))
     return [r for r in results if r is not None]
+
+
+def _sampling_kwargs(temperature: float, top_p: float, stops: list[str], renderer: ChatRenderer) -> dict[str, Any]:
+    """`generate`'s decoding arguments: greedy at temperature 0 (transformers' sampling defaults cleared)."""
+    sampling: dict[str, Any] = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+    if temperature > 0:
+        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p}
+    if stops:
+        sampling.update(stop_strings=stops, tokenizer=renderer.tokenizer)
+    return sampling
+
+
+def _generate_batch(model: PreTrainedModel, renderer: ChatRenderer, batch: list[list[int]], max_new_tokens: int,
+                    precision: Precision, sampling: dict[str, Any], stops: list[str]) -> list[Generation]:
+    """One left-padded batch through `model.generate`, each answer decoded and timed (its share of the batch's
+    seconds; first and last token from the streamer's clock)."""
+    import torch
+
+    pad_id = renderer.tokenizer.pad_token_id
+    device = model_device(model)
+    width = max(len(p) for p in batch)
+    input_ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in batch], device=device)
+    attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch], device=device)
+    clock = _StepClock()
+    t0 = time.perf_counter()
+    with torch.no_grad(), autocast(precision, device.type):
+        out = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=max_new_tokens,
+                             eos_token_id=renderer.stop_token_ids, pad_token_id=pad_id, use_cache=True,
+                             streamer=clock, **sampling)
+    seconds = (time.perf_counter() - t0) / len(batch)
+    generations = []
+    for row in range(len(batch)):
+        gen = decode_generation(out[row, width:].tolist(), renderer, seconds, stops)
+        gen.first_token_seconds = clock.at_token(t0, 1)
+        gen.finish_seconds = clock.at_token(t0, gen.num_tokens)
+        generations.append(gen)
+    return generations
 
 
 def decode_generation(new_ids: list[int], renderer: ChatRenderer, seconds: float,
