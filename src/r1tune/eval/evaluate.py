@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -68,96 +69,159 @@ def evaluate(
 
     engine = engine or BuiltinEngine()
     test = scorable_test_set(loaded, test_records, cfg.max_examples)
-    model = loaded.model
-    # The base goes first: the tuned pass decodes through merged weights (`adapter_merged`), and unmerging
-    # leaves fp32 round-off that would otherwise make the base's figures depend on the adapter.
+    variants = _variants(cfg, loaded, base_model, base_context)
+    settings = _decoding_settings(cfg, loaded, seed)
+    probes, patterns = load_probes(cfg.redteam, cfg.redteam_file) if (cfg.redteam or cfg.redteam_file) else ([], None)
+    reasoning_probes = probe_selection(cfg.reasoning_probes)
+    prompts = _Prompts(
+        test=test.prompts,
+        redteam=[loaded.renderer.render_prompt(_probe_messages(p.prompt, test.records)) for p in probes],
+        reasoning=[loaded.renderer.render_prompt([Message("user", p.question)]) for p in reasoning_probes])
+    engine.reserve(prompts.longest() + cfg.max_new_tokens)
+    run = _Run(cfg, loaded, engine, settings, precision, show_progress)
+    passes = {name: run.variant(name, context, test, prompts, max_seq_len) for name, context in variants}
+
+    schema, schema_error = load_schema(cfg.json_schema)
+    if schema_error:
+        log.warning("%s: format validity is scored 0", schema_error)
+    headline = cfg.decoding[0]
+    results: dict[str, Any] = {
+        "n_examples": len(test.records), "skipped": test.skipped, "headline_decoding": headline,
+        "decoding": {k: {kk: vv for kk, vv in v.items() if kk != "stop_strings"} for k, v in settings.items()},
+        "batch_size": cfg.batch_size,
+    }
+    think = loaded.renderer.fmt.think
+    scored = {name: {d: score_generations(g, test, cfg, schema, schema_error, think) for d, g in vp.gens.items()}
+              for name, vp in passes.items()}
+    for name, vp in passes.items():
+        results[name] = {**_perplexity(vp.nll), **scored[name][headline]["summary"],
+                         "latency": latency_stats(vp.gens[headline], vp.single)}
+    if len(settings) > 1:
+        results["by_decoding"] = {d: {name: scored[name][d]["summary"] for name in passes} for d in settings}
+    rows = {name: scored[name][headline]["per_example"] for name in passes}
+    gens = {name: vp.gens for name, vp in passes.items()}
+    nll = {name: vp.nll for name, vp in passes.items()}
+    if cfg.judge.model:
+        answers = {name: [g.answer for g in gens[name][headline]] for name in passes}
+        results["judge"] = _run_judges(cfg, test, answers, rows, out_dir, precision)
+        _add_judge_means(results, rows)
+    if "base" in results:
+        results["delta"], results["ci"] = _deltas(results, scored, nll, headline, cfg.bootstrap_resamples, seed)
+    results["slices"] = slice_scores(slice_keys(test.records, label_key), rows["tuned"], rows.get("base"), nll)
+    if probes:
+        results["redteam"] = _score_probes(probes, patterns, {n: vp.redteam for n, vp in passes.items()},
+                                           out_dir / "redteam.jsonl")
+    results["reasoning_probes"] = _reasoning_probes(reasoning_probes, {n: vp.reasoning for n, vp in passes.items()},
+                                                    cfg, seed, out_dir / "reasoning_probes.jsonl")
+    _write_samples(out_dir / "samples.jsonl", test, gens, scored, nll, headline)
+    return EvalMetrics.model_validate(results)
+
+
+def _variants(cfg: EvalConfig, loaded: LoadedModel, base_model: Any,
+              base_context: Callable[[], Any] | None) -> list[tuple[str, Callable[[], Any]]]:
+    """The models to score, each as a context that makes the loaded model that one. The base goes first: the
+    tuned pass decodes through merged weights (`adapter_merged`), and unmerging leaves fp32 round-off that
+    would otherwise make the base's figures depend on the adapter."""
     variants: list[tuple[str, Callable[[], Any]]] = []
     if cfg.compare_base and base_context is not None:
         variants.append(("base", base_context))
     elif cfg.compare_base and base_model is not None:  # a whole-model run: the base is a second model
         variants.append(("base", lambda: _model_swapped(loaded, base_model)))
-    elif cfg.compare_base and hasattr(model, "disable_adapter"):  # an adapter: the base is it switched off
-        variants.append(("base", model.disable_adapter))
+    elif cfg.compare_base and hasattr(loaded.model, "disable_adapter"):  # an adapter: the base is it switched off
+        variants.append(("base", loaded.model.disable_adapter))
     variants.append(("tuned", contextlib.nullcontext))
-    settings = _decoding_settings(cfg, loaded, seed)
-    probes, patterns = load_probes(cfg.redteam, cfg.redteam_file) if (cfg.redteam or cfg.redteam_file) else ([], None)
-    probe_prompts = [loaded.renderer.render_prompt(_probe_messages(p.prompt, test.records)) for p in probes]
-    reasoning_probes = probe_selection(cfg.reasoning_probes)
-    reasoning_prompts = [loaded.renderer.render_prompt([Message("user", p.question)]) for p in reasoning_probes]
-    reasoning_gens: dict[str, list[Generation]] = {}
-    longest = max(map(len, [*test.prompts, *probe_prompts, *reasoning_prompts]), default=0)
-    engine.reserve(longest + cfg.max_new_tokens)
+    return variants
 
-    nll: dict[str, list[tuple[float, int]]] = {}
-    gens: dict[str, dict[str, list[Generation]]] = {}
-    single: dict[str, list[Generation]] = {}
-    probe_gens: dict[str, list[Generation]] = {}
-    for name, context in variants:
+
+@dataclass
+class _Prompts:
+    """Every prompt one model answers, as token ids: the test set's, the red-team probes', the reasoning probes'."""
+
+    test: list[list[int]]
+    redteam: list[list[int]]
+    reasoning: list[list[int]]
+
+    def longest(self) -> int:
+        return max(map(len, [*self.test, *self.redteam, *self.reasoning]), default=0)
+
+
+@dataclass
+class _VariantPass:
+    """What one model (base or tuned) produced: answer NLLs per test example, answers per decoding setting,
+    one-at-a-time answers for latency, and answers to the probes."""
+
+    nll: list[tuple[float, int]]
+    gens: dict[str, list[Generation]] = field(default_factory=dict)
+    single: list[Generation] = field(default_factory=list)
+    redteam: list[Generation] = field(default_factory=list)
+    reasoning: list[Generation] = field(default_factory=list)
+
+
+@dataclass
+class _Run:
+    """The settings every variant's pass shares."""
+
+    cfg: EvalConfig
+    loaded: LoadedModel
+    engine: Engine
+    settings: dict[str, dict[str, Any]]
+    precision: Precision
+    show_progress: bool
+
+    def variant(self, name: str, context: Callable[[], Any], test: TestSet, prompts: _Prompts,
+                max_seq_len: int) -> _VariantPass:
+        """Score the test answers' NLL under `context`, then generate every answer with the adapter merged."""
+        cfg, loaded = self.cfg, self.loaded
         with context():
             renderer = loaded.renderer.final_answer_only()  # perplexity of final answers only
             examples = [renderer.render_training(r, max_seq_len) for r in test.records]
-            nll[name] = per_example_nll(loaded.model, examples, loaded.tokenizer.pad_token_id, cfg.batch_size, precision)
+            done = _VariantPass(per_example_nll(loaded.model, examples, loaded.tokenizer.pad_token_id,
+                                                cfg.batch_size, self.precision))
         with context(), adapter_merged(loaded.model, active=name == "tuned"):
-            gens[name] = {}
-            for decoding, sampling in settings.items():
-                gens[name][decoding] = _generate(engine, name, f"{name} · {decoding}", loaded, test.prompts, cfg,
-                                                 precision, sampling, show_progress)
-            headline = settings[cfg.decoding[0]]
+            for decoding, sampling in self.settings.items():
+                done.gens[decoding] = self._generate(name, decoding, prompts.test, sampling)
+            headline = self.settings[cfg.decoding[0]]
             if cfg.latency_prompts:
-                single[name] = _generate(engine, name, f"{name} · latency", loaded,
-                                         test.prompts[: cfg.latency_prompts], cfg, precision, headline, False,
-                                         batch_size=1)
-            if probes:
-                probe_gens[name] = _generate(engine, name, f"{name} · red-team", loaded, probe_prompts, cfg,
-                                             precision, headline, show_progress)
-            if reasoning_probes:
-                reasoning_gens[name] = _generate(engine, name, f"{name} · reasoning probes", loaded,
-                                                 reasoning_prompts, cfg, precision, headline, show_progress)
+                done.single = self._generate(name, "latency", prompts.test[: cfg.latency_prompts], headline,
+                                             batch_size=1)
+            if prompts.redteam:
+                done.redteam = self._generate(name, "red-team", prompts.redteam, headline)
+            if prompts.reasoning:
+                done.reasoning = self._generate(name, "reasoning probes", prompts.reasoning, headline)
+        return done
 
-    schema, schema_error = load_schema(cfg.json_schema)
-    if schema_error:
-        log.warning("%s: format validity is scored 0", schema_error)
-    think = loaded.renderer.fmt.think
-    headline_name = cfg.decoding[0]
-    results: dict[str, Any] = {
-        "n_examples": len(test.records),
-        "skipped": test.skipped,
-        "headline_decoding": headline_name,
-        "decoding": {k: {kk: vv for kk, vv in v.items() if kk != "stop_strings"} for k, v in settings.items()},
-        "batch_size": cfg.batch_size,
-    }
-    scored: dict[str, dict[str, dict[str, Any]]] = {}
-    for name, _ in variants:
-        scored[name] = {d: score_generations(g, test, cfg, schema, schema_error, think) for d, g in gens[name].items()}
-        nll_sum = sum(n for n, _ in nll[name])
-        tokens = sum(t for _, t in nll[name])
-        mean_nll = nll_sum / tokens if tokens else float("nan")
-        results[name] = {
-            "perplexity": float(np.exp(mean_nll)) if tokens else float("nan"),
-            "answer_nll": mean_nll,
-            "answer_tokens": tokens,
-            **scored[name][headline_name]["summary"],
-            "latency": latency_stats(gens[name][headline_name], single.get(name, [])),
-        }
-    if len(settings) > 1:
-        results["by_decoding"] = {d: {name: scored[name][d]["summary"] for name, _ in variants} for d in settings}
-    rows = {name: scored[name][headline_name]["per_example"] for name, _ in variants}
-    if cfg.judge.model:
-        answers = {name: [g.answer for g in gens[name][headline_name]] for name, _ in variants}
-        results["judge"] = _run_judges(cfg, test, answers, rows, out_dir, precision)
-        for name in rows:
-            graded = [row["judge_correctness"] for row in rows[name] if "judge_correctness" in row]
-            if graded:
-                results[name]["judge_correctness"], results[name]["judge_correctness_n"] = float(np.mean(graded)), len(graded)
-    if "base" in results:
-        results["delta"], results["ci"] = _deltas(results, scored, nll, headline_name, cfg.bootstrap_resamples, seed)
-    results["slices"] = slice_scores(slice_keys(test.records, label_key), rows["tuned"], rows.get("base"), nll)
-    if probes:
-        results["redteam"] = _score_probes(probes, patterns, probe_gens, out_dir / "redteam.jsonl")
-    results["reasoning_probes"] = _reasoning_probes(reasoning_probes, reasoning_gens, cfg, seed,
-                                                    out_dir / "reasoning_probes.jsonl")
-    _write_samples(out_dir / "samples.jsonl", test, gens, scored, nll, headline_name)
-    return EvalMetrics.model_validate(results)
+    def _generate(self, name: str, what: str, prompts: list[list[int]], sampling: dict[str, Any],
+                  batch_size: int | None = None) -> list[Generation]:
+        """`name`'s answers to `prompts`, with a progress bar unless quiet or one at a time (latency)."""
+        kwargs = dict(temperature=sampling["temperature"], top_p=sampling["top_p"], seed=sampling["seed"],
+                      stop_strings=sampling["stop_strings"], batch_size=batch_size or self.cfg.batch_size,
+                      precision=self.precision)
+        if not self.show_progress or batch_size is not None or not prompts:
+            return self.engine.generate(name, self.loaded, prompts, self.cfg.max_new_tokens, **kwargs)
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        label = f"{name} · {what}"
+        with Progress(TextColumn(f"[bold]generate ({label})"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn()) as bar:
+            task = bar.add_task(label, total=len(prompts))
+            return self.engine.generate(name, self.loaded, prompts, self.cfg.max_new_tokens,
+                                        on_batch=lambda n: bar.update(task, advance=n), **kwargs)
+
+
+def _perplexity(nll: list[tuple[float, int]]) -> dict[str, Any]:
+    """Perplexity over all answer tokens (exp of the token-weighted mean NLL), with that mean and the count."""
+    tokens = sum(t for _, t in nll)
+    mean_nll = sum(n for n, _ in nll) / tokens if tokens else float("nan")
+    return {"perplexity": float(np.exp(mean_nll)) if tokens else float("nan"), "answer_nll": mean_nll,
+            "answer_tokens": tokens}
+
+
+def _add_judge_means(results: dict[str, Any], rows: dict[str, list[dict]]) -> None:
+    """Each variant's mean judge correctness over the examples the judge graded."""
+    for name in rows:
+        graded = [row["judge_correctness"] for row in rows[name] if "judge_correctness" in row]
+        if graded:
+            results[name]["judge_correctness"], results[name]["judge_correctness_n"] = float(np.mean(graded)), len(graded)
 
 
 def _run_judges(cfg: EvalConfig, test: TestSet, answers: dict[str, list[str]], rows: dict[str, list[dict]],
@@ -251,22 +315,6 @@ def _probe_messages(prompt: str, records: Sequence[Record]) -> list[Message]:
     """A probe is asked the way real users are: with the test data's system prompt, if it has one."""
     system = next((m.content for m in records[0].messages if m.role == "system"), None) if records else None
     return ([Message("system", system)] if system else []) + [Message("user", prompt)]
-
-
-def _generate(engine: Engine, variant: str, label: str, loaded: LoadedModel, prompts: list[list[int]],
-              cfg: EvalConfig, precision: Precision, sampling: dict[str, Any], show_progress: bool,
-              batch_size: int | None = None) -> list[Generation]:
-    kwargs = dict(temperature=sampling["temperature"], top_p=sampling["top_p"], seed=sampling["seed"],
-                  stop_strings=sampling["stop_strings"], batch_size=batch_size or cfg.batch_size, precision=precision)
-    if not show_progress or not prompts:
-        return engine.generate(variant, loaded, prompts, cfg.max_new_tokens, **kwargs)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn(f"[bold]generate ({label})"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn()) as bar:
-        task = bar.add_task(label, total=len(prompts))
-        return engine.generate(variant, loaded, prompts, cfg.max_new_tokens,
-                               on_batch=lambda n: bar.update(task, advance=n), **kwargs)
 
 
 def _deltas(results: dict, scored: dict, nll: dict, headline: str, n_resamples: int,
