@@ -42,7 +42,7 @@ test: $(STAMP) browser postgres
 
 ## test-oldest: the same tests in .venv-oldest, on the oldest torch, transformers and accelerate pyproject
 ## allows (the lent H200 image's versions: a GPU run meets them). torch 2.11 has no CPU wheel on PyPI: its CUDA
-## build (~4 GB with its libraries) runs on the CPU. Not part of `make test`.
+## build (3.9 GB with its CUDA libraries; the venv is 6.9 GB) runs on the CPU. Not part of `make test`.
 OLDEST := .venv-oldest
 OLDEST_PINS := torch==2.11.0 transformers==5.17.0 accelerate==1.15.0 huggingface-hub==1.33.0
 test-oldest: browser postgres

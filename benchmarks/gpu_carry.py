@@ -14,8 +14,9 @@ carried folder travel together under the device tool's 64 MiB, which this checks
     .venv/bin/python benchmarks/gpu_carry.py [--out .gpu-carry]
 
 Which packages: those gpu_check.py imported in a `--cpu-smoke` run here, less the H200 image's package list
-(`/work/.library/device/KINDS.md`), peft at this venv's version (see PINNED_OVER_MACHINE), and bitsandbytes for the QLoRA section: its wheel (41 MiB) holds a CUDA library
-per toolkit, of which only the CUDA 13 ones (the machine's torch is cu130) and the CPU one are kept (7 MiB).
+(`/work/.library/device/KINDS.md`), peft at this venv's version (see PINNED_OVER_MACHINE), and bitsandbytes
+for the QLoRA section: its wheel (41 MiB) holds a CUDA library per toolkit, of which only the CUDA 13 ones
+(the machine's torch is cu130) and the CPU one are kept (7 MiB).
 jieba (the served answers' PII scrub segments Chinese text with it, and a random model's answers hold CJK
 tokens) is published only as a source archive: its pure-Python wheel (18 MiB, mostly its dictionary) is built
 here.
