@@ -78,8 +78,8 @@ def evaluate(
         redteam=[loaded.renderer.render_prompt(_probe_messages(p.prompt, test.records)) for p in probes],
         reasoning=[loaded.renderer.render_prompt([Message("user", p.question)]) for p in reasoning_probes])
     engine.reserve(prompts.longest() + cfg.max_new_tokens)
-    run = _Run(cfg, loaded, engine, settings, precision, show_progress)
-    passes = {name: run.variant(name, context, test, prompts, max_seq_len) for name, context in variants}
+    run = _Run(cfg, loaded, engine, settings, precision, show_progress, test, prompts, max_seq_len)
+    passes = {name: run.variant(name, context) for name, context in variants}
 
     schema, schema_error = load_schema(cfg.json_schema)
     if schema_error:
@@ -159,7 +159,7 @@ class _VariantPass:
 
 @dataclass
 class _Run:
-    """The settings every variant's pass shares."""
+    """What every variant's pass shares: the settings, the test set and the prompts."""
 
     cfg: EvalConfig
     loaded: LoadedModel
@@ -167,14 +167,16 @@ class _Run:
     settings: dict[str, dict[str, Any]]
     precision: Precision
     show_progress: bool
+    test: TestSet
+    prompts: _Prompts
+    max_seq_len: int
 
-    def variant(self, name: str, context: Callable[[], Any], test: TestSet, prompts: _Prompts,
-                max_seq_len: int) -> _VariantPass:
+    def variant(self, name: str, context: Callable[[], Any]) -> _VariantPass:
         """Score the test answers' NLL under `context`, then generate every answer with the adapter merged."""
-        cfg, loaded = self.cfg, self.loaded
+        cfg, loaded, prompts = self.cfg, self.loaded, self.prompts
         with context():
             renderer = loaded.renderer.final_answer_only()  # perplexity of final answers only
-            examples = [renderer.render_training(r, max_seq_len) for r in test.records]
+            examples = [renderer.render_training(r, self.max_seq_len) for r in self.test.records]
             done = _VariantPass(per_example_nll(loaded.model, examples, loaded.tokenizer.pad_token_id,
                                                 cfg.batch_size, self.precision))
         with context(), adapter_merged(loaded.model, active=name == "tuned"):
