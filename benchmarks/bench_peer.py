@@ -8,18 +8,25 @@ batch 4, one epoch, cutoff 512, lr 2e-4 with cosine decay and 5% warm-up, bf16, 
 (a) LLaMA-Factory 0.9.5 in its best CPU configuration (neat_packing, bf16, no gradient checkpointing), through
     its own CLI from its own venv (`make peer-llamafactory` makes `.venv-peer`). Its real tokens are the
     non-pad positions of the packed dataset its own loader builds; its time is the `train_runtime` it reports.
-(b) r1tune's default recipe: the frozen base held in the training dtype the device plan picks (bf16 on CPUs
-    with bf16), bf16 autocast with peft's per-layer input casts skipped, attention as matmuls with an fp32
-    softmax (models/attention.py), length-grouped batches, the frozen head's answer loss block by block
-    (models/head_loss.py), freed memory kept for reuse (models/cpu_allocator.py). Its time is that of its
-    optimiser steps (collating, forward, backward, update), like LLaMA-Factory's train_runtime; the whole
-    train() call's time is kept beside it in the JSON.
-(c) (b) with the frozen base in fp32 under the same autocast (the CPU default before this comparison).
+(b) r1tune in LLaMA-Factory's step shape: `train.packing` (position ids restart per record, so no record
+    attends to another, as in neat_packing) with 4 rows of up to 512 tokens per optimiser step, the same
+    steps as (a). LLaMA-Factory's `per_device_train_batch_size` counts packed rows, r1tune's `batch_size`
+    records, so (b)'s batch_size is 4 x the records r1tune's packer puts in a row (2.0 here: batch_size 8).
+    Otherwise r1tune's defaults: the frozen base held in the training dtype the device plan picks (bf16 on
+    CPUs with bf16), bf16 autocast with peft's per-layer input casts skipped, attention as matmuls with an
+    fp32 softmax (models/attention.py), the frozen head's answer loss block by block (models/head_loss.py),
+    freed memory kept for reuse (models/cpu_allocator.py). Its time is that of its optimiser steps
+    (collating, forward, backward, update), like LLaMA-Factory's train_runtime; the whole train() call's
+    time is kept beside it in the JSON.
+(c) r1tune's default batches: no packing, batch_size 4 records of similar length (2.4x as many steps as
+    (a), each smaller); the comparison this benchmark made before 2026-12-03.
+(d) (b) with the frozen base in fp32 under the same autocast (the CPU default before this comparison).
 
 Each run is its own child process (peak RSS is that run's alone). This machine's speed drifts by tens of
 percent over minutes (a shared host), so the runs go in rounds with (a) and (b) in alternating order (a b,
-b a, ...) and each round's ratio compares runs minutes apart; (c) joins every round with --fp32-row.
-Reported per run: real tokens/s, seconds, peak RSS, mean training loss; per round: (b)/(a) and (c)/(a);
+b a, ...) and each round's ratio compares runs minutes apart; (c) follows in every round, (d) with --fp32-row.
+Reported per run: real tokens/s, optimiser steps, seconds, peak RSS, mean training loss; per round: each
+r1tune run's ratio to (a);
 overall: the median of the rounds' ratios against the target of 1.5x. Results: bench-results/bench_peer.json
 and a table, with the load average before and after.
 
@@ -44,7 +51,9 @@ OUT = ROOT / "bench-results" / "bench_peer.json"
 PEER_DATA = ROOT.parent / "shared" / "peer-datasets" / "llamafactory"
 FILES = ("alpaca_en_demo", "alpaca_zh_demo")
 TARGET = 1.5
-PEER, R1TUNE, FP32 = "llamafactory", "r1tune", "r1tune-fp32-frozen-weights"
+PEER, R1TUNE, DEFAULT_BATCHES, FP32 = ("llamafactory", "r1tune", "r1tune-default-batches",
+                                      "r1tune-fp32-frozen-weights")
+PEER_ROWS_PER_STEP = 4
 COUNT_TOKENS = """
 import sys, yaml
 from llamafactory.data import get_dataset, get_template_and_fix_tokenizer
@@ -64,7 +73,7 @@ def peer_config(model_dir: Path, records: int, out: Path) -> dict:
             "dataset_dir": str(PEER_DATA), "template": "smollm2", "cutoff_len": 512, "max_samples": records,
             "overwrite_cache": True, "preprocessing_num_workers": 1, "neat_packing": True, "output_dir": str(out),
             "logging_steps": 10, "save_strategy": "no", "overwrite_output_dir": True, "report_to": "none",
-            "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "learning_rate": 2.0e-4,
+            "per_device_train_batch_size": PEER_ROWS_PER_STEP, "gradient_accumulation_steps": 1, "learning_rate": 2.0e-4,
             "num_train_epochs": 1.0, "lr_scheduler_type": "cosine", "warmup_ratio": 0.05, "bf16": True,
             "disable_gradient_checkpointing": True, "use_cpu": True}
 
@@ -84,10 +93,12 @@ def run_llamafactory(python: Path, model_dir: Path, records: int, work: Path) ->
     if proc.returncode != 0:
         raise SystemExit(f"LLaMA-Factory training failed:\n{proc.stderr[-3000:]}")
     summary = json.loads((work / "out" / "train_results.json").read_text())
+    state = work / "out" / "trainer_state.json"  # written at the end of training by LLaMA-Factory's sft workflow
+    steps = json.loads(state.read_text())["global_step"] if state.is_file() else None
     real = int(tokens.stdout.strip().splitlines()[-1])
     seconds = float(summary["train_runtime"])
     return {"real_tokens": real, "seconds": seconds, "real_tokens_per_s": real / seconds, "peak_rss_mib": peak,
-            "mean_train_loss": summary["train_loss"]}
+            "steps": steps, "mean_train_loss": summary["train_loss"]}
 
 
 def measured(command: list[str], env: dict) -> tuple[float, subprocess.CompletedProcess]:
@@ -109,8 +120,8 @@ def alpaca_records(records: int) -> list:
     return out
 
 
-def run_r1tune(records: int, work: Path, fp32_weights: bool) -> dict:
-    """(b) or (c): r1tune's `train()` with the peer's settings."""
+def run_r1tune(records: int, work: Path, kind: str) -> dict:
+    """(b), (c) or (d): r1tune's `train()` with the peer's settings."""
     import torch
 
     from r1tune import models
@@ -120,12 +131,15 @@ def run_r1tune(records: int, work: Path, fp32_weights: bool) -> dict:
     from r1tune.train import train
 
     loaded = models.load(ModelConfig())
-    model = loaded.model.to(torch.float32 if fp32_weights else current_plan().training_weights_dtype)
-    cfg = TrainConfig(method="lora", lora_rank=16, lora_alpha=32, batch_size=4, epochs=1, max_seq_len=512,
-                      lr=2e-4, warmup_ratio=0.05)
+    model = loaded.model.to(torch.float32 if kind == FP32 else current_plan().training_weights_dtype)
+    data = alpaca_records(records)
+    packing = kind != DEFAULT_BATCHES
+    batch_size = peer_step_batch_size(loaded.renderer, data) if packing else PEER_ROWS_PER_STEP
+    cfg = TrainConfig(method="lora", lora_rank=16, lora_alpha=32, batch_size=batch_size, epochs=1, max_seq_len=512,
+                      lr=2e-4, warmup_ratio=0.05, packing=packing)
     start = time.perf_counter()
-    _, result = train(cfg, model, loaded.renderer, alpaca_records(records), [], work / "train", 42,
-                      loaded.target_modules, show_progress=False)
+    _, result = train(cfg, model, loaded.renderer, data, [], work / "train", 42, loaded.target_modules,
+                      show_progress=False)
     wall = time.perf_counter() - start
     losses = [row["loss"] for row in result.history]
     # Like LLaMA-Factory's train_runtime: the optimiser steps (batches collated, forward, backward, update),
@@ -133,7 +147,18 @@ def run_r1tune(records: int, work: Path, fp32_weights: bool) -> dict:
     return {"real_tokens": result.real_tokens, "seconds": result.step_seconds,
             "real_tokens_per_s": result.real_tokens / result.step_seconds, "train_call_seconds": round(wall, 2),
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "steps": result.steps,
-            "precision": result.precision, "mean_train_loss": sum(losses) / len(losses)}
+            "batch_size": batch_size, "packing": packing, "precision": result.precision,
+            "mean_train_loss": sum(losses) / len(losses)}
+
+
+def peer_step_batch_size(renderer, data: list) -> int:
+    """r1tune's batch_size (records per step, on average) that packs PEER_ROWS_PER_STEP rows per step."""
+    from r1tune.train.batching import best_fit_decreasing_packs
+    from r1tune.train.recipe import render_all
+
+    examples = render_all(renderer, data, 512)[0]
+    packs = best_fit_decreasing_packs(range(len(examples)), examples, 512)
+    return round(PEER_ROWS_PER_STEP * len(examples) / len(packs))
 
 
 def child(kind: str, records: int, python: Path | None = None) -> dict:
@@ -155,7 +180,7 @@ def run_child(kind: str, records: int, python: Path) -> dict:
             from r1tune.models.loading import resolve_model_source
 
             return run_llamafactory(python, Path(resolve_model_source(ModelConfig()).location), records, Path(work))
-        return run_r1tune(records, Path(work), fp32_weights=kind == FP32)
+        return run_r1tune(records, Path(work), kind)
 
 
 def main() -> int:
@@ -192,7 +217,7 @@ def one_round(index: int, args: argparse.Namespace) -> dict:
     """(a) and (b) in this round's order, then (c) when asked; each run's ratio to this round's (a)."""
     order = (PEER, R1TUNE) if index % 2 == 0 else (R1TUNE, PEER)
     runs = {}
-    for kind in order + ((FP32,) if args.fp32_row else ()):
+    for kind in order + (DEFAULT_BATCHES,) + ((FP32,) if args.fp32_row else ()):
         print(f"  round {index + 1}: {kind} ...", flush=True)
         runs[kind] = child(kind, args.records, args.llamafactory_python)
     peer = runs[PEER]["real_tokens_per_s"]
@@ -201,13 +226,14 @@ def one_round(index: int, args: argparse.Namespace) -> dict:
 
 
 def print_table(r: dict) -> None:
-    print("\n| round | run | real tokens | real tok/s | seconds | peak RSS MiB | mean train loss | vs LLaMA-Factory |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| round | run | real tokens | real tok/s | steps | seconds | peak RSS MiB | mean train loss | "
+          "vs LLaMA-Factory |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for number, one in enumerate(r["rounds"], start=1):
         for kind in one["order"]:
             run = one["runs"][kind]
             ratio = f"{one['ratios'][kind]:.2f}x" if kind in one["ratios"] else "baseline"
-            print(f"| {number} | {kind} | {run['real_tokens']} | {run['real_tokens_per_s']:.0f} | "
+            print(f"| {number} | {kind} | {run['real_tokens']} | {run['real_tokens_per_s']:.0f} | {run.get('steps')} | "
                   f"{run['seconds']:.1f} | {run['peak_rss_mib']:.0f} | {run['mean_train_loss']:.3f} | {ratio} |")
     medians = ", ".join(f"{kind} {ratio:.2f}x" for kind, ratio in r["median_ratios"].items())
     met = r["median_ratios"][R1TUNE] >= r["target_ratio"]
