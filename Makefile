@@ -114,7 +114,8 @@ bench-reasoning: $(STAMP)
 	$(BIN)/python benchmarks/reasoning_modes.py
 
 ## bench-peer: r1tune vs LLaMA-Factory 0.9.5 (its own venv, `make peer-llamafactory`) on 300 of its alpaca demo
-## records, LoRA r16 all-linear, batch 4, 1 epoch, cutoff 512, bf16: real tokens/s, peak RSS (target: r1tune >= 1.5x)
+## records, LoRA r16 all-linear, 4 packed rows of 512 a step, 1 epoch, bf16, plus r1tune's default batches:
+## real tokens/s, steps, peak RSS (target: r1tune >= 1.5x)
 bench-peer: $(STAMP)
 	$(BIN)/python benchmarks/bench_peer.py
 
