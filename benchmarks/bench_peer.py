@@ -3,7 +3,8 @@
 The set-up of the peer baseline in ../shared/reference/wave2-facts.md §6: SmolLM2-135M-Instruct (the embedded
 model's safetensors cache), the first 150 records of each of LLaMA-Factory's own alpaca_en_demo and
 alpaca_zh_demo files (its `max_samples: 150` takes the same ones), LoRA r16 alpha 32 on all linear layers,
-batch 4, one epoch, cutoff 512, lr 2e-4 with cosine decay and 5% warm-up, bf16, on this machine's CPU.
+batch 4 (LLaMA-Factory's count of packed rows), one epoch, cutoff 512, lr 2e-4 with cosine decay and 5%
+warm-up, bf16, on this machine's CPU.
 
 (a) LLaMA-Factory 0.9.5 in its best CPU configuration (neat_packing, bf16, no gradient checkpointing), through
     its own CLI from its own venv (`make peer-llamafactory` makes `.venv-peer`). Its real tokens are the
@@ -45,6 +46,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench-results" / "bench_peer.json"
@@ -54,6 +56,7 @@ TARGET = 1.5
 PEER, R1TUNE, DEFAULT_BATCHES, FP32 = ("llamafactory", "r1tune", "r1tune-default-batches",
                                       "r1tune-fp32-frozen-weights")
 PEER_ROWS_PER_STEP = 4
+CUTOFF = 512  # tokens: LLaMA-Factory's cutoff_len, r1tune's max_seq_len and packed row length
 COUNT_TOKENS = """
 import sys, yaml
 from llamafactory.data import get_dataset, get_template_and_fix_tokenizer
@@ -70,7 +73,7 @@ print(sum(1 for mask in rows["attention_mask"] for m in mask if m))
 def peer_config(model_dir: Path, records: int, out: Path) -> dict:
     return {"model_name_or_path": str(model_dir), "stage": "sft", "do_train": True, "finetuning_type": "lora",
             "lora_rank": 16, "lora_alpha": 32, "lora_target": "all", "dataset": ",".join(FILES),
-            "dataset_dir": str(PEER_DATA), "template": "smollm2", "cutoff_len": 512, "max_samples": records,
+            "dataset_dir": str(PEER_DATA), "template": "smollm2", "cutoff_len": CUTOFF, "max_samples": records,
             "overwrite_cache": True, "preprocessing_num_workers": 1, "neat_packing": True, "output_dir": str(out),
             "logging_steps": 10, "save_strategy": "no", "overwrite_output_dir": True, "report_to": "none",
             "per_device_train_batch_size": PEER_ROWS_PER_STEP, "gradient_accumulation_steps": 1, "learning_rate": 2.0e-4,
@@ -135,7 +138,7 @@ def run_r1tune(records: int, work: Path, kind: str) -> dict:
     data = alpaca_records(records)
     packing = kind != DEFAULT_BATCHES
     batch_size = peer_step_batch_size(loaded.renderer, data) if packing else PEER_ROWS_PER_STEP
-    cfg = TrainConfig(method="lora", lora_rank=16, lora_alpha=32, batch_size=batch_size, epochs=1, max_seq_len=512,
+    cfg = TrainConfig(method="lora", lora_rank=16, lora_alpha=32, batch_size=batch_size, epochs=1, max_seq_len=CUTOFF,
                       lr=2e-4, warmup_ratio=0.05, packing=packing)
     start = time.perf_counter()
     _, result = train(cfg, model, loaded.renderer, data, [], work / "train", 42, loaded.target_modules,
@@ -151,13 +154,13 @@ def run_r1tune(records: int, work: Path, kind: str) -> dict:
             "mean_train_loss": sum(losses) / len(losses)}
 
 
-def peer_step_batch_size(renderer, data: list) -> int:
+def peer_step_batch_size(renderer: Any, data: list) -> int:
     """r1tune's batch_size (records per step, on average) that packs PEER_ROWS_PER_STEP rows per step."""
     from r1tune.train.batching import best_fit_decreasing_packs
     from r1tune.train.recipe import render_all
 
-    examples = render_all(renderer, data, 512)[0]
-    packs = best_fit_decreasing_packs(range(len(examples)), examples, 512)
+    examples = render_all(renderer, data, CUTOFF)[0]
+    packs = best_fit_decreasing_packs(range(len(examples)), examples, CUTOFF)
     return round(PEER_ROWS_PER_STEP * len(examples) / len(packs))
 
 
@@ -214,7 +217,7 @@ def main() -> int:
 
 
 def one_round(index: int, args: argparse.Namespace) -> dict:
-    """(a) and (b) in this round's order, then (c) when asked; each run's ratio to this round's (a)."""
+    """(a) and (b) in this round's order, then (c), then (d) when asked; each run's ratio to this round's (a)."""
     order = (PEER, R1TUNE) if index % 2 == 0 else (R1TUNE, PEER)
     runs = {}
     for kind in order + (DEFAULT_BATCHES,) + ((FP32,) if args.fp32_row else ()):
