@@ -56,6 +56,7 @@ TARGET = 1.5
 PEER, R1TUNE, DEFAULT_BATCHES, FP32 = ("llamafactory", "r1tune", "r1tune-default-batches",
                                       "r1tune-fp32-frozen-weights")
 PEER_ROWS_PER_STEP = 4
+SEED = 42
 CUTOFF = 512  # tokens: LLaMA-Factory's cutoff_len, r1tune's max_seq_len and packed row length
 COUNT_TOKENS = """
 import sys, yaml
@@ -141,7 +142,7 @@ def run_r1tune(records: int, work: Path, kind: str) -> dict:
     cfg = TrainConfig(method="lora", lora_rank=16, lora_alpha=32, batch_size=batch_size, epochs=1, max_seq_len=CUTOFF,
                       lr=2e-4, warmup_ratio=0.05, packing=packing)
     start = time.perf_counter()
-    _, result = train(cfg, model, loaded.renderer, data, [], work / "train", 42, loaded.target_modules,
+    _, result = train(cfg, model, loaded.renderer, data, [], work / "train", SEED, loaded.target_modules,
                       show_progress=False)
     wall = time.perf_counter() - start
     losses = [row["loss"] for row in result.history]
@@ -155,13 +156,14 @@ def run_r1tune(records: int, work: Path, kind: str) -> dict:
 
 
 def peer_step_batch_size(renderer: Any, data: list) -> int:
-    """r1tune's batch_size (records per step, on average) that packs PEER_ROWS_PER_STEP rows per step."""
-    from r1tune.train.batching import best_fit_decreasing_packs
+    """r1tune's batch_size (records per step, on average) that packs PEER_ROWS_PER_STEP rows per step: the
+    packs are those train() builds (same packer and seed); with one row per micro-batch, each is one pack."""
+    from r1tune.train.batching import BatchPlan
     from r1tune.train.recipe import render_all
 
     examples = render_all(renderer, data, CUTOFF)[0]
-    packs = best_fit_decreasing_packs(range(len(examples)), examples, CUTOFF)
-    return round(PEER_ROWS_PER_STEP * len(examples) / len(packs))
+    packs = BatchPlan(examples, 1, 1, SEED, True, CUTOFF).micro_batches_per_epoch
+    return round(PEER_ROWS_PER_STEP * len(examples) / packs)
 
 
 def child(kind: str, records: int, python: Path | None = None) -> dict:
